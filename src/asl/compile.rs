@@ -1,0 +1,471 @@
+//! Compiles a valid definition into the form the interpreter runs: states in a vector
+//! (transitions are indexes, not names), paths and templates parsed once, Choice rules and
+//! Retry/Catch ready to evaluate. Runs after [`super::validate`] has accepted the JSON.
+
+use super::choice::Rule;
+use super::model::{self, QueryLanguage};
+use super::path::Path;
+use super::template::Template;
+use super::validate::{self, Diagnostic};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A compiled state machine (the top level, a Parallel branch or a Map processor).
+#[derive(Debug)]
+pub struct Machine {
+    pub states: Vec<State>,
+    pub start: usize,
+    pub timeout_seconds: Option<u64>,
+    index: HashMap<String, usize>,
+}
+
+impl Machine {
+    pub fn state_index(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+}
+
+/// Where a state goes when its work is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    Next(usize),
+    End,
+}
+
+/// InputPath / OutputPath: `$` (absent), `null` (an empty object) or a path.
+#[derive(Debug, Clone)]
+pub enum Select {
+    All,
+    Nothing,
+    Path(Path),
+}
+
+/// ResultPath: `$` (absent: the result replaces the input), `null` (the result is
+/// discarded) or a reference path into the input.
+#[derive(Debug, Clone)]
+pub enum ResultPath {
+    Replace,
+    Discard,
+    Path(Path),
+}
+
+#[derive(Debug)]
+pub struct State {
+    pub name: Arc<str>,
+    pub kind: Kind,
+    pub input_path: Select,
+    pub output_path: Select,
+    pub result_path: ResultPath,
+    pub parameters: Option<Template>,
+    pub result_selector: Option<Template>,
+    pub transition: Transition,
+    pub retry: Vec<Retrier>,
+    pub catch: Vec<Catcher>,
+}
+
+#[derive(Debug)]
+pub enum Kind {
+    /// `Result` is taken as written: `.$` keys inside it are not evaluated.
+    Pass {
+        result: Option<Value>,
+    },
+    Task(Box<Task>),
+    Choice {
+        rules: Vec<(Rule, usize)>,
+        default: Option<usize>,
+    },
+    Wait(WaitFor),
+    Succeed,
+    Fail {
+        error: Text,
+        cause: Text,
+    },
+    Parallel {
+        branches: Vec<Arc<Machine>>,
+    },
+    Map(Box<MapSpec>),
+}
+
+#[derive(Debug)]
+pub struct Task {
+    pub resource: Arc<str>,
+    pub timeout: Seconds,
+    pub heartbeat: Seconds,
+    pub credentials: Option<Value>,
+}
+
+/// A number of seconds given literally, by path, or not at all.
+#[derive(Debug, Clone)]
+pub enum Seconds {
+    None,
+    Fixed(u64),
+    Path(Path),
+}
+
+/// Fail's Error and Cause: a literal, a path (ErrorPath/CausePath) or absent.
+#[derive(Debug, Clone)]
+pub enum Text {
+    None,
+    Literal(String),
+    Path(Path),
+}
+
+#[derive(Debug, Clone)]
+pub enum WaitFor {
+    Seconds(u64),
+    Timestamp(String),
+    SecondsPath(Path),
+    TimestampPath(Path),
+}
+
+#[derive(Debug)]
+pub struct MapSpec {
+    pub processor: Arc<Machine>,
+    pub items_path: Option<Path>,
+    pub item_selector: Option<Template>,
+    pub max_concurrency: Count,
+    pub tolerated_failure_count: Count,
+    pub tolerated_failure_percentage: Percent,
+    pub batcher: Option<Batcher>,
+    pub distributed: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum Count {
+    None,
+    Fixed(i64),
+    Path(Path),
+}
+
+#[derive(Debug, Clone)]
+pub enum Percent {
+    None,
+    Fixed(f64),
+    Path(Path),
+}
+
+#[derive(Debug)]
+pub struct Batcher {
+    pub max_items: Count,
+    pub max_bytes: Count,
+    pub batch_input: Option<Template>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Retrier {
+    pub errors: Vec<String>,
+    pub interval_seconds: f64,
+    pub max_attempts: u32,
+    pub backoff_rate: f64,
+    pub max_delay_seconds: Option<f64>,
+    pub full_jitter: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Catcher {
+    pub errors: Vec<String>,
+    pub next: usize,
+    pub result_path: ResultPath,
+}
+
+/// Checks and compiles a definition. Every problem is reported, with its location.
+pub fn compile(definition: &Value) -> Result<Machine, Vec<Diagnostic>> {
+    let diags: Vec<Diagnostic> = validate::validate(definition)
+        .into_iter()
+        .filter(|d| d.severity == validate::Severity::Error)
+        .collect();
+    if !diags.is_empty() {
+        return Err(diags);
+    }
+    let model: model::StateMachine =
+        serde_json::from_value(definition.clone()).map_err(|e| vec![schema("", e.to_string())])?;
+    Builder { language: model.query_language.unwrap_or_default() }.machine(&model, "").map_err(|d| vec![d])
+}
+
+fn schema(location: &str, message: String) -> Diagnostic {
+    Diagnostic {
+        severity: validate::Severity::Error,
+        code: "SCHEMA_VALIDATION_FAILED".into(),
+        message,
+        location: location.into(),
+    }
+}
+
+struct Builder {
+    language: QueryLanguage,
+}
+
+impl Builder {
+    fn machine(&self, m: &model::StateMachine, at: &str) -> Result<Machine, Diagnostic> {
+        let index: HashMap<String, usize> =
+            m.states.keys().enumerate().map(|(i, n)| (n.clone(), i)).collect();
+        let lookup = |name: &str, loc: &str| {
+            index.get(name).copied().ok_or_else(|| Diagnostic {
+                severity: validate::Severity::Error,
+                code: "MISSING_TRANSITION_TARGET".into(),
+                message: format!("Missing 'Next' target: {name}"),
+                location: loc.into(),
+            })
+        };
+        let start = lookup(&m.start_at, &format!("{at}/StartAt"))?;
+        let mut states = Vec::with_capacity(m.states.len());
+        for (name, s) in &m.states {
+            let loc = format!("{at}/States/{}", pointer_escape(name));
+            states.push(self.state(name, s, &loc, &lookup)?);
+        }
+        Ok(Machine { states, start, timeout_seconds: m.timeout_seconds, index })
+    }
+
+    fn state(
+        &self,
+        name: &str,
+        s: &model::State,
+        loc: &str,
+        lookup: &dyn Fn(&str, &str) -> Result<usize, Diagnostic>,
+    ) -> Result<State, Diagnostic> {
+        use model::State as S;
+        let empty = model::Results::default();
+        let no_recovery = model::Recovery::default();
+        let (common, results, recovery) = match s {
+            S::Pass(p) => (&p.common, &p.results, &no_recovery),
+            S::Task(t) => (&t.common, &t.results, &t.recovery),
+            S::Choice(c) => (&c.common, &empty, &no_recovery),
+            S::Wait(w) => (&w.common, &empty, &no_recovery),
+            S::Succeed(x) => (&x.common, &empty, &no_recovery),
+            S::Fail(f) => (&f.common, &empty, &no_recovery),
+            S::Parallel(p) => (&p.common, &p.results, &p.recovery),
+            S::Map(m) => (&m.common, &m.results, &m.recovery),
+        };
+        if common.query_language.unwrap_or(self.language) == QueryLanguage::JSONata {
+            return Err(schema(
+                loc,
+                "JSONata states are not supported by this version of stepgate yet; use JSONPath".into(),
+            ));
+        }
+        let err = |field: &str, e: String| schema(&format!("{loc}/{field}"), e);
+        let path = |field: &str, p: &str| Path::parse(p).map_err(|e| err(field, e));
+        let select = |field: &str, v: &Option<Option<String>>| -> Result<Select, Diagnostic> {
+            Ok(match v {
+                None => Select::All,
+                Some(None) => Select::Nothing,
+                Some(Some(p)) if p == "$" => Select::All,
+                Some(Some(p)) => Select::Path(path(field, p)?),
+            })
+        };
+        let result_path = |field: &str, v: &Option<Option<String>>| -> Result<ResultPath, Diagnostic> {
+            Ok(match v {
+                None => ResultPath::Replace,
+                Some(None) => ResultPath::Discard,
+                Some(Some(p)) if p == "$" => ResultPath::Replace,
+                Some(Some(p)) => ResultPath::Path(Path::parse_reference(p).map_err(|e| err(field, e))?),
+            })
+        };
+        let template = |field: &str, v: &Option<Value>| -> Result<Option<Template>, Diagnostic> {
+            v.as_ref().map(|v| Template::compile(v).map_err(|e| err(field, e))).transpose()
+        };
+        let transition = match (&common.next, common.end) {
+            (Some(n), _) => Transition::Next(lookup(n, &format!("{loc}/Next"))?),
+            _ => Transition::End,
+        };
+        let kind = match s {
+            S::Pass(p) => Kind::Pass { result: p.result.clone() },
+            S::Task(t) => Kind::Task(Box::new(Task {
+                resource: Arc::from(t.resource.as_str().unwrap_or_default()),
+                timeout: seconds(
+                    &t.timeout_seconds,
+                    &t.timeout_seconds_path,
+                    |f, p| path(f, p),
+                    "TimeoutSecondsPath",
+                )?,
+                heartbeat: seconds(
+                    &t.heartbeat_seconds,
+                    &t.heartbeat_seconds_path,
+                    |f, p| path(f, p),
+                    "HeartbeatSecondsPath",
+                )?,
+                credentials: t.credentials.clone(),
+            })),
+            S::Choice(c) => {
+                let mut rules = Vec::with_capacity(c.choices.len());
+                for (i, rule) in c.choices.iter().enumerate() {
+                    let rloc = format!("Choices/{i}");
+                    let r = Rule::compile(rule).map_err(|e| err(&rloc, e))?;
+                    let next = rule.get("Next").and_then(Value::as_str).unwrap_or_default();
+                    rules.push((r, lookup(next, &format!("{loc}/{rloc}/Next"))?));
+                }
+                let default =
+                    c.default.as_deref().map(|d| lookup(d, &format!("{loc}/Default"))).transpose()?;
+                Kind::Choice { rules, default }
+            }
+            S::Wait(w) => Kind::Wait(if let Some(v) = &w.seconds {
+                WaitFor::Seconds(v.as_u64().unwrap_or(0))
+            } else if let Some(t) = &w.timestamp {
+                WaitFor::Timestamp(t.as_str().unwrap_or_default().to_string())
+            } else if let Some(p) = &w.seconds_path {
+                WaitFor::SecondsPath(path("SecondsPath", p)?)
+            } else if let Some(p) = &w.timestamp_path {
+                WaitFor::TimestampPath(path("TimestampPath", p)?)
+            } else {
+                return Err(err(
+                    "",
+                    "A Wait state needs Seconds, Timestamp, SecondsPath or TimestampPath".into(),
+                ));
+            }),
+            S::Succeed(_) => Kind::Succeed,
+            S::Fail(f) => Kind::Fail {
+                error: text(&f.error, &f.error_path, |p| path("ErrorPath", p))?,
+                cause: text(&f.cause, &f.cause_path, |p| path("CausePath", p))?,
+            },
+            S::Parallel(p) => Kind::Parallel {
+                branches: p
+                    .branches
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| self.machine(b, &format!("{loc}/Branches/{i}")).map(Arc::new))
+                    .collect::<Result<_, _>>()?,
+            },
+            S::Map(m) => {
+                let (proc_model, field) = match (&m.item_processor, &m.iterator) {
+                    (Some(p), _) => (p, "ItemProcessor"),
+                    (None, Some(p)) => (p, "Iterator"),
+                    (None, None) => return Err(err("", "A Map state needs an ItemProcessor".into())),
+                };
+                let processor = Arc::new(self.machine(proc_model, &format!("{loc}/{field}"))?);
+                let distributed =
+                    proc_model.processor_config.as_ref().and_then(|c| c.get("Mode")).and_then(Value::as_str)
+                        == Some("DISTRIBUTED");
+                let batcher = m
+                    .item_batcher
+                    .as_ref()
+                    .map(|b| -> Result<Batcher, Diagnostic> {
+                        Ok(Batcher {
+                            max_items: count(&b.max_items_per_batch, &b.max_items_per_batch_path, |p| {
+                                path("ItemBatcher/MaxItemsPerBatchPath", p)
+                            })?,
+                            max_bytes: count(
+                                &b.max_input_bytes_per_batch,
+                                &b.max_input_bytes_per_batch_path,
+                                |p| path("ItemBatcher/MaxInputBytesPerBatchPath", p),
+                            )?,
+                            batch_input: template("ItemBatcher/BatchInput", &b.batch_input)?,
+                        })
+                    })
+                    .transpose()?;
+                Kind::Map(Box::new(MapSpec {
+                    processor,
+                    items_path: match m.items_path.as_deref() {
+                        None | Some("$") => None,
+                        Some(p) => Some(path("ItemsPath", p)?),
+                    },
+                    item_selector: match (&m.item_selector, &m.results.parameters) {
+                        (Some(_), _) => template("ItemSelector", &m.item_selector)?,
+                        (None, Some(_)) => template("Parameters", &m.results.parameters)?,
+                        (None, None) => None,
+                    },
+                    max_concurrency: count(&m.max_concurrency, &m.max_concurrency_path, |p| {
+                        path("MaxConcurrencyPath", p)
+                    })?,
+                    tolerated_failure_count: count(
+                        &m.tolerated_failure_count,
+                        &m.tolerated_failure_count_path,
+                        |p| path("ToleratedFailureCountPath", p),
+                    )?,
+                    tolerated_failure_percentage: match (
+                        &m.tolerated_failure_percentage,
+                        &m.tolerated_failure_percentage_path,
+                    ) {
+                        (Some(v), _) => Percent::Fixed(v.as_f64().unwrap_or(0.0)),
+                        (None, Some(p)) => Percent::Path(path("ToleratedFailurePercentagePath", p)?),
+                        (None, None) => Percent::None,
+                    },
+                    batcher,
+                    distributed,
+                }))
+            }
+        };
+        // A Map's Parameters are its ItemSelector; the state itself has none.
+        let parameters = match s {
+            S::Map(_) => None,
+            _ => template("Parameters", &results.parameters)?,
+        };
+        let retry = recovery
+            .retry
+            .iter()
+            .map(|r| Retrier {
+                errors: r.error_equals.clone(),
+                interval_seconds: r.interval_seconds.unwrap_or(1.0),
+                max_attempts: r.max_attempts.unwrap_or(3),
+                backoff_rate: r.backoff_rate.unwrap_or(2.0),
+                max_delay_seconds: r.max_delay_seconds,
+                full_jitter: r.jitter_strategy.as_deref() == Some("FULL"),
+            })
+            .collect();
+        let catch = recovery
+            .catch
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                Ok(Catcher {
+                    errors: c.error_equals.clone(),
+                    next: lookup(&c.next, &format!("{loc}/Catch/{i}/Next"))?,
+                    result_path: result_path(&format!("Catch/{i}/ResultPath"), &c.result_path)?,
+                })
+            })
+            .collect::<Result<_, Diagnostic>>()?;
+        Ok(State {
+            name: Arc::from(name),
+            kind,
+            input_path: select("InputPath", &common.input_path)?,
+            output_path: select("OutputPath", &common.output_path)?,
+            result_path: result_path("ResultPath", &results.result_path)?,
+            parameters,
+            result_selector: template("ResultSelector", &results.result_selector)?,
+            transition,
+            retry,
+            catch,
+        })
+    }
+}
+
+fn seconds(
+    fixed: &Option<Value>,
+    by_path: &Option<String>,
+    path: impl Fn(&str, &str) -> Result<Path, Diagnostic>,
+    field: &str,
+) -> Result<Seconds, Diagnostic> {
+    Ok(match (fixed, by_path) {
+        (Some(v), _) => Seconds::Fixed(v.as_u64().unwrap_or(0)),
+        (None, Some(p)) => Seconds::Path(path(field, p)?),
+        (None, None) => Seconds::None,
+    })
+}
+
+fn count(
+    fixed: &Option<Value>,
+    by_path: &Option<String>,
+    path: impl Fn(&str) -> Result<Path, Diagnostic>,
+) -> Result<Count, Diagnostic> {
+    Ok(match (fixed, by_path) {
+        (Some(v), _) => Count::Fixed(v.as_i64().unwrap_or(0)),
+        (None, Some(p)) => Count::Path(path(p)?),
+        (None, None) => Count::None,
+    })
+}
+
+fn text(
+    literal: &Option<String>,
+    by_path: &Option<String>,
+    path: impl Fn(&str) -> Result<Path, Diagnostic>,
+) -> Result<Text, Diagnostic> {
+    Ok(match (literal, by_path) {
+        (Some(s), _) => Text::Literal(s.clone()),
+        (None, Some(p)) => Text::Path(path(p)?),
+        (None, None) => Text::None,
+    })
+}
+
+/// RFC 6901: `~` and `/` inside a state name are escaped in a JSON pointer.
+pub fn pointer_escape(name: &str) -> String {
+    name.replace('~', "~0").replace('/', "~1")
+}

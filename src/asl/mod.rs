@@ -1,0 +1,29 @@
+//! The Amazon States Language, pure: parsing and checking a definition ([`validate`]),
+//! its serde model ([`model`]), and the expression languages evaluated inside states
+//! (JSONPath [`path`], payload templates [`template`], intrinsic functions
+//! [`intrinsics`], Choice rules [`choice`]). Nothing here does I/O or reads a clock:
+//! what varies (the context object, variables, randomness) comes in through [`Env`].
+
+pub mod choice;
+pub mod compile;
+pub mod intrinsics;
+pub mod model;
+pub mod path;
+pub mod template;
+pub mod validate;
+
+pub use compile::{compile, Machine};
+
+use serde_json::Value;
+use std::borrow::Cow;
+
+/// What an expression may read besides the state's input: the context object (`$$`),
+/// workflow variables (`$name`) and a source of randomness. The interpreter provides it.
+pub trait Env: Sync {
+    /// The value a path's root stands for: `$` is handled by the caller; this answers
+    /// `$$` and `$name`. `None` when a variable is not defined.
+    fn context(&self) -> Cow<'_, Value>;
+    fn variable(&self, name: &str) -> Option<Cow<'_, Value>>;
+    /// A fresh random 64-bit number (States.UUID, States.MathRandom without a seed).
+    fn random(&self) -> u64;
+}

@@ -1,0 +1,179 @@
+//! Payload templates (`Parameters`, `ResultSelector`, `ItemSelector`, a Pass `Result`
+//! that holds `.$` keys): compiled once from the definition into a tree whose constant
+//! parts are kept as ready values, then evaluated by the interpreter against the state's
+//! effective input. Also the one place a path is resolved against `$`, `$$` or `$var`.
+
+use super::intrinsics::{self, Call};
+use super::path::{Path, PathMiss, Root};
+use super::Env;
+use crate::error::{names, Failure};
+use serde_json::{Map, Value};
+use std::borrow::Cow;
+
+/// A compiled payload template.
+#[derive(Debug, Clone)]
+pub enum Template {
+    /// No `.$` anywhere below: the value as written.
+    Literal(Value),
+    Path {
+        field: String,
+        path: Path,
+    },
+    Call {
+        field: String,
+        call: Call,
+    },
+    Object(Vec<(String, Template)>),
+    Array(Vec<Template>),
+}
+
+impl Template {
+    /// Compiles a template; the error names the offending field as AWS's validator does.
+    pub fn compile(v: &Value) -> Result<Template, String> {
+        match v {
+            Value::Object(o) => {
+                if !has_dynamic(v) {
+                    return Ok(Template::Literal(v.clone()));
+                }
+                let mut fields = Vec::with_capacity(o.len());
+                for (k, v) in o {
+                    if let Some(name) = k.strip_suffix(".$") {
+                        let expr = v.as_str().ok_or_else(|| {
+                            format!("The value for the field '{k}' must be a valid JSONPath or a valid intrinsic function call")
+                        })?;
+                        fields.push((name.to_string(), Template::dynamic(k, expr)?));
+                    } else {
+                        fields.push((k.clone(), Template::compile(v)?));
+                    }
+                }
+                Ok(Template::Object(fields))
+            }
+            Value::Array(a) if has_dynamic(v) => {
+                Ok(Template::Array(a.iter().map(Template::compile).collect::<Result<_, _>>()?))
+            }
+            _ => Ok(Template::Literal(v.clone())),
+        }
+    }
+
+    fn dynamic(field: &str, expr: &str) -> Result<Template, String> {
+        let invalid = || {
+            format!("The value for the field '{field}' must be a valid JSONPath or a valid intrinsic function call")
+        };
+        if intrinsics::is_call(expr) {
+            let call = intrinsics::parse(expr).map_err(|_| invalid())?;
+            return Ok(Template::Call { field: field.to_string(), call });
+        }
+        let path = Path::parse(expr).map_err(|_| invalid())?;
+        Ok(Template::Path { field: field.to_string(), path })
+    }
+
+    /// Evaluates against the effective input.
+    pub fn eval(&self, input: &Value, env: &dyn Env) -> Result<Value, Failure> {
+        match self {
+            Template::Literal(v) => Ok(v.clone()),
+            Template::Path { field, path } => select(path, input, env).map_err(|_| {
+                Failure::runtime(format!(
+                    "The JSONPath '{}' specified for the field '{field}' could not be found in the input '{}'",
+                    path.text(),
+                    compact(if matches!(path.root(), Root::Context) { env.context() } else { Cow::Borrowed(input) }.as_ref())
+                ))
+            }),
+            Template::Call { call, .. } => call.eval(input, env),
+            Template::Object(fields) => {
+                let mut out = Map::with_capacity(fields.len());
+                for (k, t) in fields {
+                    out.insert(k.clone(), t.eval(input, env)?);
+                }
+                Ok(Value::Object(out))
+            }
+            Template::Array(items) => {
+                Ok(Value::Array(items.iter().map(|t| t.eval(input, env)).collect::<Result<_, _>>()?))
+            }
+        }
+    }
+}
+
+fn has_dynamic(v: &Value) -> bool {
+    match v {
+        Value::Object(o) => o.iter().any(|(k, v)| k.ends_with(".$") || has_dynamic(v)),
+        Value::Array(a) => a.iter().any(has_dynamic),
+        _ => false,
+    }
+}
+
+/// Resolves a path against what its root names: the effective input, the context object
+/// or a variable.
+pub fn select(path: &Path, input: &Value, env: &dyn Env) -> Result<Value, PathMiss> {
+    match path.root() {
+        Root::Input => path.select(input),
+        Root::Context => path.select(&env.context()),
+        Root::Variable(name) => match env.variable(name) {
+            Some(v) => path.select(&v),
+            None => Err(PathMiss {
+                message: format!("Invalid path '{}': The variable '{name}' is not defined", path.text()),
+            }),
+        },
+    }
+}
+
+/// JSON as AWS quotes it inside causes: compact.
+pub fn compact(v: &Value) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+/// The failure for a path that found nothing in an InputPath, OutputPath, ItemsPath and
+/// the like: AWS quotes Jayway's message.
+pub fn path_failure(miss: PathMiss) -> Failure {
+    Failure::new(names::RUNTIME, miss.message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    struct NoEnv;
+    impl Env for NoEnv {
+        fn context(&self) -> Cow<'_, Value> {
+            Cow::Owned(json!({"Execution": {"Name": "exec"}}))
+        }
+        fn variable(&self, name: &str) -> Option<Cow<'_, Value>> {
+            (name == "v").then(|| Cow::Owned(json!({"x": 7})))
+        }
+        fn random(&self) -> u64 {
+            4
+        }
+    }
+
+    fn give(template: Value, input: Value) -> Result<Value, Failure> {
+        Template::compile(&template).unwrap().eval(&input, &NoEnv)
+    }
+
+    #[test]
+    fn constant_parts_stay_and_dollar_keys_resolve() {
+        let out = give(
+            json!({"a": 1, "b.$": "$.x", "c": {"d.$": "$$.Execution.Name", "e": [1, {"f.$": "$v.x"}]}}),
+            json!({"x": "hi"}),
+        );
+        assert_eq!(out, Ok(json!({"a": 1, "b": "hi", "c": {"d": "exec", "e": [1, {"f": 7}]}})));
+    }
+
+    #[test]
+    fn a_missing_path_names_the_field_and_the_input() {
+        let err = give(json!({"value.$": "$.no_such_jsonpath"}), json!({"a": 1})).unwrap_err();
+        assert_eq!(err.error, "States.Runtime");
+        assert_eq!(
+            err.cause,
+            "The JSONPath '$.no_such_jsonpath' specified for the field 'value.$' could not be found in the input '{\"a\":1}'"
+        );
+    }
+
+    #[test]
+    fn a_bad_expression_is_refused_at_compile_time() {
+        let err = Template::compile(&json!({"parsed.$": "not a path"})).unwrap_err();
+        assert_eq!(
+            err,
+            "The value for the field 'parsed.$' must be a valid JSONPath or a valid intrinsic function call"
+        );
+    }
+}

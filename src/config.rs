@@ -1,0 +1,115 @@
+//! Configuration: defaults, then the TOML file, then `STEPGATE_*` environment variables
+//! (`__` separates nested keys), merged by figment. Unknown keys are errors that name the
+//! key and the file. The result feeds the connectors (local functions) and the limits.
+
+use crate::connectors::function::{Function, Functions};
+use crate::interpreter::Limits;
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Region and account that ARNs carry.
+    pub region: String,
+    pub account: String,
+    pub limits: LimitsConfig,
+    /// Local functions that Lambda ARNs resolve to, by function name.
+    pub functions: BTreeMap<String, FunctionConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest state input/output in bytes (AWS: 262144).
+    pub payload_bytes: usize,
+    /// Longest Wait in seconds (AWS: one year).
+    pub max_wait_seconds: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionConfig {
+    /// The program and its arguments; it reads the event on stdin, writes the result on stdout.
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub env: HashMap<String, String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let limits = Limits::default();
+        Config {
+            region: "us-east-1".into(),
+            account: "123456789012".into(),
+            limits: LimitsConfig {
+                payload_bytes: limits.payload_bytes,
+                max_wait_seconds: limits.max_wait_seconds,
+            },
+            functions: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    /// Loads defaults, then `file` (when given), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(f) = file {
+            if !f.exists() {
+                return Err(ConfigError(format!("{}: no such config file", f.display())));
+            }
+            fig = fig.merge(Toml::file(f));
+        }
+        fig = fig.merge(Env::prefixed("STEPGATE_").split("__"));
+        fig.extract().map_err(|e| {
+            let all: Vec<String> = e.into_iter().map(|e| e.to_string()).collect();
+            ConfigError(all.join("\n"))
+        })
+    }
+
+    pub fn limits(&self) -> Limits {
+        Limits { payload_bytes: self.limits.payload_bytes, max_wait_seconds: self.limits.max_wait_seconds }
+    }
+
+    pub fn functions(&self) -> Functions {
+        let mut f = Functions::default();
+        for (name, c) in &self.functions {
+            f.insert(name.clone(), Function::Command { argv: c.command.clone(), env: c.env.clone() });
+        }
+        f
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_named_with_their_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("stepgate.toml");
+        std::fs::write(&f, "region = \"eu-west-1\"\n[limits]\npayload_byte = 5\n").unwrap();
+        let err = Config::load(Some(&f)).unwrap_err().to_string();
+        assert!(err.contains("payload_byte"), "{err}");
+        assert!(err.contains("stepgate.toml"), "{err}");
+    }
+
+    #[test]
+    fn functions_come_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("stepgate.toml");
+        std::fs::write(&f, "[functions.Echo]\ncommand = [\"cat\"]\n").unwrap();
+        let c = Config::load(Some(&f)).unwrap();
+        assert_eq!(c.functions["Echo"].command, vec!["cat".to_string()]);
+        assert_eq!(c.region, "us-east-1");
+        assert!(c.functions().get("Echo").is_some());
+    }
+}

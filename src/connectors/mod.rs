@@ -1,0 +1,63 @@
+//! Task resources: the engine hands a Task's resource ARN and parameters to the
+//! [`Registry`], whose rows (one per resource family) each claim the resources they
+//! serve. Adding a connector is one new file and one row in [`Registry::new`].
+//! Connectors return workflow failures as data (`Err(Failure)` with AWS error names).
+
+pub mod function;
+
+use crate::error::Failure;
+use futures::future::BoxFuture;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// One Task invocation as a connector sees it.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub resource: Arc<str>,
+    pub params: Value,
+    pub region: Arc<str>,
+    pub account: Arc<str>,
+}
+
+/// How the history names a Task's events: AWS records a Lambda ARN resource as
+/// `LambdaFunction*` events and every other resource as `Task*` events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventFamily {
+    LambdaFunction,
+    Task,
+}
+
+pub trait Connector: Send + Sync {
+    /// Does this connector serve `resource`?
+    fn handles(&self, resource: &str) -> bool;
+    fn family(&self, resource: &str) -> EventFamily {
+        let _ = resource;
+        EventFamily::Task
+    }
+    fn invoke(&self, call: Call) -> BoxFuture<'static, Result<Value, Failure>>;
+}
+
+/// The table of connectors, searched in order.
+#[derive(Clone, Default)]
+pub struct Registry {
+    rows: Vec<Arc<dyn Connector>>,
+}
+
+impl Registry {
+    /// The connectors this build has, configured from the config's tables.
+    pub fn new(functions: function::Functions) -> Self {
+        Registry { rows: vec![Arc::new(functions)] }
+    }
+
+    /// Finds the connector for a resource.
+    pub fn resolve(&self, resource: &str) -> Option<&Arc<dyn Connector>> {
+        self.rows.iter().find(|c| c.handles(resource))
+    }
+}
+
+/// The failure for a resource no connector serves, as AWS words an unknown resource.
+pub fn unknown_resource(resource: &str) -> Failure {
+    Failure::runtime(format!(
+        "The resource provided {resource} is not recognized. The value is not a valid resource ARN, or the resource is not available in this region."
+    ))
+}

@@ -1,0 +1,630 @@
+//! The engine runs executions: it calls [`interpreter::step`] for one state at a time and
+//! carries out the effects it returns (Task calls through the connector [`Registry`],
+//! waits on the [`Clock`], Parallel branches and Map iterations run concurrently),
+//! applies Retry and Catch, and records history events under AWS's names.
+//!
+//! This in-memory engine is what `stepgate run` uses; durable executions build on it.
+
+pub mod history;
+
+use crate::asl::compile::{Kind, Machine, MapSpec, State};
+use crate::asl::Env;
+use crate::connectors::{self, Call, EventFamily, Registry};
+use crate::error::{names, Failure};
+use crate::interpreter::{
+    self, map_item_input, recover, Ctx, Invoke, Limits, MapRun, Recovery, Step, WaitUntil,
+};
+use crate::mock::TestCase;
+use crate::time::{iso, Clock};
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+use history::{payload, Event, History};
+use serde_json::{json, Map, Value};
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How an execution ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Status {
+    Succeeded,
+    Failed,
+    TimedOut,
+    Aborted,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Succeeded => "SUCCEEDED",
+            Status::Failed => "FAILED",
+            Status::TimedOut => "TIMED_OUT",
+            Status::Aborted => "ABORTED",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Outcome {
+    pub status: Status,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+    pub history: Vec<Event>,
+    /// States entered, across branches and iterations.
+    pub transitions: u64,
+}
+
+/// What identifies one execution.
+#[derive(Debug, Clone)]
+pub struct Start {
+    pub state_machine_name: String,
+    pub execution_name: String,
+    pub input: Value,
+    pub record_history: bool,
+}
+
+pub struct Engine {
+    registry: Registry,
+    clock: Arc<Clock>,
+    limits: Limits,
+    region: Arc<str>,
+    account: Arc<str>,
+}
+
+impl Engine {
+    pub fn new(registry: Registry, clock: Arc<Clock>, limits: Limits, region: &str, account: &str) -> Self {
+        Engine { registry, clock, limits, region: Arc::from(region), account: Arc::from(account) }
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    pub fn state_machine_arn(&self, name: &str) -> String {
+        format!("arn:aws:states:{}:{}:stateMachine:{name}", self.region, self.account)
+    }
+
+    /// Runs an execution to its end.
+    pub async fn run(&self, machine: &Machine, start: Start, mocks: Option<&TestCase>) -> Outcome {
+        let x = Exec {
+            engine: self,
+            arn: format!(
+                "arn:aws:states:{}:{}:execution:{}:{}",
+                self.region, self.account, start.state_machine_name, start.execution_name
+            ),
+            sm_arn: self.state_machine_arn(&start.state_machine_name),
+            sm_name: start.state_machine_name,
+            name: start.execution_name,
+            start_time: self.clock.now(),
+            input: start.input,
+            history: History::new(start.record_history),
+            transitions: std::sync::atomic::AtomicU64::new(0),
+            mocks,
+        };
+        let started = x.history.emit(0, "ExecutionStarted", || {
+            let mut d = payload(None, "input", &x.input);
+            d["roleArn"] = json!(format!("arn:aws:iam::{}:role/stepgate", self.account));
+            Some(("executionStartedEventDetails", d))
+        });
+        let run = x.run_machine(machine, x.input.clone(), None, started);
+        let result = match machine.timeout_seconds {
+            // The machine's own timeout bounds real time: it is a promise to the caller.
+            Some(t) => match tokio::time::timeout(Duration::from_secs(t), run).await {
+                Ok(r) => r.map_err(Ended::Failed),
+                Err(_) => Err(Ended::TimedOut),
+            },
+            None => run.await.map_err(Ended::Failed),
+        };
+        let last = x.history.count();
+        let (status, output, error, cause) = match result {
+            Ok((out, _)) => match check_size(&out, self.limits.payload_bytes) {
+                Ok(()) => {
+                    x.history.emit(last, "ExecutionSucceeded", || {
+                        Some(("executionSucceededEventDetails", payload(None, "output", &out)))
+                    });
+                    (Status::Succeeded, Some(out), None, None)
+                }
+                Err(f) => {
+                    x.history
+                        .emit(last, "ExecutionFailed", || failed_details("executionFailedEventDetails", &f));
+                    (Status::Failed, None, Some(f.error), Some(f.cause))
+                }
+            },
+            Err(Ended::Failed(f)) => {
+                x.history.emit(last, "ExecutionFailed", || failed_details("executionFailedEventDetails", &f));
+                (Status::Failed, None, Some(f.error), Some(f.cause))
+            }
+            Err(Ended::TimedOut) => {
+                x.history.emit(last, "ExecutionTimedOut", || {
+                    Some(("executionTimedOutEventDetails", json!({"error": names::TIMEOUT})))
+                });
+                (Status::TimedOut, None, Some(names::TIMEOUT.to_string()), None)
+            }
+        };
+        let transitions = x.transitions.load(std::sync::atomic::Ordering::Relaxed);
+        Outcome { status, output, error, cause, history: x.history.into_events(), transitions }
+    }
+}
+
+enum Ended {
+    Failed(Failure),
+    TimedOut,
+}
+
+fn failed_details(key: &'static str, f: &Failure) -> Option<(&'static str, Value)> {
+    Some((key, json!({"error": f.error, "cause": f.cause})))
+}
+
+fn check_size(v: &Value, limit: usize) -> Result<(), Failure> {
+    let mut counter = ByteCounter(0);
+    // Serializing into a counter costs no allocation.
+    let _ = serde_json::to_writer(&mut counter, v);
+    if counter.0 > limit {
+        return Err(Failure::new(
+            names::DATA_LIMIT_EXCEEDED,
+            format!(
+                "The state/task returned a result with a size exceeding the maximum number of bytes service limit ({limit} bytes; raise limits.payload_bytes to allow more)."
+            ),
+        ));
+    }
+    Ok(())
+}
+
+struct ByteCounter(usize);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// One running execution: what its context object and history need.
+struct Exec<'e> {
+    engine: &'e Engine,
+    arn: String,
+    name: String,
+    sm_arn: String,
+    sm_name: String,
+    start_time: DateTime<Utc>,
+    input: Value,
+    history: History,
+    transitions: std::sync::atomic::AtomicU64,
+    mocks: Option<&'e TestCase>,
+}
+
+/// The context object and randomness as one state sees them.
+struct StateEnv<'a> {
+    x: &'a Exec<'a>,
+    state: &'a State,
+    retry_count: Option<u32>,
+    item: Option<(usize, &'a Value)>,
+}
+
+impl Env for StateEnv<'_> {
+    fn context(&self) -> Cow<'_, Value> {
+        let x = self.x;
+        let mut state = Map::new();
+        state.insert("EnteredTime".into(), Value::String(iso(x.engine.clock.now())));
+        state.insert("Name".into(), Value::String(self.state.name.to_string()));
+        if let Some(n) = self.retry_count {
+            state.insert("RetryCount".into(), Value::from(n));
+        }
+        let mut ctx = json!({
+            "Execution": {
+                "Id": x.arn,
+                "Input": x.input,
+                "StartTime": iso(x.start_time),
+                "Name": x.name,
+                "RoleArn": format!("arn:aws:iam::{}:role/stepgate", x.engine.account),
+                "RedriveCount": 0
+            },
+            "StateMachine": {"Id": x.sm_arn, "Name": x.sm_name},
+            "State": state,
+        });
+        if let Some((i, v)) = self.item {
+            ctx["Map"] = json!({"Item": {"Index": i, "Value": v}});
+        }
+        Cow::Owned(ctx)
+    }
+
+    fn variable(&self, _name: &str) -> Option<Cow<'_, Value>> {
+        None
+    }
+
+    fn random(&self) -> u64 {
+        rand::random()
+    }
+}
+
+type Run<'a> = BoxFuture<'a, Result<(Value, u64), Failure>>;
+
+/// The event names of a state type: (entered, exited).
+fn event_names(kind: &Kind) -> (&'static str, &'static str) {
+    match kind {
+        Kind::Pass { .. } => ("PassStateEntered", "PassStateExited"),
+        Kind::Task(_) => ("TaskStateEntered", "TaskStateExited"),
+        Kind::Choice { .. } => ("ChoiceStateEntered", "ChoiceStateExited"),
+        Kind::Wait(_) => ("WaitStateEntered", "WaitStateExited"),
+        Kind::Succeed => ("SucceedStateEntered", "SucceedStateExited"),
+        Kind::Fail { .. } => ("FailStateEntered", "FailStateExited"),
+        Kind::Parallel { .. } => ("ParallelStateEntered", "ParallelStateExited"),
+        Kind::Map(_) => ("MapStateEntered", "MapStateExited"),
+    }
+}
+
+impl<'e> Exec<'e> {
+    /// Runs `machine` from its StartAt with `input`; returns its output and the id of the
+    /// last event it recorded.
+    fn run_machine<'a>(
+        &'a self,
+        machine: &'a Machine,
+        input: Value,
+        _item: Option<usize>,
+        prev: u64,
+    ) -> Run<'a> {
+        async move {
+            let mut index = machine.start;
+            let mut input = input;
+            let mut last = prev;
+            loop {
+                let state = &machine.states[index];
+                self.transitions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let (entered, exited) = event_names(&state.kind);
+                let entered_id = self.history.emit(last, entered, || {
+                    Some(("stateEnteredEventDetails", payload(Some(("name", &state.name)), "input", &input)))
+                });
+                let (step, l) = self.run_state(machine, index, input, entered_id).await;
+                last = l;
+                match step {
+                    Step::Next { next, output } => {
+                        last = self.history.emit(last, exited, || {
+                            Some((
+                                "stateExitedEventDetails",
+                                payload(Some(("name", &state.name)), "output", &output),
+                            ))
+                        });
+                        index = next;
+                        input = output;
+                    }
+                    Step::End(output) => {
+                        last = self.history.emit(last, exited, || {
+                            Some((
+                                "stateExitedEventDetails",
+                                payload(Some(("name", &state.name)), "output", &output),
+                            ))
+                        });
+                        return Ok((output, last));
+                    }
+                    Step::Fail(f) | Step::Error(f) => return Err(f),
+                    other => unreachable!("run_state resolves every effect, got {other:?}"),
+                }
+            }
+        }
+        .boxed()
+    }
+
+    /// Runs one state, effects, Retry and Catch included, down to a Next, End or failure.
+    async fn run_state(&self, machine: &Machine, index: usize, input: Value, entered_id: u64) -> (Step, u64) {
+        let state = &machine.states[index];
+        let limits = &self.engine.limits;
+        let recoverable = !state.retry.is_empty() || !state.catch.is_empty();
+        let mut attempts = vec![0u32; state.retry.len()];
+        let mut input = input;
+        let mut last = entered_id;
+        loop {
+            let raw = if recoverable { Some(input.clone()) } else { None };
+            let retry_count = matches!(state.kind, Kind::Task(_) | Kind::Parallel { .. } | Kind::Map(_))
+                .then(|| attempts.iter().sum());
+            let env = StateEnv { x: self, state, retry_count, item: None };
+            let ctx = Ctx { machine, env: &env, limits };
+            let step = interpreter::step(&ctx, index, input);
+            let (step, l) = self.effect(&ctx, index, step, last).await;
+            last = l;
+            let failure = match step {
+                Step::Error(f) => f,
+                done => return (done, last),
+            };
+            let Some(raw) = raw else {
+                return (Step::Error(failure), last);
+            };
+            match recover(state, failure, &attempts, raw.clone(), rand::random::<f64>()) {
+                Recovery::Retry { delay_seconds, retrier } => {
+                    attempts[retrier] += 1;
+                    self.engine.clock.sleep(Duration::from_secs_f64(delay_seconds.max(0.0))).await;
+                    input = raw;
+                }
+                Recovery::Catch { next, output } => return (Step::Next { next, output }, last),
+                Recovery::Fail(f) => return (Step::Error(f), last),
+            }
+        }
+    }
+
+    /// Carries out the effect a step asks for; returns a step without effects.
+    async fn effect(&self, ctx: &Ctx<'_>, index: usize, step: Step, entered_id: u64) -> (Step, u64) {
+        let state = &ctx.machine.states[index];
+        let located = |f: Failure| Step::Error(locate(f, state, entered_id));
+        match step {
+            Step::Error(f) => (located(f), entered_id),
+            Step::Invoke(inv) => {
+                let raw_input = inv.raw.clone();
+                let (r, last) = self.invoke(state, inv, entered_id).await;
+                match r {
+                    Ok(result) => match interpreter::finish(ctx, index, raw_input, result) {
+                        Step::Error(f) => (located(f), last),
+                        s => (s, last),
+                    },
+                    Err(f) => (Step::Error(f), last),
+                }
+            }
+            Step::Wait { until, then } => {
+                match until {
+                    WaitUntil::Seconds(n) => self.engine.clock.sleep(Duration::from_secs(n)).await,
+                    WaitUntil::Timestamp(t) => self.engine.clock.sleep_until(t.with_timezone(&Utc)).await,
+                }
+                (*then, entered_id)
+            }
+            Step::Parallel { input, raw } => {
+                let Kind::Parallel { branches } = &state.kind else {
+                    unreachable!("a Parallel step comes from a Parallel state")
+                };
+                let started = self.history.emit(entered_id, "ParallelStateStarted", || None);
+                let runs = branches.iter().map(|b| self.run_machine(b, input.clone(), None, started));
+                let results = futures::future::try_join_all(runs).await;
+                match results {
+                    Ok(outs) => {
+                        let last = self.history.emit(started, "ParallelStateSucceeded", || None);
+                        let result = Value::Array(outs.into_iter().map(|(v, _)| v).collect());
+                        match interpreter::finish(ctx, index, raw, result) {
+                            Step::Error(f) => (located(f), last),
+                            s => (s, last),
+                        }
+                    }
+                    Err(f) => {
+                        let last = self.history.emit(started, "ParallelStateFailed", || None);
+                        (Step::Error(f), last)
+                    }
+                }
+            }
+            Step::Map(run) => {
+                let Kind::Map(spec) = &state.kind else { unreachable!("a Map step comes from a Map state") };
+                self.run_map(ctx, index, spec, *run, entered_id).await
+            }
+            done => (done, entered_id),
+        }
+    }
+
+    async fn run_map(
+        &self,
+        ctx: &Ctx<'_>,
+        index: usize,
+        spec: &MapSpec,
+        run: MapRun,
+        entered_id: u64,
+    ) -> (Step, u64) {
+        let state = &ctx.machine.states[index];
+        let total = run.items.len();
+        let started = self.history.emit(entered_id, "MapStateStarted", || {
+            Some(("mapStateStartedEventDetails", json!({"length": total})))
+        });
+        let limit = if run.max_concurrency == 0 { total.max(1) } else { run.max_concurrency };
+        let tolerant = run.tolerated_count.is_some() || run.tolerated_percentage.is_some();
+        let run = &run;
+        // Indexes, not borrowed items, flow through the stream: a closure taking a
+        // reference would not be Send-able across the boxed recursion.
+        let iterations = futures::stream::iter(0..total).map(|i| async move {
+            let item = &run.items[i];
+            let env = StateEnv { x: self, state, retry_count: None, item: Some((i, item)) };
+            let item_ctx = Ctx { machine: ctx.machine, env: &env, limits: ctx.limits };
+            let input = match map_item_input(&item_ctx, spec, run, item.clone()) {
+                Ok(v) => v,
+                Err(f) => return Err(locate(f, state, entered_id)),
+            };
+            let it_started = self.history.emit(started, "MapIterationStarted", || {
+                Some(("mapIterationStartedEventDetails", json!({"name": &*state.name, "index": i})))
+            });
+            let r = self.run_machine(&spec.processor, input, Some(i), it_started).await;
+            let kind = if r.is_ok() { "MapIterationSucceeded" } else { "MapIterationFailed" };
+            let prev = r.as_ref().map(|(_, l)| *l).unwrap_or(it_started);
+            self.history.emit(prev, kind, || {
+                Some((
+                    if r.is_ok() {
+                        "mapIterationSucceededEventDetails"
+                    } else {
+                        "mapIterationFailedEventDetails"
+                    },
+                    json!({"name": &*state.name, "index": i}),
+                ))
+            });
+            Ok(r.map(|(v, _)| v))
+        });
+        let mut stream = iterations.buffered(limit);
+        let mut outputs = Vec::with_capacity(total);
+        let mut failures = 0usize;
+        let mut failure = None;
+        while let Some(r) = stream.next().await {
+            match r {
+                Err(f) => {
+                    failure = Some(f);
+                    break;
+                }
+                Ok(Ok(v)) => outputs.push(v),
+                Ok(Err(f)) if tolerant => {
+                    failures += 1;
+                    let over_count = run.tolerated_count.is_none_or(|c| failures as u64 > c);
+                    let over_pct = run
+                        .tolerated_percentage
+                        .is_none_or(|p| (failures as f64) * 100.0 / (total as f64) > p);
+                    if over_count && over_pct {
+                        failure = Some(Failure::new(
+                            names::EXCEED_TOLERATED_FAILURE_THRESHOLD,
+                            "The specified tolerance threshold was exceeded",
+                        ));
+                        break;
+                    }
+                    outputs.push(json!({"Error": f.error, "Cause": f.cause}));
+                }
+                Ok(Err(f)) => {
+                    failure = Some(f);
+                    break;
+                }
+            }
+        }
+        drop(stream);
+        if let Some(f) = failure {
+            let last = self.history.emit(self.history.count(), "MapStateFailed", || None);
+            return (Step::Error(f), last);
+        }
+        let last = self.history.emit(self.history.count(), "MapStateSucceeded", || None);
+        match interpreter::finish(ctx, index, run.raw.clone(), Value::Array(outputs)) {
+            Step::Error(f) => (Step::Error(locate(f, state, entered_id)), last),
+            s => (s, last),
+        }
+    }
+
+    async fn invoke(&self, state: &State, inv: Invoke, entered_id: u64) -> (Result<Value, Failure>, u64) {
+        let Invoke { resource, params, timeout_seconds, heartbeat_seconds: _, raw: _ } = inv;
+        let connector = self.engine.registry.resolve(&resource);
+        let family = connector.map(|c| c.family(&resource)).unwrap_or(EventFamily::Task);
+        let (scheduled, started, succeeded, failed, timed_out, prefix) = match family {
+            EventFamily::LambdaFunction => (
+                "LambdaFunctionScheduled",
+                "LambdaFunctionStarted",
+                "LambdaFunctionSucceeded",
+                "LambdaFunctionFailed",
+                "LambdaFunctionTimedOut",
+                "lambdaFunction",
+            ),
+            EventFamily::Task => {
+                ("TaskScheduled", "TaskStarted", "TaskSucceeded", "TaskFailed", "TaskTimedOut", "task")
+            }
+        };
+        let (resource_type, resource_name) = resource_parts(&resource);
+        let mut last = self.history.emit(entered_id, scheduled, || {
+            let d = match family {
+                EventFamily::LambdaFunction => {
+                    let mut d = payload(None, "input", &params);
+                    d["resource"] = json!(&*resource);
+                    d
+                }
+                EventFamily::Task => json!({
+                    "resourceType": resource_type, "resource": resource_name, "region": &*self.engine.region,
+                    "parameters": serde_json::to_string(&params).unwrap_or_default(),
+                }),
+            };
+            Some((leak_key(prefix, "ScheduledEventDetails"), d))
+        });
+        last = self.history.emit(last, started, || match family {
+            EventFamily::LambdaFunction => None,
+            EventFamily::Task => Some((
+                "taskStartedEventDetails",
+                json!({"resourceType": resource_type, "resource": resource_name}),
+            )),
+        });
+        let call = async {
+            if let Some(r) = self.mocks.and_then(|m| m.response(&state.name)) {
+                return r;
+            }
+            match connector {
+                Some(c) => {
+                    let call = Call {
+                        resource: resource.clone(),
+                        params,
+                        region: self.engine.region.clone(),
+                        account: self.engine.account.clone(),
+                    };
+                    c.invoke(call).await
+                }
+                None => Err(connectors::unknown_resource(&resource)),
+            }
+        };
+        let r = match timeout_seconds {
+            Some(t) => match tokio::time::timeout(Duration::from_secs(t), call).await {
+                Ok(r) => r,
+                Err(_) => {
+                    let f = Failure::new(names::TIMEOUT, "");
+                    last = self.history.emit(last, timed_out, || {
+                        Some((leak_key(prefix, "TimedOutEventDetails"), json!({"error": names::TIMEOUT})))
+                    });
+                    return (Err(f), last);
+                }
+            },
+            None => call.await,
+        };
+        let r = r.and_then(|v| check_size(&v, self.engine.limits.payload_bytes).map(|()| v).map_err(|f| {
+            Failure::new(
+                f.error,
+                format!(
+                    "The state/task '{}' returned a result with a size exceeding the maximum number of bytes service limit.",
+                    state.name
+                ),
+            )
+        }));
+        match &r {
+            Ok(v) => {
+                last = self.history.emit(last, succeeded, || {
+                    let mut d = payload(None, "output", v);
+                    if family == EventFamily::Task {
+                        d["resourceType"] = json!(resource_type);
+                        d["resource"] = json!(resource_name);
+                    }
+                    Some((leak_key(prefix, "SucceededEventDetails"), d))
+                });
+            }
+            Err(f) => {
+                last = self.history.emit(last, failed, || {
+                    let mut d = json!({"error": f.error, "cause": f.cause});
+                    if family == EventFamily::Task {
+                        d["resourceType"] = json!(resource_type);
+                        d["resource"] = json!(resource_name);
+                    }
+                    Some((leak_key(prefix, "FailedEventDetails"), d))
+                });
+            }
+        }
+        (r, last)
+    }
+}
+
+/// The few detail keys of Task events, as static names.
+fn leak_key(prefix: &str, suffix: &str) -> &'static str {
+    match (prefix, suffix) {
+        ("lambdaFunction", "ScheduledEventDetails") => "lambdaFunctionScheduledEventDetails",
+        ("lambdaFunction", "SucceededEventDetails") => "lambdaFunctionSucceededEventDetails",
+        ("lambdaFunction", "FailedEventDetails") => "lambdaFunctionFailedEventDetails",
+        ("lambdaFunction", "TimedOutEventDetails") => "lambdaFunctionTimedOutEventDetails",
+        (_, "ScheduledEventDetails") => "taskScheduledEventDetails",
+        (_, "SucceededEventDetails") => "taskSucceededEventDetails",
+        (_, "FailedEventDetails") => "taskFailedEventDetails",
+        _ => "taskTimedOutEventDetails",
+    }
+}
+
+/// `arn:aws:states:::lambda:invoke` -> ("lambda", "invoke"), as AWS's Task events name it.
+fn resource_parts(resource: &str) -> (&str, &str) {
+    match resource.strip_prefix("arn:aws:states:::") {
+        Some(rest) => rest.split_once(':').unwrap_or((rest, "")),
+        None => ("", resource),
+    }
+}
+
+/// Runtime failures raised while a state runs carry where they happened, as AWS words it.
+fn locate(f: Failure, state: &State, entered_id: u64) -> Failure {
+    if f.error == names::RUNTIME || f.error == names::QUERY_EVALUATION_ERROR {
+        Failure::new(
+            f.error,
+            format!(
+                "An error occurred while executing the state '{}' (entered at the event id #{entered_id}). {}",
+                state.name, f.cause
+            ),
+        )
+    } else {
+        f
+    }
+}

@@ -1,0 +1,111 @@
+//! Retry and Catch: which retrier or catcher an error matches, the backoff of the next
+//! attempt (with jitter drawn from a number the engine supplies), and the error output
+//! a catcher hands on.
+
+use super::io::result_path;
+use crate::asl::compile::{Catcher, Retrier, State};
+use crate::error::{names, Failure};
+use serde_json::{Map, Value};
+
+/// What Retry and Catch make of a failure.
+#[derive(Debug, PartialEq)]
+pub enum Recovery {
+    /// Run the state again after `delay_seconds` (retrier `retrier` used once more).
+    Retry { delay_seconds: f64, retrier: usize },
+    /// Go to `next` with `output` (the error merged by the catcher's ResultPath).
+    Catch { next: usize, output: Value },
+    /// Nothing handles it: the machine fails.
+    Fail(Failure),
+}
+
+/// Does `pattern` (an ErrorEquals entry) match `error`?
+pub fn error_matches(pattern: &str, error: &str) -> bool {
+    if pattern == error {
+        return true;
+    }
+    // States.ALL and States.TaskFailed never catch these two: AWS treats them as
+    // terminal faults of the machine itself.
+    let terminal = error == names::RUNTIME || error == names::DATA_LIMIT_EXCEEDED;
+    match pattern {
+        names::ALL => !terminal,
+        names::TASK_FAILED => !terminal && error != names::TIMEOUT,
+        _ => false,
+    }
+}
+
+fn matches(errors: &[String], error: &str) -> bool {
+    errors.iter().any(|p| error_matches(p, error))
+}
+
+/// Decides what happens to `failure` raised by `state`. `attempts[i]` counts how often
+/// retrier `i` has been used in this state (the engine keeps and persists it); `random`
+/// is a number in [0, 1) for FULL jitter.
+pub fn recover(state: &State, failure: Failure, attempts: &[u32], raw: Value, random: f64) -> Recovery {
+    if let Some((i, r)) = state.retry.iter().enumerate().find(|(_, r)| matches(&r.errors, &failure.error)) {
+        let used = attempts.get(i).copied().unwrap_or(0);
+        if used < r.max_attempts {
+            return Recovery::Retry { delay_seconds: delay(r, used, random), retrier: i };
+        }
+    }
+    catch(&state.catch, failure, raw)
+}
+
+fn delay(r: &Retrier, used: u32, random: f64) -> f64 {
+    let mut d = r.interval_seconds * r.backoff_rate.powi(used as i32);
+    if let Some(max) = r.max_delay_seconds {
+        d = d.min(max);
+    }
+    if r.full_jitter {
+        d *= random;
+    }
+    d
+}
+
+fn catch(catchers: &[Catcher], failure: Failure, raw: Value) -> Recovery {
+    let Some(c) = catchers.iter().find(|c| matches(&c.errors, &failure.error)) else {
+        return Recovery::Fail(failure);
+    };
+    let mut err = Map::new();
+    err.insert("Error".into(), Value::String(failure.error.clone()));
+    err.insert("Cause".into(), Value::String(failure.cause.clone()));
+    match result_path(&c.result_path, raw, Value::Object(err)) {
+        Ok(output) => Recovery::Catch { next: c.next, output },
+        Err(f) => Recovery::Fail(f),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_does_not_catch_runtime_or_data_limit() {
+        assert!(error_matches("States.ALL", "MyError"));
+        assert!(error_matches("States.ALL", "States.Timeout"));
+        assert!(!error_matches("States.ALL", "States.Runtime"));
+        assert!(!error_matches("States.ALL", "States.DataLimitExceeded"));
+        assert!(error_matches("States.Runtime", "States.Runtime"));
+    }
+
+    #[test]
+    fn task_failed_matches_task_errors_but_not_timeouts() {
+        assert!(error_matches("States.TaskFailed", "Lambda.Unknown"));
+        assert!(!error_matches("States.TaskFailed", "States.Timeout"));
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let r = Retrier {
+            errors: vec![],
+            interval_seconds: 1.0,
+            max_attempts: 5,
+            backoff_rate: 2.0,
+            max_delay_seconds: Some(5.0),
+            full_jitter: false,
+        };
+        let d: Vec<f64> = (0..4).map(|n| delay(&r, n, 0.5)).collect();
+        assert_eq!(d, vec![1.0, 2.0, 4.0, 5.0]);
+        let jittered = Retrier { full_jitter: true, ..r };
+        assert_eq!(delay(&jittered, 2, 0.25), 1.0);
+    }
+}

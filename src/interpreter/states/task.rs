@@ -1,0 +1,41 @@
+//! Task: resolves the parameters and the timeouts, and asks the engine to invoke the
+//! resource.
+
+use super::super::{io, Ctx, Invoke, Step};
+use crate::asl::compile::{Seconds, State, Task};
+use crate::asl::template::select;
+use crate::error::Failure;
+use serde_json::Value;
+
+pub fn enter(ctx: &Ctx<'_>, state: &State, task: &Task, raw: Value) -> Result<Step, Failure> {
+    let effective = io::effective_input(ctx, state, raw.clone())?;
+    let timeout_seconds = seconds(ctx, &task.timeout, &effective)?;
+    let heartbeat_seconds = seconds(ctx, &task.heartbeat, &effective)?;
+    let params = io::parameters(ctx, state, effective)?;
+    Ok(Step::Invoke(Invoke {
+        resource: task.resource.clone(),
+        params,
+        raw,
+        timeout_seconds,
+        heartbeat_seconds,
+    }))
+}
+
+fn seconds(ctx: &Ctx<'_>, s: &Seconds, input: &Value) -> Result<Option<u64>, Failure> {
+    match s {
+        Seconds::None => Ok(None),
+        Seconds::Fixed(n) => Ok(Some(*n)),
+        Seconds::Path(p) => {
+            let v = select(p, input, ctx.env).map_err(crate::asl::template::path_failure)?;
+            match v.as_u64() {
+                Some(n) if n > 0 => Ok(Some(n)),
+                _ => Err(Failure::runtime(format!(
+                    "The {} path references an invalid value: {} == {}",
+                    p.text(),
+                    p.text(),
+                    crate::asl::template::compact(&v)
+                ))),
+            }
+        }
+    }
+}

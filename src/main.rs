@@ -1,0 +1,330 @@
+//! The `stepgate` command line: `validate` checks definitions, `run` runs one execution
+//! in-process. It parses arguments, reads files, and hands over to the library; `anyhow`
+//! lives only here.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use stepgate::asl::validate::{self, Diagnostic};
+use stepgate::config::Config;
+use stepgate::connectors::Registry;
+use stepgate::engine::{Engine, Outcome, Start, Status};
+use stepgate::mock::MockConfig;
+use stepgate::time::Clock;
+
+#[derive(Parser)]
+#[command(name = "stepgate", version, about = "A self-hosted AWS Step Functions")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check Amazon States Language definitions; every problem of every file is reported.
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Run one execution of a definition in-process and print its result.
+    Run {
+        file: PathBuf,
+        /// The execution input as JSON text.
+        #[arg(long, conflicts_with = "input_file")]
+        input: Option<String>,
+        /// A file holding the execution input.
+        #[arg(long)]
+        input_file: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        /// Print the execution history as GetExecutionHistory events.
+        #[arg(long)]
+        history: bool,
+        /// Real seconds spent per second of Wait or Retry interval (0: none; the
+        /// workflow's clock still moves).
+        #[arg(long, default_value_t = 1.0)]
+        time_scale: f64,
+        /// A Step Functions Local mock config file.
+        #[arg(long, requires = "test_case")]
+        mock_config: Option<PathBuf>,
+        /// The test case of the mock config to use.
+        #[arg(long, requires = "mock_config")]
+        test_case: Option<String>,
+        /// The stepgate config (local functions, limits).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Run N executions and print executions/s and transitions/s on stderr.
+        #[arg(long, default_value_t = 1)]
+        repeat: u64,
+        /// The execution name (a UUID by default).
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    let result = match cli.command {
+        Command::Validate { files, format } => validate_files(&files, format),
+        Command::Run {
+            file,
+            input,
+            input_file,
+            format,
+            history,
+            time_scale,
+            mock_config,
+            test_case,
+            config,
+            repeat,
+            name,
+        } => run(RunArgs {
+            file,
+            input,
+            input_file,
+            format,
+            history,
+            time_scale,
+            mock_config,
+            test_case,
+            config,
+            repeat,
+            name,
+        }),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("stepgate: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// What checking one file found.
+enum Checked {
+    Syntax(validate::SyntaxError),
+    Diagnostics(Vec<Diagnostic>),
+}
+
+fn check(file: &Path) -> Result<(Option<Value>, Checked)> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    Ok(match validate::parse_text(&text) {
+        Err(e) => (None, Checked::Syntax(e)),
+        Ok(v) => {
+            let d = validate::validate(&v);
+            (Some(v), Checked::Diagnostics(d))
+        }
+    })
+}
+
+fn has_errors(c: &Checked) -> bool {
+    match c {
+        Checked::Syntax(_) => true,
+        Checked::Diagnostics(d) => d.iter().any(|d| d.severity == validate::Severity::Error),
+    }
+}
+
+fn validate_files(files: &[PathBuf], format: Format) -> Result<ExitCode> {
+    let mut ok = true;
+    let mut reports = Vec::new();
+    for f in files {
+        let (_, checked) = check(f)?;
+        ok &= !has_errors(&checked);
+        match format {
+            Format::Text => print_checked(f, &checked),
+            Format::Json => reports.push(json_report(f, &checked)),
+        }
+    }
+    if format == Format::Json {
+        let out = if files.len() == 1 { reports.pop().unwrap_or_default() } else { Value::Array(reports) };
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn print_checked(file: &Path, c: &Checked) {
+    match c {
+        Checked::Syntax(e) => eprintln!("{}:{e}", file.display()),
+        Checked::Diagnostics(d) if d.is_empty() => println!("{}: OK", file.display()),
+        Checked::Diagnostics(ds) => {
+            for d in ds {
+                let sev = match d.severity {
+                    validate::Severity::Error => "error",
+                    validate::Severity::Warning => "warning",
+                };
+                let at = if d.location.is_empty() { "/" } else { &d.location };
+                eprintln!("{}: {sev}[{}] at {at}: {}", file.display(), d.code, d.message);
+            }
+        }
+    }
+}
+
+fn json_report(file: &Path, c: &Checked) -> Value {
+    let diagnostics = match c {
+        Checked::Syntax(e) => vec![json!({
+            "severity": "ERROR",
+            "code": "INVALID_JSON_DESCRIPTION",
+            "message": e.message,
+            "location": format!("{}:{}", e.line, e.column),
+        })],
+        Checked::Diagnostics(d) => d.iter().map(|d| serde_json::to_value(d).unwrap_or_default()).collect(),
+    };
+    json!({
+        "file": file.display().to_string(),
+        "result": if has_errors(c) { "FAIL" } else { "OK" },
+        "diagnostics": diagnostics,
+        "truncated": false,
+    })
+}
+
+struct RunArgs {
+    file: PathBuf,
+    input: Option<String>,
+    input_file: Option<PathBuf>,
+    format: Format,
+    history: bool,
+    time_scale: f64,
+    mock_config: Option<PathBuf>,
+    test_case: Option<String>,
+    config: Option<PathBuf>,
+    repeat: u64,
+    name: Option<String>,
+}
+
+/// The workflow's name: its file stem without `.asl`.
+fn workflow_name(file: &Path) -> String {
+    let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("workflow");
+    stem.strip_suffix(".asl").unwrap_or(stem).to_string()
+}
+
+fn run(a: RunArgs) -> Result<ExitCode> {
+    let (definition, checked) = check(&a.file)?;
+    if has_errors(&checked) {
+        print_checked(&a.file, &checked);
+        return Ok(ExitCode::from(2));
+    }
+    let definition = definition.expect("a definition without errors was parsed");
+    let machine = stepgate::asl::compile(&definition).map_err(|d| {
+        anyhow::anyhow!(
+            "{}: {}",
+            a.file.display(),
+            d.iter().map(|d| d.message.as_str()).collect::<Vec<_>>().join("; ")
+        )
+    })?;
+    let input_text = match (&a.input, &a.input_file) {
+        (Some(t), _) => t.clone(),
+        (None, Some(f)) => {
+            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?
+        }
+        (None, None) => "{}".to_string(),
+    };
+    let input: Value = serde_json::from_str(&input_text)
+        .map_err(|e| anyhow::anyhow!("Invalid State Machine Execution Input: '{e}'"))?;
+    let config = Config::load(a.config.as_deref())?;
+    let name = workflow_name(&a.file);
+    let mocks = match (&a.mock_config, &a.test_case) {
+        (Some(f), Some(case)) => {
+            let text = std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
+            let cfg = MockConfig::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
+            Some(cfg.test_case(&name, case).map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?)
+        }
+        _ => None,
+    };
+    if !(a.time_scale >= 0.0) {
+        anyhow::bail!("--time-scale must be a number >= 0");
+    }
+    let engine = Engine::new(
+        Registry::new(config.functions()),
+        Arc::new(Clock::new(a.time_scale)),
+        config.limits(),
+        &config.region,
+        &config.account,
+    );
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let repeat = a.repeat.max(1);
+    let began = std::time::Instant::now();
+    let mut transitions = 0u64;
+    let mut outcome = None;
+    for i in 0..repeat {
+        let start = Start {
+            state_machine_name: name.clone(),
+            execution_name: match &a.name {
+                Some(n) if repeat == 1 => n.clone(),
+                Some(n) => format!("{n}-{i}"),
+                None => uuid::Uuid::new_v4().to_string(),
+            },
+            input: input.clone(),
+            record_history: a.history,
+        };
+        let o = rt.block_on(engine.run(&machine, start, mocks.as_ref()));
+        transitions += o.transitions;
+        outcome = Some(o);
+    }
+    if a.repeat > 1 {
+        let secs = began.elapsed().as_secs_f64();
+        eprintln!(
+            "{repeat} executions in {secs:.3} s: {:.0} executions/s, {:.0} state transitions/s",
+            repeat as f64 / secs,
+            transitions as f64 / secs
+        );
+    }
+    let outcome = outcome.expect("at least one execution ran");
+    print_outcome(&outcome, a.format, a.history)?;
+    Ok(if outcome.status == Status::Succeeded { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn print_outcome(o: &Outcome, format: Format, history: bool) -> Result<()> {
+    match format {
+        Format::Json => {
+            let mut out = json!({"status": o.status.as_str()});
+            match o.status {
+                Status::Succeeded => out["output"] = o.output.clone().unwrap_or(Value::Null),
+                _ => {
+                    out["error"] = json!(o.error);
+                    out["cause"] = json!(o.cause);
+                }
+            }
+            if history {
+                out["history"] = Value::Array(o.history.iter().map(|e| e.to_json()).collect());
+            }
+            println!("{}", serde_json::to_string(&out)?);
+        }
+        Format::Text => {
+            if history {
+                for e in &o.history {
+                    let details = e.details.as_ref().map(|(_, d)| d.to_string()).unwrap_or_default();
+                    println!("{:>4} {:<28} {details}", e.id, e.kind);
+                }
+            }
+            println!("{}", o.status.as_str());
+            match o.status {
+                Status::Succeeded => {
+                    println!("{}", serde_json::to_string_pretty(o.output.as_ref().unwrap_or(&Value::Null))?)
+                }
+                _ => {
+                    println!("error: {}", o.error.as_deref().unwrap_or(""));
+                    println!("cause: {}", o.cause.as_deref().unwrap_or(""));
+                }
+            }
+        }
+    }
+    Ok(())
+}

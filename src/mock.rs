@@ -1,0 +1,141 @@
+//! Mocked Task responses in the format of AWS Step Functions Local's mock config
+//! (`StateMachines -> TestCases -> state -> response name`, `MockedResponses -> name ->
+//! "0" | "1-2" -> Return | Throw`), so a workflow's Task states can be tested with no
+//! service behind them. The engine asks [`TestCase::response`] before any connector.
+
+use crate::error::Failure;
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct MockConfig {
+    #[serde(default)]
+    pub state_machines: HashMap<String, MachineCases>,
+    #[serde(default)]
+    pub mocked_responses: HashMap<String, HashMap<String, Response>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct MachineCases {
+    pub test_cases: HashMap<String, HashMap<String, String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct Response {
+    #[serde(default)]
+    pub r#return: Option<Value>,
+    #[serde(default)]
+    pub throw: Option<Throw>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct Throw {
+    pub error: String,
+    #[serde(default)]
+    pub cause: String,
+}
+
+/// The responses of one test case, ready to serve: per state, responses by invocation.
+#[derive(Debug, Default)]
+pub struct TestCase {
+    states: HashMap<String, Vec<(u32, u32, Response)>>,
+    calls: Mutex<HashMap<String, u32>>,
+}
+
+impl MockConfig {
+    pub fn parse(text: &str) -> Result<MockConfig, String> {
+        serde_json::from_str(text).map_err(|e| format!("invalid mock config: {e}"))
+    }
+
+    /// Selects `case` of `machine`, checking that every response it names exists.
+    pub fn test_case(&self, machine: &str, case: &str) -> Result<TestCase, String> {
+        let cases = self
+            .state_machines
+            .get(machine)
+            .ok_or_else(|| format!("the mock config has no state machine named '{machine}'"))?;
+        let states = cases
+            .test_cases
+            .get(case)
+            .ok_or_else(|| format!("the mock config has no test case '{case}' for '{machine}'"))?;
+        let mut out = HashMap::new();
+        for (state, response) in states {
+            let table = self.mocked_responses.get(response).ok_or_else(|| {
+                format!("test case '{case}' names the mocked response '{response}', which is not defined")
+            })?;
+            let mut rows = Vec::new();
+            for (key, r) in table {
+                let (lo, hi) = match key.split_once('-') {
+                    Some((a, b)) => (a.trim().parse(), b.trim().parse()),
+                    None => (key.trim().parse(), key.trim().parse()),
+                };
+                let (Ok(lo), Ok(hi)) = (lo, hi) else {
+                    return Err(format!(
+                        "mocked response '{response}': '{key}' is not an invocation number or range"
+                    ));
+                };
+                if r.r#return.is_some() == r.throw.is_some() {
+                    return Err(format!(
+                        "mocked response '{response}' '{key}' needs exactly one of Return and Throw"
+                    ));
+                }
+                rows.push((lo, hi, r.clone()));
+            }
+            rows.sort_by_key(|r| r.0);
+            out.insert(state.clone(), rows);
+        }
+        Ok(TestCase { states: out, calls: Mutex::default() })
+    }
+}
+
+impl TestCase {
+    /// The mocked outcome of the next invocation of `state`, or `None` when the state
+    /// is not mocked. Past the last listed invocation, the last response repeats.
+    pub fn response(&self, state: &str) -> Option<Result<Value, Failure>> {
+        let rows = self.states.get(state)?;
+        let n = {
+            let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+            let c = calls.entry(state.to_string()).or_insert(0);
+            *c += 1;
+            *c - 1
+        };
+        let r = rows.iter().find(|(lo, hi, _)| (*lo..=*hi).contains(&n)).or(rows.last()).map(|r| &r.2)?;
+        Some(match (&r.r#return, &r.throw) {
+            (Some(v), _) => Ok(v.clone()),
+            (None, Some(t)) => Err(Failure::new(t.error.clone(), t.cause.clone())),
+            (None, None) => unreachable!("checked when the test case was selected"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn responses_follow_invocation_ranges() {
+        let cfg = MockConfig::parse(
+            &json!({
+                "StateMachines": {"M": {"TestCases": {"Retry": {"Call": "Flaky"}}}},
+                "MockedResponses": {"Flaky": {
+                    "0-1": {"Throw": {"Error": "Lambda.TooManyRequestsException", "Cause": "slow down"}},
+                    "2": {"Return": {"ok": true}}
+                }}
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let case = cfg.test_case("M", "Retry").unwrap();
+        assert_eq!(case.response("Call").unwrap().unwrap_err().error, "Lambda.TooManyRequestsException");
+        assert!(case.response("Call").unwrap().is_err());
+        assert_eq!(case.response("Call").unwrap(), Ok(json!({"ok": true})));
+        assert!(case.response("Other").is_none());
+        assert!(cfg.test_case("M", "Nope").is_err());
+    }
+}
