@@ -273,6 +273,7 @@ fn run(a: RunArgs) -> Result<ExitCode> {
             },
             input: input.clone(),
             record_history: a.history,
+            express: false,
         };
         let o = rt.block_on(engine.run(&machine, start, mocks.as_ref()));
         transitions += o.transitions;

@@ -103,12 +103,13 @@ pub enum Seconds {
     Path(Path),
 }
 
-/// Fail's Error and Cause: a literal, a path (ErrorPath/CausePath) or absent.
+/// Fail's Error and Cause: a literal, a path or intrinsic call (ErrorPath/CausePath),
+/// or absent.
 #[derive(Debug, Clone)]
 pub enum Text {
     None,
     Literal(String),
-    Path(Path),
+    Expr(Template),
 }
 
 #[derive(Debug, Clone)]
@@ -314,8 +315,8 @@ impl Builder {
             }),
             S::Succeed(_) => Kind::Succeed,
             S::Fail(f) => Kind::Fail {
-                error: text(&f.error, &f.error_path, |p| path("ErrorPath", p))?,
-                cause: text(&f.cause, &f.cause_path, |p| path("CausePath", p))?,
+                error: text(&f.error, &f.error_path, "ErrorPath").map_err(|e| err("ErrorPath", e))?,
+                cause: text(&f.cause, &f.cause_path, "CausePath").map_err(|e| err("CausePath", e))?,
             },
             S::Parallel(p) => Kind::Parallel {
                 branches: p
@@ -453,14 +454,10 @@ fn count(
     })
 }
 
-fn text(
-    literal: &Option<String>,
-    by_path: &Option<String>,
-    path: impl Fn(&str) -> Result<Path, Diagnostic>,
-) -> Result<Text, Diagnostic> {
-    Ok(match (literal, by_path) {
+fn text(literal: &Option<String>, expr: &Option<String>, field: &str) -> Result<Text, String> {
+    Ok(match (literal, expr) {
         (Some(s), _) => Text::Literal(s.clone()),
-        (None, Some(p)) => Text::Path(path(p)?),
+        (None, Some(e)) => Text::Expr(Template::expression(field, e)?),
         (None, None) => Text::None,
     })
 }

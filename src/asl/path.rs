@@ -545,11 +545,11 @@ impl Parser<'_> {
         loop {
             match self.peek() {
                 None => return Err(self.err("unterminated string")),
-                Some(b'\\') => {
-                    self.i += 1;
-                    let c = self.peek().ok_or_else(|| self.err("unterminated string"))?;
-                    out.push(c as char);
-                    self.i += 1;
+                // Only the quote itself is escaped; any other backslash is literal, as
+                // Jayway reads it.
+                Some(b'\\') if self.s.get(self.i + 1) == Some(&q) => {
+                    out.push(q as char);
+                    self.i += 2;
                 }
                 Some(c) if c == q => {
                     self.i += 1;

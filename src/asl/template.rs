@@ -41,7 +41,7 @@ impl Template {
                         let expr = v.as_str().ok_or_else(|| {
                             format!("The value for the field '{k}' must be a valid JSONPath or a valid intrinsic function call")
                         })?;
-                        fields.push((name.to_string(), Template::dynamic(k, expr)?));
+                        fields.push((name.to_string(), Template::expression(k, expr)?));
                     } else {
                         fields.push((k.clone(), Template::compile(v)?));
                     }
@@ -55,7 +55,8 @@ impl Template {
         }
     }
 
-    fn dynamic(field: &str, expr: &str) -> Result<Template, String> {
+    /// One path or intrinsic call, for the field `field` (which errors name).
+    pub fn expression(field: &str, expr: &str) -> Result<Template, String> {
         let invalid = || {
             format!("The value for the field '{field}' must be a valid JSONPath or a valid intrinsic function call")
         };

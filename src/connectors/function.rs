@@ -75,7 +75,13 @@ impl Connector for Functions {
         let (name_field, payload) = if integration {
             let name =
                 call.params.get("FunctionName").and_then(Value::as_str).unwrap_or_default().to_string();
-            let payload = call.params.get("Payload").cloned().unwrap_or(Value::Null);
+            // Lambda receives Payload as bytes: a string is sent as it is (so the text
+            // "0.0" arrives as the number 0.0), and no payload arrives as `{}`.
+            let payload = match call.params.get("Payload") {
+                None | Some(Value::Null) => Value::Object(Map::new()),
+                Some(Value::String(s)) => serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.clone())),
+                Some(v) => v.clone(),
+            };
             (name, payload)
         } else {
             (call.resource.to_string(), call.params)
@@ -95,26 +101,43 @@ impl Connector for Functions {
                 );
                 return Err(Failure::new("Lambda.ResourceNotFoundException", cause));
             };
-            let result = match f {
-                Function::Native(f) => f(payload)?,
-                Function::Command { argv, env } => run_command(&argv, &env, &payload).await?,
+            let (result, length) = match f {
+                Function::Native(f) => {
+                    let v = f(payload)?;
+                    let n = if integration { serde_json::to_string(&v).map(|s| s.len()).unwrap_or(0) } else { 0 };
+                    (v, n)
+                }
+                Function::Command { argv, env } => run_command(&argv, &env, &payload, integration).await?,
             };
-            Ok(if integration { invoke_shape(result) } else { result })
+            Ok(if integration { invoke_shape(result, length) } else { result })
         })
     }
 }
 
-/// `lambda:invoke` wraps the function's result the way the Lambda API answers.
-fn invoke_shape(payload: Value) -> Value {
+/// `lambda:invoke` wraps the function's result the way the Lambda API answers, headers
+/// included, so workflows that read them keep working.
+fn invoke_shape(payload: Value, content_length: usize) -> Value {
     let request_id = uuid::Uuid::new_v4().to_string();
+    let date = chrono::Utc::now().format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let trace = format!("Root=1-{}-{};Sampled=0", &id[..8], &id[8..]);
+    let len = content_length.to_string();
     let mut m = Map::new();
     m.insert("ExecutedVersion".into(), json!("$LATEST"));
     m.insert("Payload".into(), payload);
     m.insert(
         "SdkHttpMetadata".into(),
         json!({
-            "AllHttpHeaders": {"X-Amz-Executed-Version": ["$LATEST"], "x-amzn-RequestId": [request_id], "Content-Type": ["application/json"]},
-            "HttpHeaders": {"Content-Type": "application/json", "X-Amz-Executed-Version": "$LATEST", "x-amzn-RequestId": request_id},
+            "AllHttpHeaders": {
+                "X-Amz-Executed-Version": ["$LATEST"], "x-amzn-Remapped-Content-Length": ["0"],
+                "Connection": ["keep-alive"], "x-amzn-RequestId": [request_id], "Content-Length": [len],
+                "Date": [date], "X-Amzn-Trace-Id": [trace], "Content-Type": ["application/json"]
+            },
+            "HttpHeaders": {
+                "Connection": "keep-alive", "Content-Length": len, "Content-Type": "application/json",
+                "Date": date, "X-Amz-Executed-Version": "$LATEST", "x-amzn-Remapped-Content-Length": "0",
+                "x-amzn-RequestId": request_id, "X-Amzn-Trace-Id": trace
+            },
             "HttpStatusCode": 200
         }),
     );
@@ -123,11 +146,13 @@ fn invoke_shape(payload: Value) -> Value {
     Value::Object(m)
 }
 
+/// Runs a command function; returns its result and the length of its output in bytes.
 async fn run_command(
     argv: &[String],
     env: &HashMap<String, String>,
     event: &Value,
-) -> Result<Value, Failure> {
+    integration: bool,
+) -> Result<(Value, usize), Failure> {
     let (program, args) = argv
         .split_first()
         .ok_or_else(|| Failure::new("Lambda.Unknown", "the function's command is empty"))?;
@@ -153,17 +178,22 @@ async fn run_command(
     if out.status.success() {
         let text = stdout.trim();
         if text.is_empty() {
-            return Ok(Value::Null);
+            return Ok((Value::Null, 0));
         }
-        return serde_json::from_str(text).map_err(|e| {
-            Failure::new("Lambda.Unknown", format!("The function's output is not valid JSON ({e}): {text}"))
-        });
+        // Lambda hands back whatever bytes the function returned; text that is not JSON
+        // stays a string (and still counts against the payload limit).
+        let v = serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()));
+        return Ok((v, text.len()));
     }
     // Lambda reports a function error as {"errorType", "errorMessage", ...}: the type is
     // the Error and the whole report the Cause.
+    // A Lambda ARN resource passes the report on as the function wrote it; the
+    // lambda:invoke integration re-serializes it compactly, as AWS does.
     if let Ok(report @ Value::Object(_)) = serde_json::from_str::<Value>(stdout.trim()) {
         if let Some(kind) = report.get("errorType").and_then(Value::as_str) {
-            return Err(Failure::new(kind, serde_json::to_string(&report).unwrap_or_default()));
+            let cause =
+                if integration { serde_json::to_string(&report).unwrap_or_default() } else { stdout.trim().to_string() };
+            return Err(Failure::new(kind, cause));
         }
     }
     let stderr = String::from_utf8_lossy(&out.stderr);

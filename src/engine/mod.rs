@@ -22,6 +22,7 @@ use futures::{FutureExt, StreamExt};
 use history::{payload, Event, History};
 use serde_json::{json, Map, Value};
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,6 +65,8 @@ pub struct Start {
     pub execution_name: String,
     pub input: Value,
     pub record_history: bool,
+    /// Express executions carry `express` ARNs and no redrive count.
+    pub express: bool,
 }
 
 pub struct Engine {
@@ -89,16 +92,32 @@ impl Engine {
 
     /// Runs an execution to its end.
     pub async fn run(&self, machine: &Machine, start: Start, mocks: Option<&TestCase>) -> Outcome {
-        let x = Exec {
-            engine: self,
-            arn: format!(
+        let arn = if start.express {
+            format!(
+                "arn:aws:states:{}:{}:express:{}:{}:{}",
+                self.region,
+                self.account,
+                start.state_machine_name,
+                start.execution_name,
+                uuid::Uuid::new_v4()
+            )
+        } else {
+            format!(
                 "arn:aws:states:{}:{}:execution:{}:{}",
                 self.region, self.account, start.state_machine_name, start.execution_name
-            ),
+            )
+        };
+        let start_time = self.clock.now();
+        let x = Exec {
+            engine: self,
+            arn,
+            express: start.express,
+            deadline: machine.timeout_seconds.map(|t| start_time + chrono::Duration::seconds(t as i64)),
+            timed_out: AtomicBool::new(false),
             sm_arn: self.state_machine_arn(&start.state_machine_name),
             sm_name: start.state_machine_name,
             name: start.execution_name,
-            start_time: self.clock.now(),
+            start_time,
             input: start.input,
             history: History::new(start.record_history),
             transitions: std::sync::atomic::AtomicU64::new(0),
@@ -110,13 +129,19 @@ impl Engine {
             Some(("executionStartedEventDetails", d))
         });
         let run = x.run_machine(machine, x.input.clone(), None, started);
+        // The machine's TimeoutSeconds holds in real time (work that takes too long) and in
+        // the workflow's time (Waits and Retry intervals past the deadline, which a time
+        // scale below 1 shortens in real time).
         let result = match machine.timeout_seconds {
-            // The machine's own timeout bounds real time: it is a promise to the caller.
             Some(t) => match tokio::time::timeout(Duration::from_secs(t), run).await {
                 Ok(r) => r.map_err(Ended::Failed),
                 Err(_) => Err(Ended::TimedOut),
             },
             None => run.await.map_err(Ended::Failed),
+        };
+        let result = match result {
+            Err(Ended::Failed(_)) if x.timed_out.load(Ordering::Relaxed) => Err(Ended::TimedOut),
+            other => other,
         };
         let last = x.history.count();
         let (status, output, error, cause) = match result {
@@ -141,7 +166,7 @@ impl Engine {
                 x.history.emit(last, "ExecutionTimedOut", || {
                     Some(("executionTimedOutEventDetails", json!({"error": names::TIMEOUT})))
                 });
-                (Status::TimedOut, None, Some(names::TIMEOUT.to_string()), None)
+                (Status::TimedOut, None, None, None)
             }
         };
         let transitions = x.transitions.load(std::sync::atomic::Ordering::Relaxed);
@@ -197,6 +222,10 @@ struct Exec<'e> {
     history: History,
     transitions: std::sync::atomic::AtomicU64,
     mocks: Option<&'e TestCase>,
+    express: bool,
+    /// When the machine's TimeoutSeconds runs out, on the workflow's clock.
+    deadline: Option<DateTime<Utc>>,
+    timed_out: AtomicBool,
 }
 
 /// The context object and randomness as one state sees them.
@@ -223,11 +252,13 @@ impl Env for StateEnv<'_> {
                 "StartTime": iso(x.start_time),
                 "Name": x.name,
                 "RoleArn": format!("arn:aws:iam::{}:role/stepgate", x.engine.account),
-                "RedriveCount": 0
             },
             "StateMachine": {"Id": x.sm_arn, "Name": x.sm_name},
             "State": state,
         });
+        if !x.express {
+            ctx["Execution"]["RedriveCount"] = Value::from(0);
+        }
         if let Some((i, v)) = self.item {
             ctx["Map"] = json!({"Item": {"Index": i, "Value": v}});
         }
@@ -259,7 +290,28 @@ fn event_names(kind: &Kind) -> (&'static str, &'static str) {
     }
 }
 
+/// The execution ran past its deadline: nothing in it may recover from this.
+fn timed_out() -> Failure {
+    Failure::new(names::TIMEOUT, "")
+}
+
 impl<'e> Exec<'e> {
+    /// Sleeps until `t` on the workflow's clock, or until the execution's deadline if
+    /// that comes first; `false` when the deadline cut it short.
+    async fn sleep_until(&self, t: DateTime<Utc>) -> bool {
+        match self.deadline {
+            Some(d) if d < t => {
+                self.engine.clock.sleep_until(d).await;
+                self.timed_out.store(true, Ordering::Relaxed);
+                false
+            }
+            _ => {
+                self.engine.clock.sleep_until(t).await;
+                true
+            }
+        }
+    }
+
     /// Runs `machine` from its StartAt with `input`; returns its output and the id of the
     /// last event it recorded.
     fn run_machine<'a>(
@@ -331,13 +383,19 @@ impl<'e> Exec<'e> {
                 Step::Error(f) => f,
                 done => return (done, last),
             };
+            if self.timed_out.load(Ordering::Relaxed) {
+                return (Step::Error(failure), last);
+            }
             let Some(raw) = raw else {
                 return (Step::Error(failure), last);
             };
             match recover(state, failure, &attempts, raw.clone(), rand::random::<f64>()) {
                 Recovery::Retry { delay_seconds, retrier } => {
                     attempts[retrier] += 1;
-                    self.engine.clock.sleep(Duration::from_secs_f64(delay_seconds.max(0.0))).await;
+                    let delay = chrono::Duration::microseconds((delay_seconds.max(0.0) * 1e6) as i64);
+                    if !self.sleep_until(self.engine.clock.now() + delay).await {
+                        return (Step::Error(timed_out()), last);
+                    }
                     input = raw;
                 }
                 Recovery::Catch { next, output } => return (Step::Next { next, output }, last),
@@ -364,9 +422,16 @@ impl<'e> Exec<'e> {
                 }
             }
             Step::Wait { until, then } => {
-                match until {
-                    WaitUntil::Seconds(n) => self.engine.clock.sleep(Duration::from_secs(n)).await,
-                    WaitUntil::Timestamp(t) => self.engine.clock.sleep_until(t.with_timezone(&Utc)).await,
+                let now = self.engine.clock.now();
+                let t = match until {
+                    WaitUntil::Seconds(n) => now + chrono::Duration::seconds(n as i64),
+                    WaitUntil::Timestamp(t) => t.with_timezone(&Utc),
+                };
+                if (t - now).num_seconds() > self.engine.limits.max_wait_seconds as i64 {
+                    return (located(Failure::runtime("Wait state delay is too long.")), entered_id);
+                }
+                if !self.sleep_until(t).await {
+                    return (Step::Error(timed_out()), entered_id);
                 }
                 (*then, entered_id)
             }
@@ -557,15 +622,18 @@ impl<'e> Exec<'e> {
             },
             None => call.await,
         };
-        let r = r.and_then(|v| check_size(&v, self.engine.limits.payload_bytes).map(|()| v).map_err(|f| {
-            Failure::new(
-                f.error,
-                format!(
-                    "The state/task '{}' returned a result with a size exceeding the maximum number of bytes service limit.",
-                    state.name
-                ),
-            )
-        }));
+        let r = r.and_then(|v| {
+            check_size(&v, self.engine.limits.payload_bytes).map(|()| v).map_err(|f| {
+                // AWS names the task by its integration ("lambda") or its resource ARN.
+                let task = if resource_type.is_empty() { &*resource } else { resource_type };
+                Failure::new(
+                    f.error,
+                    format!(
+                        "The state/task '{task}' returned a result with a size exceeding the maximum number of bytes service limit."
+                    ),
+                )
+            })
+        });
         match &r {
             Ok(v) => {
                 last = self.history.emit(last, succeeded, || {

@@ -1,0 +1,400 @@
+//! Conformance against AWS's own recorded results: every case under the folder that
+//! `STEPGATE_CONFORMANCE_DIR` names (one folder per category, one JSON file per case) is
+//! run through the library's validator and engine, and its status, output, error and cause
+//! are compared with what AWS returned. Cases whose `needs` stepgate does not support yet
+//! are counted as skipped and named in the table. `tests/conformance/expected-failures.txt`
+//! lists the known differences with a reason; the run fails on an unlisted failure and on a
+//! listed case that passes, so the list only shrinks.
+
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use stepgate::asl::validate;
+use stepgate::connectors::function::{Function, Functions};
+use stepgate::connectors::Registry;
+use stepgate::engine::{Engine, Start};
+use stepgate::interpreter::Limits;
+use stepgate::time::Clock;
+
+/// `needs` tags the interpreter and the local function connector cover.
+const SUPPORTED: &[&str] =
+    &["contextObject", "wait", "waitTimestamp", "retryDelay", "lambda", "timeouts", "express", "clockRelativeInput"];
+
+const EXPECTED_FAILURES: &str = "tests/conformance/expected-failures.txt";
+
+/// Python wrapper that runs a recorded Lambda handler as a local function command.
+const LAMBDA_SHIM: &str = r#"
+import json, linecache, sys, traceback, types, uuid
+# Compiled under Lambda's own path so stack traces read as AWS records them.
+src = open(sys.argv[1]).read()
+linecache.cache["/var/task/handler.py"] = (len(src), None, src.splitlines(True), "/var/task/handler.py")
+mod = types.ModuleType("handler")
+exec(compile(src, "/var/task/handler.py", "exec"), mod.__dict__)
+event = json.loads(sys.stdin.read() or "null")
+try:
+    result = mod.handler(event, None)
+except Exception as e:
+    tb = traceback.format_tb(e.__traceback__)[1:]
+    print(json.dumps({"errorMessage": str(e), "errorType": type(e).__name__, "requestId": str(uuid.uuid4()), "stackTrace": tb}))
+    sys.exit(1)
+if isinstance(result, (bytes, bytearray)):
+    sys.stdout.write(result.decode())
+else:
+    print(json.dumps(result))
+"#;
+
+struct Case {
+    category: String,
+    file: String,
+    doc: Value,
+}
+
+#[derive(Default)]
+struct Tally {
+    passed: usize,
+    failed: usize,
+    skipped: usize,
+}
+
+fn main() {
+    let Some(dir) = std::env::var_os("STEPGATE_CONFORMANCE_DIR").map(PathBuf::from) else {
+        eprintln!(
+            "conformance: set STEPGATE_CONFORMANCE_DIR to the recorded cases (../shared/conformance/asl from the project root)"
+        );
+        std::process::exit(2);
+    };
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let cases = load(&dir);
+    let expected = expected_failures();
+    let shim_dir = tempfile::tempdir().expect("a temporary folder for Lambda handlers");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a runtime");
+
+    let mut tally: BTreeMap<String, Tally> = BTreeMap::new();
+    let mut unexpected = Vec::new();
+    let mut fixed = Vec::new();
+    let mut skipped_needs: BTreeMap<String, usize> = BTreeMap::new();
+    for case in &cases {
+        let id = format!("{}/{}", case.category, case.file);
+        if filter.as_deref().is_some_and(|f| !id.contains(f)) {
+            continue;
+        }
+        let t = tally.entry(case.category.clone()).or_default();
+        let needs: Vec<&str> =
+            case.doc["needs"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+        let unsupported: Vec<&str> = needs.iter().copied().filter(|n| !SUPPORTED.contains(n)).collect();
+        if !unsupported.is_empty() {
+            t.skipped += 1;
+            for n in unsupported {
+                *skipped_needs.entry(n.to_string()).or_default() += 1;
+            }
+            continue;
+        }
+        let result = rt.block_on(run_case(case, shim_dir.path()));
+        match (result, expected.contains_key(&id)) {
+            (Ok(()), false) => t.passed += 1,
+            (Ok(()), true) => {
+                t.passed += 1;
+                fixed.push(id);
+            }
+            (Err(why), true) => {
+                t.failed += 1;
+                if std::env::var_os("VERBOSE").is_some() {
+                    println!("expected failure {id}: {why}");
+                }
+            }
+            (Err(why), false) => {
+                t.failed += 1;
+                unexpected.push((id, why));
+            }
+        }
+    }
+
+    println!("{:<24} {:>7} {:>7} {:>8}", "category", "passed", "failed", "skipped");
+    let (mut p, mut f, mut s) = (0, 0, 0);
+    for (cat, t) in &tally {
+        println!("{cat:<24} {:>7} {:>7} {:>8}", t.passed, t.failed, t.skipped);
+        p += t.passed;
+        f += t.failed;
+        s += t.skipped;
+    }
+    if !skipped_needs.is_empty() {
+        let list: Vec<String> = skipped_needs.iter().map(|(k, v)| format!("{k} ({v})")).collect();
+        println!("skipped, needing what stepgate does not support yet: {}", list.join(", "));
+    }
+    for (id, why) in &unexpected {
+        println!("UNEXPECTED FAILURE {id}\n    {}", why.replace('\n', "\n    "));
+    }
+    for id in &fixed {
+        println!("NOW PASSES (remove it from {EXPECTED_FAILURES}): {id}");
+    }
+    println!("{p} passed, {f} failed, {s} skipped");
+    if !unexpected.is_empty() || !fixed.is_empty() {
+        std::process::exit(1);
+    }
+}
+
+fn load(dir: &Path) -> Vec<Case> {
+    let mut cases = Vec::new();
+    let mut cats: Vec<_> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+        .filter_map(Result::ok)
+        .filter(|e| e.path().is_dir())
+        .collect();
+    cats.sort_by_key(|e| e.file_name());
+    for cat in cats {
+        let mut files: Vec<_> = std::fs::read_dir(cat.path()).unwrap().filter_map(Result::ok).collect();
+        files.sort_by_key(|e| e.file_name());
+        for f in files {
+            let path = f.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let doc: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            cases.push(Case {
+                category: cat.file_name().to_string_lossy().into_owned(),
+                file: f.file_name().to_string_lossy().into_owned(),
+                doc,
+            });
+        }
+    }
+    cases
+}
+
+fn expected_failures() -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(EXPECTED_FAILURES).unwrap_or_default();
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| match l.split_once(char::is_whitespace) {
+            Some((id, why)) => (id.to_string(), why.trim().to_string()),
+            None => (l.to_string(), String::new()),
+        })
+        .collect()
+}
+
+async fn run_case(case: &Case, shim_dir: &Path) -> Result<(), String> {
+    let d = &case.doc;
+    let expected = &d["expected"];
+    let want_status = expected["status"].as_str().unwrap_or_default();
+    let masks = Masks::new(d);
+    let definition = match (&d["definition"], d["definition_text"].as_str()) {
+        (Value::Null, Some(text)) => match validate::parse_text(text) {
+            Ok(v) => v,
+            Err(e) => return check_api_error(want_status, "InvalidDefinition", &e.to_string(), expected, &masks),
+        },
+        (v, _) => v.clone(),
+    };
+
+    match d["kind"].as_str() {
+        Some("validate_definition") => {
+            let diags = validate::validate(&definition);
+            let errors: Vec<_> = diags.iter().filter(|d| d.severity == validate::Severity::Error).collect();
+            let got = if errors.is_empty() { "VALIDATE_OK" } else { "VALIDATE_FAIL" };
+            if got != want_status {
+                return Err(format!("expected {want_status}, got {got}: {diags:?}"));
+            }
+            let want: Vec<(String, String, String)> = expected["diagnostics"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|x| {
+                            let s = |k: &str| x[k].as_str().unwrap_or_default().to_string();
+                            (s("code"), s("location"), s("message"))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let have: Vec<(String, String, String)> =
+                diags.iter().map(|d| (d.code.clone(), d.location.clone(), d.message.clone())).collect();
+            if want != have {
+                return Err(format!("diagnostics differ:\n  want {want:?}\n  have {have:?}"));
+            }
+            return Ok(());
+        }
+        Some("api_error") if want_status != "START_FAILED" => {
+            let diags = validate::validate(&definition);
+            let Some(first) = diags.iter().find(|d| d.severity == validate::Severity::Error) else {
+                return Err(format!("expected {want_status}, but the definition was accepted"));
+            };
+            let cause = format!("Invalid State Machine Definition: '{}: {} at {}'", first.code, first.message, first.location);
+            return check_api_error(want_status, "InvalidDefinition", &cause, expected, &masks);
+        }
+        _ => {}
+    }
+
+    let machine = stepgate::asl::compile(&definition).map_err(|d| format!("definition rejected: {d:?}"))?;
+    let input = match (&d["input"], d["input_text"].as_str()) {
+        (Value::Null, Some(text)) => match serde_json::from_str::<Value>(text) {
+            Ok(v) => v,
+            Err(e) => {
+                return check_api_error(
+                    want_status,
+                    "InvalidExecutionInput",
+                    &format!("Invalid State Machine Execution Input: '{e}'"),
+                    expected,
+                    &masks,
+                )
+            }
+        },
+        (v, _) => v.clone(),
+    };
+    let engine = Engine::new(
+        Registry::new(lambdas(d, shim_dir)),
+        Arc::new(Clock::new(0.0)),
+        Limits::default(),
+        "us-east-1",
+        "111111111111",
+    );
+    let name = d["name"].as_str().unwrap_or("case").chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(60);
+    let start = Start {
+        state_machine_name: name.collect(),
+        execution_name: uuid::Uuid::new_v4().to_string(),
+        input,
+        record_history: false,
+        express: d["state_machine_type"] == "EXPRESS",
+    };
+    let o = engine.run(&machine, start, None).await;
+    let mut problems = Vec::new();
+    if o.status.as_str() != want_status {
+        problems.push(format!("status: want {want_status}, got {}", o.status.as_str()));
+    }
+    if want_status == "SUCCEEDED" {
+        let got = o.output.clone().unwrap_or(Value::Null);
+        if !masks.same("output", &expected["output"], &got) {
+            problems.push(format!("output:\n  want {}\n  got  {}", expected["output"], got));
+        }
+    } else {
+        for (field, got) in [("error", &o.error), ("cause", &o.cause)] {
+            let want = &expected[field];
+            let got_v = got.clone().map(Value::String).unwrap_or(Value::Null);
+            let same = if d["compare"][field] == "json" {
+                let parse = |v: &Value| v.as_str().and_then(|s| serde_json::from_str(s).ok()).unwrap_or(Value::Null);
+                masks.same(field, &parse(want), &parse(&got_v))
+            } else {
+                masks.same(field, &nullable(want), &nullable(&got_v))
+            };
+            if !same {
+                problems.push(format!("{field}:\n  want {want}\n  got  {got_v}"));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n"))
+    }
+}
+
+/// AWS omits an empty error or cause; treat "" and null alike.
+fn nullable(v: &Value) -> Value {
+    match v {
+        Value::String(s) if s.is_empty() => Value::Null,
+        other => other.clone(),
+    }
+}
+
+fn check_api_error(want_status: &str, error: &str, cause: &str, expected: &Value, masks: &Masks) -> Result<(), String> {
+    if !want_status.ends_with("_FAILED") {
+        return Err(format!("expected {want_status}, got {error}: {cause}"));
+    }
+    let want_error = expected["error"].as_str().unwrap_or_default();
+    if want_error != error {
+        return Err(format!("error: want {want_error}, got {error} ({cause})"));
+    }
+    if !masks.same("cause", &expected["cause"], &Value::String(cause.to_string())) {
+        return Err(format!("cause:\n  want {}\n  got  {cause}", expected["cause"]));
+    }
+    Ok(())
+}
+
+/// Each recorded Lambda becomes a local function: its Python source run through a shim.
+fn lambdas(doc: &Value, dir: &Path) -> Functions {
+    let mut f = Functions::default();
+    let shim = dir.join("shim.py");
+    if !shim.exists() {
+        std::fs::write(&shim, LAMBDA_SHIM).unwrap();
+    }
+    for l in doc["lambdas"].as_array().into_iter().flatten() {
+        let name = l["function_name"].as_str().unwrap_or_default();
+        let source = l["source"].as_str().unwrap_or_default();
+        let file = dir.join(format!("{name}.py"));
+        std::fs::write(&file, source).unwrap();
+        f.insert(
+            name,
+            Function::Command {
+                argv: vec!["python3".into(), shim.display().to_string(), file.display().to_string()],
+                env: Default::default(),
+            },
+        );
+    }
+    f
+}
+
+/// The recorder's placeholders: per field, tokens that stand for any text.
+struct Masks {
+    tokens: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl Masks {
+    fn new(doc: &Value) -> Self {
+        let mut tokens: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for t in doc["placeholder_tokens"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+            if let Some((field, token)) = t.split_once(": ") {
+                let token = token.split("  (").next().unwrap_or(token).trim();
+                tokens.entry(field.to_string()).or_default().insert(token.to_string());
+            }
+        }
+        Masks { tokens }
+    }
+
+    fn same(&self, field: &str, want: &Value, got: &Value) -> bool {
+        let empty = BTreeSet::new();
+        let tokens = self.tokens.get(field).unwrap_or(&empty);
+        same(tokens, want, got)
+    }
+}
+
+fn same(tokens: &BTreeSet<String>, want: &Value, got: &Value) -> bool {
+    match (want, got) {
+        (Value::String(w), _) if tokens.contains(w) => true,
+        (Value::String(w), Value::String(g)) => masked_eq(tokens, w, g),
+        (Value::Number(w), Value::Number(g)) => w.as_f64() == g.as_f64(),
+        (Value::Array(w), Value::Array(g)) => w.len() == g.len() && w.iter().zip(g).all(|(a, b)| same(tokens, a, b)),
+        (Value::Object(w), Value::Object(g)) => {
+            w.len() == g.len() && w.iter().all(|(k, v)| g.get(k).is_some_and(|gv| same(tokens, v, gv)))
+        }
+        _ => want == got,
+    }
+}
+
+/// `want` may hold tokens that match any run of text in `got`.
+fn masked_eq(tokens: &BTreeSet<String>, want: &str, got: &str) -> bool {
+    if want == got {
+        return true;
+    }
+    let present: Vec<&String> = tokens.iter().filter(|t| want.contains(t.as_str())).collect();
+    if present.is_empty() {
+        return false;
+    }
+    // Split `want` into literal pieces around every token occurrence.
+    let mut pieces = vec![want.to_string()];
+    for t in present {
+        pieces = pieces.iter().flat_map(|p| p.split(t.as_str()).map(str::to_string).collect::<Vec<_>>()).collect();
+    }
+    let mut rest = got;
+    let last = pieces.len() - 1;
+    for (i, p) in pieces.iter().enumerate() {
+        if i == 0 {
+            let Some(r) = rest.strip_prefix(p.as_str()) else { return false };
+            rest = r;
+        } else if i == last {
+            return rest.ends_with(p.as_str());
+        } else {
+            let Some(at) = rest.find(p.as_str()) else { return false };
+            rest = &rest[at + p.len()..];
+        }
+    }
+    rest.is_empty()
+}
