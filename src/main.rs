@@ -263,13 +263,16 @@ fn run(a: RunArgs) -> Result<ExitCode> {
     let began = std::time::Instant::now();
     let mut transitions = 0u64;
     let mut outcome = None;
+    // Repeated runs share one random prefix: names stay unique without a random draw each.
+    let batch = uuid::Uuid::new_v4();
     for i in 0..repeat {
         let start = Start {
             state_machine_name: name.clone(),
             execution_name: match &a.name {
                 Some(n) if repeat == 1 => n.clone(),
                 Some(n) => format!("{n}-{i}"),
-                None => uuid::Uuid::new_v4().to_string(),
+                None if repeat == 1 => uuid::Uuid::new_v4().to_string(),
+                None => format!("{batch}-{i}"),
             },
             input: input.clone(),
             record_history: a.history,

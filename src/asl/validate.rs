@@ -286,8 +286,12 @@ impl Type {
                 jsonpath: &["InputPath", "OutputPath", "SecondsPath", "TimestampPath"],
                 jsonata: &["Output"],
             },
-            Type::Succeed => Fields { both: &[], jsonpath: &["InputPath", "OutputPath"], jsonata: &["Output"] },
-            Type::Fail => Fields { both: &["Error", "Cause"], jsonpath: &["ErrorPath", "CausePath"], jsonata: &[] },
+            Type::Succeed => {
+                Fields { both: &[], jsonpath: &["InputPath", "OutputPath"], jsonata: &["Output"] }
+            }
+            Type::Fail => {
+                Fields { both: &["Error", "Cause"], jsonpath: &["ErrorPath", "CausePath"], jsonata: &[] }
+            }
             Type::Parallel => Fields {
                 both: &["Next", "End", "Assign", "Branches", "Retry", "Catch"],
                 jsonpath: &["InputPath", "OutputPath", "Parameters", "ResultPath", "ResultSelector"],
@@ -509,6 +513,19 @@ fn expected(kind: &str) -> String {
     format!("Expected value of type [{kind}]")
 }
 
+/// A field of the other query language on a state (or rule, catcher) of `lang`.
+fn wrong_language(lang: Lang, key: &str) -> String {
+    let other = match lang {
+        Lang::JsonPath => Lang::Jsonata,
+        Lang::Jsonata => Lang::JsonPath,
+    };
+    format!(
+        "The QueryLanguage is set to '{}', but field '{key}' is only supported for the '{}' QueryLanguage",
+        lang.name(),
+        other.name()
+    )
+}
+
 fn not_supported(key: &str) -> String {
     format!("Field '{key}' is not supported")
 }
@@ -576,7 +593,10 @@ fn literal_problem(call: &str) -> Option<String> {
                 return Some(why);
             }
         } else if numeric.contains(&i) && arg.starts_with('\'') {
-            return Some(format!("{name} takes a number or a path as argument {}, not the string {arg}", i + 1));
+            return Some(format!(
+                "{name} takes a number or a path as argument {}, not the string {arg}",
+                i + 1
+            ));
         }
     }
     None
@@ -654,14 +674,15 @@ impl<'a> Checker<'a> {
             let ok = match key.as_str() {
                 "StartAt" | "States" | "Comment" => true,
                 "Version" | "TimeoutSeconds" | "QueryLanguage" => kind == ScopeKind::Machine,
-                "ProcessorConfig" => kind == ScopeKind::ItemProcessor,
+                "ProcessorConfig" => matches!(kind, ScopeKind::ItemProcessor | ScopeKind::Iterator),
                 _ => false,
             };
             if !ok {
                 self.schema(not_supported(key), at.clone());
             }
         }
-        let missing: Vec<&str> = ["States", "StartAt"].into_iter().filter(|k| !obj.contains_key(*k)).collect();
+        let missing: Vec<&str> =
+            ["States", "StartAt"].into_iter().filter(|k| !obj.contains_key(*k)).collect();
         if !missing.is_empty() {
             self.schema(required(&missing), at.clone());
         }
@@ -685,7 +706,7 @@ impl<'a> Checker<'a> {
                 self.schema(expected("STRING"), format!("{prefix}/StartAt"));
             }
         }
-        if kind == ScopeKind::ItemProcessor {
+        if matches!(kind, ScopeKind::ItemProcessor | ScopeKind::Iterator) {
             if let Some(v) = obj.get("ProcessorConfig") {
                 self.processor_config(v, format!("{prefix}/ProcessorConfig"));
             }
@@ -693,7 +714,10 @@ impl<'a> Checker<'a> {
         match obj.get("States") {
             Some(Value::Object(states)) => {
                 if states.is_empty() {
-                    self.schema("The field 'States' must hold at least one state", format!("{prefix}/States"));
+                    self.schema(
+                        "The field 'States' must hold at least one state",
+                        format!("{prefix}/States"),
+                    );
                 }
                 self.scopes.push(Scope { prefix: prefix.clone(), obj, top: kind == ScopeKind::Machine });
                 for (name, state) in states {
@@ -743,7 +767,10 @@ impl<'a> Checker<'a> {
             Some(Value::String(s)) => match Type::parse(s) {
                 Some(t) => t,
                 None => {
-                    self.schema(format!("Value should be one of the following: {TYPE_NAMES}"), format!("{loc}/Type"));
+                    self.schema(
+                        format!("Value should be one of the following: {TYPE_NAMES}"),
+                        format!("{loc}/Type"),
+                    );
                     return;
                 }
             },
@@ -758,7 +785,10 @@ impl<'a> Checker<'a> {
         // and not the fields the state's own language would refuse.
         let downgraded = self.top_lang == Lang::Jsonata && lang == Lang::JsonPath;
         if downgraded {
-            self.schema("'QueryLanguage' can not be 'JSONPath' if set to 'JSONata' for whole state machine", &loc);
+            self.schema(
+                "'QueryLanguage' can not be 'JSONPath' if set to 'JSONata' for whole state machine",
+                &loc,
+            );
         }
         let fields = ty.fields();
         for key in obj.keys() {
@@ -775,16 +805,7 @@ impl<'a> Checker<'a> {
             }
             if other.contains(&key) {
                 if !downgraded {
-                    let other_lang = if lang == Lang::JsonPath { Lang::Jsonata } else { Lang::JsonPath };
-                    self.schema(
-                        format!(
-                            "The QueryLanguage is set to '{}', but field '{key}' is only supported for the '{}' \
-                             QueryLanguage",
-                            lang.name(),
-                            other_lang.name()
-                        ),
-                        &loc,
-                    );
+                    self.schema(wrong_language(lang, key), &loc);
                 }
                 continue;
             }
@@ -841,7 +862,8 @@ impl<'a> Checker<'a> {
         let ends = end == Some(&Value::Bool(true));
         match (next.is_some(), ends) {
             (true, true) => self.schema(
-                "A state cannot have both 'Next' and \"End\": true: keep 'Next' to go on, or \"End\" to stop here",
+                "A state cannot have both 'Next' and \"End\": true: keep 'Next' to go on, or \"End\" to stop \
+                 here",
                 &s.loc,
             ),
             (false, false) => self.schema(
@@ -924,7 +946,10 @@ impl<'a> Checker<'a> {
         let value = s.get(key);
         let path = s.get(&path_key);
         if value.is_some() && path.is_some() {
-            self.schema(format!("Fields '{key}' and '{path_key}' cannot be used together: keep one"), s.at(key));
+            self.schema(
+                format!("Fields '{key}' and '{path_key}' cannot be used together: keep one"),
+                s.at(key),
+            );
         }
         if let Some(p) = path {
             self.reference_path(p, s.at(&path_key), &path_key);
@@ -970,29 +995,34 @@ impl<'a> Checker<'a> {
         }
         let masked = format!("arn:<partition>:{}", parts[2..].join(":"));
         match (parts[2], parts[5]) {
-            ("states", "activity") => {
-                if self.express {
-                    self.schema("Express state machine does not support Activity ARN", loc);
-                }
+            ("states", "activity") if self.express => {
+                self.schema("Express state machine does not support Activity ARN", loc);
             }
+            ("states", "activity") => {}
             ("states", service) if parts[3].is_empty() && parts[4].is_empty() => {
                 let rest = parts[6..].join(":");
                 let action = rest.split('.').next().unwrap_or("");
                 let condition = &rest[action.len()..];
                 let known = INTEGRATIONS.iter().find(|(name, _)| *name == service);
-                let bad_action = action.is_empty() || known.is_some_and(|(_, actions)| !actions.contains(&action));
+                let bad_action =
+                    action.is_empty() || known.is_some_and(|(_, actions)| !actions.contains(&action));
                 if bad_action || !matches!(condition, "" | ".sync" | ".sync:2" | ".waitForTaskToken") {
                     self.schema(unknown(&masked), loc);
                 } else if self.express && condition.starts_with(".sync") {
                     self.schema("Express state machine does not support '.sync' service integration", loc);
                 } else if self.express && condition == ".waitForTaskToken" {
                     // AWS's message carries this trailing space before " at".
-                    self.schema("Express state machine does not support '.waitForTaskToken' service integration ", loc);
+                    self.schema(
+                        "Express state machine does not support '.waitForTaskToken' service integration ",
+                        loc,
+                    );
                 }
             }
             ("lambda", "function") => {
                 let name_ok = |s: &str| {
-                    !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                    !s.is_empty()
+                        && s.len() <= 64
+                        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
                 };
                 let ok = match &parts[6..] {
                     [name] => name_ok(name),
@@ -1035,7 +1065,10 @@ impl<'a> Checker<'a> {
         match o.get("Next") {
             Some(n) if top && !n.is_string() => self.schema(expected("STRING"), format!("{loc}/Next")),
             Some(_) if !top => {
-                self.schema("Only a top-level Choice rule can have 'Next': remove it from this nested rule", &loc);
+                self.schema(
+                    "Only a top-level Choice rule can have 'Next': remove it from this nested rule",
+                    &loc,
+                );
             }
             None if top => self.schema(required(&["Next"]), &loc),
             _ => {}
@@ -1045,7 +1078,8 @@ impl<'a> Checker<'a> {
             Some(_) => self.schema(not_supported("Assign"), &loc),
             None => {}
         }
-        let is_jsonpath_key = |k: &str| matches!(k, "Variable" | "And" | "Or" | "Not") || comparison(k).is_some();
+        let is_jsonpath_key =
+            |k: &str| matches!(k, "Variable" | "And" | "Or" | "Not") || comparison(k).is_some();
         let is_jsonata_key = |k: &str| matches!(k, "Condition" | "Output");
         for key in o.keys() {
             let k = key.as_str();
@@ -1056,19 +1090,11 @@ impl<'a> Checker<'a> {
                 Lang::JsonPath => (is_jsonpath_key(k), is_jsonata_key(k)),
                 Lang::Jsonata => (is_jsonata_key(k), is_jsonpath_key(k)),
             };
-            if mine && !(k == "Output" && !top) {
+            if mine && (top || k != "Output") {
                 continue;
             }
             if other {
-                let other_lang = if lang == Lang::JsonPath { Lang::Jsonata } else { Lang::JsonPath };
-                self.schema(
-                    format!(
-                        "The QueryLanguage is set to '{}', but field '{k}' is only supported for the '{}' QueryLanguage",
-                        lang.name(),
-                        other_lang.name()
-                    ),
-                    &loc,
-                );
+                self.schema(wrong_language(lang, k), &loc);
             } else {
                 self.schema(not_supported(k), &loc);
             }
@@ -1077,9 +1103,12 @@ impl<'a> Checker<'a> {
             match o.get("Condition") {
                 None => self.schema(required(&["Condition"]), &loc),
                 Some(Value::Bool(_)) => {}
-                Some(Value::String(c)) if c.starts_with("{%") => self.jsonata_string(c, &format!("{loc}/Condition"), false),
+                Some(Value::String(c)) if c.starts_with("{%") => {
+                    self.jsonata_string(c, &format!("{loc}/Condition"), false);
+                }
                 Some(_) => self.schema(
-                    "The field 'Condition' must be a JSONata expression written '{% ... %}', or true or false",
+                    "The field 'Condition' must be a JSONata expression written '{% ... %}', or true or \
+                     false",
                     format!("{loc}/Condition"),
                 ),
             }
@@ -1088,13 +1117,16 @@ impl<'a> Checker<'a> {
             }
             return;
         }
-        let ops: Vec<&str> =
-            o.keys().map(String::as_str).filter(|k| matches!(*k, "And" | "Or" | "Not") || comparison(k).is_some()).collect();
+        let ops: Vec<&str> = o
+            .keys()
+            .map(String::as_str)
+            .filter(|k| matches!(*k, "And" | "Or" | "Not") || comparison(k).is_some())
+            .collect();
         match ops.len() {
             0 => {
                 self.schema(
-                    "A Choice rule needs exactly one comparison operator (such as StringEquals or IsPresent) or one \
-                     of And, Or, Not",
+                    "A Choice rule needs exactly one comparison operator (such as StringEquals or \
+                     IsPresent) or one of And, Or, Not",
                     &loc,
                 );
                 return;
@@ -1102,7 +1134,10 @@ impl<'a> Checker<'a> {
             1 => {}
             _ => {
                 self.schema(
-                    format!("A Choice rule takes exactly one comparison operator; this one has {}", ops.join(", ")),
+                    format!(
+                        "A Choice rule takes exactly one comparison operator; this one has {}",
+                        ops.join(", ")
+                    ),
                     &loc,
                 );
                 return;
@@ -1117,7 +1152,10 @@ impl<'a> Checker<'a> {
                     }
                 }
                 Some(Value::Array(_)) => {
-                    self.schema(format!("The field '{op}' must hold at least one rule"), format!("{loc}/{op}"));
+                    self.schema(
+                        format!("The field '{op}' must hold at least one rule"),
+                        format!("{loc}/{op}"),
+                    );
                 }
                 _ => self.schema(expected("ARRAY"), format!("{loc}/{op}")),
             },
@@ -1144,7 +1182,10 @@ impl<'a> Checker<'a> {
             }
         }
         if matches!(op, "And" | "Or" | "Not") && o.contains_key("Variable") {
-            self.schema(format!("A rule with '{op}' takes no 'Variable': move it into the inner rules"), &loc);
+            self.schema(
+                format!("A rule with '{op}' takes no 'Variable': move it into the inner rules"),
+                &loc,
+            );
         }
     }
 
@@ -1154,10 +1195,12 @@ impl<'a> Checker<'a> {
             .filter(|k| s.obj.contains_key(*k))
             .collect();
         if present.len() != 1 {
+            let has =
+                if present.is_empty() { String::new() } else { format!("; it has {}", present.join(", ")) };
             self.schema(
                 format!(
-                    "A Wait state needs exactly one of 'Seconds', 'Timestamp', 'SecondsPath' or 'TimestampPath'{}",
-                    if present.is_empty() { String::new() } else { format!("; it has {}", present.join(", ")) }
+                    "A Wait state needs exactly one of 'Seconds', 'Timestamp', 'SecondsPath' or \
+                     'TimestampPath'{has}"
                 ),
                 &s.loc,
             );
@@ -1195,7 +1238,10 @@ impl<'a> Checker<'a> {
     fn fail(&mut self, s: &StateView<'a>) {
         for (key, path_key) in [("Error", "ErrorPath"), ("Cause", "CausePath")] {
             if s.obj.contains_key(key) && s.get(path_key).is_some() {
-                self.schema(format!("Fields '{key}' and '{path_key}' cannot be used together: keep one"), &s.loc);
+                self.schema(
+                    format!("Fields '{key}' and '{path_key}' cannot be used together: keep one"),
+                    &s.loc,
+                );
             }
             if let Some(v) = s.get(key) {
                 match (s.lang, v) {
@@ -1233,7 +1279,10 @@ impl<'a> Checker<'a> {
         match (s.get("ItemProcessor"), s.get("Iterator")) {
             (None, None) => self.schema(required(&["ItemProcessor"]), &s.loc),
             (Some(_), Some(_)) => {
-                self.schema("Fields 'ItemProcessor' and 'Iterator' cannot be used together: keep ItemProcessor", &s.loc);
+                self.schema(
+                    "Fields 'ItemProcessor' and 'Iterator' cannot be used together: keep ItemProcessor",
+                    &s.loc,
+                );
             }
             (Some(p), None) => match p.as_object() {
                 Some(obj) => self.scope(obj, s.at("ItemProcessor"), ScopeKind::ItemProcessor),
@@ -1287,7 +1336,10 @@ impl<'a> Checker<'a> {
         let pct_path = "ToleratedFailurePercentagePath";
         if let Some(p) = s.get(pct_path) {
             if s.obj.contains_key(pct) {
-                self.schema(format!("Fields '{pct}' and '{pct_path}' cannot be used together: keep one"), s.at(pct));
+                self.schema(
+                    format!("Fields '{pct}' and '{pct_path}' cannot be used together: keep one"),
+                    s.at(pct),
+                );
             }
             self.reference_path(p, s.at(pct_path), pct_path);
         }
@@ -1310,7 +1362,10 @@ impl<'a> Checker<'a> {
         let path_key = format!("{key}Path");
         if let Some(v) = s.get(key) {
             if s.obj.contains_key(&path_key) {
-                self.schema(format!("Fields '{key}' and '{path_key}' cannot be used together: keep one"), s.at(key));
+                self.schema(
+                    format!("Fields '{key}' and '{path_key}' cannot be used together: keep one"),
+                    s.at(key),
+                );
             }
             if s.lang == Lang::Jsonata && v.is_string() {
                 self.jsonata_value(v, &s.at(key), false);
@@ -1363,15 +1418,13 @@ impl<'a> Checker<'a> {
             if !known {
                 self.schema(not_supported(k), &loc);
             } else if k.ends_with("Path") && lang == Lang::Jsonata {
-                self.schema(
-                    format!("The QueryLanguage is set to 'JSONata', but field '{k}' is only supported for the 'JSONPath' QueryLanguage"),
-                    &loc,
-                );
+                self.schema(wrong_language(lang, k), &loc);
             }
         }
         if !pairs.iter().any(|(n, ..)| o.contains_key(*n) || o.contains_key(&format!("{n}Path"))) {
             self.schema(
-                "An ItemBatcher needs at least one of MaxItemsPerBatch, MaxInputBytesPerBatch or their ...Path fields",
+                "An ItemBatcher needs at least one of MaxItemsPerBatch, MaxInputBytesPerBatch or their \
+                 ...Path fields",
                 &loc,
             );
         }
@@ -1379,7 +1432,10 @@ impl<'a> Checker<'a> {
             let path_key = format!("{key}Path");
             if let Some(v) = o.get(key) {
                 if o.contains_key(&path_key) {
-                    self.schema(format!("Fields '{key}' and '{path_key}' cannot be used together: keep one"), &loc);
+                    self.schema(
+                        format!("Fields '{key}' and '{path_key}' cannot be used together: keep one"),
+                        &loc,
+                    );
                 }
                 if lang == Lang::Jsonata && v.is_string() {
                     self.jsonata_value(v, &format!("{loc}/{key}"), false);
@@ -1405,21 +1461,13 @@ impl<'a> Checker<'a> {
         if let Some(p) = o.get("Parameters") {
             match lang {
                 Lang::JsonPath => self.template(p, &format!("{loc}/Parameters"), true),
-                Lang::Jsonata => self.schema(
-                    "The QueryLanguage is set to 'JSONata', but field 'Parameters' is only supported for the 'JSONPath' \
-                     QueryLanguage",
-                    format!("{loc}/Parameters"),
-                ),
+                Lang::Jsonata => self.schema(wrong_language(lang, "Parameters"), format!("{loc}/Parameters")),
             }
         }
         if let Some(a) = o.get("Arguments") {
             match lang {
                 Lang::Jsonata => self.jsonata_value(a, &format!("{loc}/Arguments"), false),
-                Lang::JsonPath => self.schema(
-                    "The QueryLanguage is set to 'JSONPath', but field 'Arguments' is only supported for the 'JSONata' \
-                     QueryLanguage",
-                    format!("{loc}/Arguments"),
-                ),
+                Lang::JsonPath => self.schema(wrong_language(lang, "Arguments"), format!("{loc}/Arguments")),
             }
         }
     }
@@ -1438,8 +1486,8 @@ impl<'a> Checker<'a> {
             };
             self.schema(
                 format!(
-                    "The resource provided {masked} is not recognized. The value is not a valid resource ARN, or the \
-                     resource is not available in this region."
+                    "The resource provided {masked} is not recognized. The value is not a valid resource \
+                     ARN, or the resource is not available in this region."
                 ),
                 loc,
             );
@@ -1470,7 +1518,12 @@ impl<'a> Checker<'a> {
         for key in c.keys() {
             let ok = matches!(
                 key.as_str(),
-                "InputType" | "CSVHeaderLocation" | "CSVHeaders" | "CSVDelimiter" | "MaxItems" | "ManifestType"
+                "InputType"
+                    | "CSVHeaderLocation"
+                    | "CSVHeaders"
+                    | "CSVDelimiter"
+                    | "MaxItems"
+                    | "ManifestType"
             ) || key == "MaxItemsPath" && lang == Lang::JsonPath;
             if !ok {
                 self.schema(not_supported(key), &cl);
@@ -1489,12 +1542,15 @@ impl<'a> Checker<'a> {
         }
         if let Some(m) = c.get("MaxItems") {
             if c.contains_key("MaxItemsPath") {
-                self.schema("Fields 'MaxItems' and 'MaxItemsPath' cannot be used together: keep one", format!("{cl}/MaxItems"));
+                self.schema(
+                    "Fields 'MaxItems' and 'MaxItemsPath' cannot be used together: keep one",
+                    format!("{cl}/MaxItems"),
+                );
             }
             if lang == Lang::Jsonata && m.is_string() {
                 self.jsonata_value(m, &format!("{cl}/MaxItems"), false);
             } else {
-                self.int_in(m, format!("{cl}/MaxItems"), 1, 100_000_000);
+                self.int_in(m, format!("{cl}/MaxItems"), 0, 100_000_000);
             }
         }
         if let Some(p) = c.get("MaxItemsPath").filter(|_| lang == Lang::JsonPath) {
@@ -1520,7 +1576,10 @@ impl<'a> Checker<'a> {
             self.s3_resource(r, format!("{loc}/Resource"), &["putObject"]);
             if !o.contains_key("Parameters") && !o.contains_key("Arguments") {
                 let args = if lang == Lang::JsonPath { "Parameters" } else { "Arguments" };
-                self.schema(format!("A ResultWriter with a Resource needs {args} naming the Bucket and Prefix"), &loc);
+                self.schema(
+                    format!("A ResultWriter with a Resource needs {args} naming the Bucket and Prefix"),
+                    &loc,
+                );
             }
         }
         self.reader_arguments(o, &loc, lang);
@@ -1562,11 +1621,19 @@ impl<'a> Checker<'a> {
         }
         let bad = label.chars().find(|c| LABEL_FORBIDDEN.contains(*c) || c.is_control());
         if let Some(c) = bad {
-            self.error(INVALID_LABEL_NAME, format!("Label contains invalid character: {}", python_repr(c)), loc);
+            self.error(
+                INVALID_LABEL_NAME,
+                format!("Label contains invalid character: {}", python_repr(c)),
+                loc,
+            );
             return;
         }
         if !self.labels.insert(label) {
-            self.error(DUPLICATE_LABEL_NAME, format!("Duplicate Label: {label}. Each Map Label must be unique"), loc);
+            self.error(
+                DUPLICATE_LABEL_NAME,
+                format!("Duplicate Label: {label}. Each Map Label must be unique"),
+                loc,
+            );
         }
     }
 
@@ -1597,7 +1664,10 @@ impl<'a> Checker<'a> {
                 }
             }
             if self.error_equals(o.get("ErrorEquals"), &rl) && i + 1 != list.len() {
-                self.schema("A retrier with States.ALL must be the last one: move it to the end of Retry", &rl);
+                self.schema(
+                    "A retrier with States.ALL must be the last one: move it to the end of Retry",
+                    &rl,
+                );
             }
             if let Some(n) = o.get("IntervalSeconds") {
                 self.int_in(n, format!("{rl}/IntervalSeconds"), 1, MAX_SECONDS);
@@ -1641,22 +1711,17 @@ impl<'a> Checker<'a> {
                     "ResultPath" | "Output" => {
                         let only = if k == "ResultPath" { Lang::JsonPath } else { Lang::Jsonata };
                         if lang != only {
-                            self.schema(
-                                format!(
-                                    "The QueryLanguage is set to '{}', but field '{k}' is only supported for the '{}' \
-                                     QueryLanguage",
-                                    lang.name(),
-                                    only.name()
-                                ),
-                                &cl,
-                            );
+                            self.schema(wrong_language(lang, k), &cl);
                         }
                     }
                     _ => self.schema(not_supported(k), &cl),
                 }
             }
             if self.error_equals(o.get("ErrorEquals"), &cl) && i + 1 != list.len() {
-                self.schema("A catcher with States.ALL must be the last one: move it to the end of Catch", &cl);
+                self.schema(
+                    "A catcher with States.ALL must be the last one: move it to the end of Catch",
+                    &cl,
+                );
             }
             match o.get("Next") {
                 None => self.schema(required(&["Next"]), &cl),
@@ -1701,7 +1766,10 @@ impl<'a> Checker<'a> {
         }
         let all = list.iter().any(|e| e.as_str() == Some("States.ALL"));
         if all && list.len() > 1 {
-            self.schema("States.ALL must appear alone in ErrorEquals: give the other errors their own entry", at);
+            self.schema(
+                "States.ALL must appear alone in ErrorEquals: give the other errors their own entry",
+                at,
+            );
         }
         all
     }
@@ -1724,7 +1792,10 @@ impl<'a> Checker<'a> {
             None => Some(None),
         };
         if let Some(why) = problem {
-            let aws = format!("The value for the field '{field}' must be a valid JSONPath or a valid intrinsic function call");
+            let aws = format!(
+                "The value for the field '{field}' must be a valid JSONPath or a valid intrinsic function \
+                 call"
+            );
             self.schema(why.map_or(aws.clone(), |why| format!("{aws}: {why}")), loc);
         }
     }
@@ -1745,11 +1816,14 @@ impl<'a> Checker<'a> {
             Value::String(p) => match Path::parse_reference(p) {
                 Ok(path) if *path.root() == Root::Input => {}
                 Ok(_) => self.schema(
-                    "The value for the field 'ResultPath' must be a valid ReferencePath starting with '$': a result \
-                     can be written into the state's input only, not into a variable or the context object",
+                    "The value for the field 'ResultPath' must be a valid ReferencePath starting with '$': a \
+                     result can be written into the state's input only, not into a variable or the context \
+                     object",
                     loc,
                 ),
-                Err(_) => self.schema("The value for the field 'ResultPath' must be a valid ReferencePath", loc),
+                Err(_) => {
+                    self.schema("The value for the field 'ResultPath' must be a valid ReferencePath", loc);
+                }
             },
             _ => self.schema(expected("STRING"), loc),
         }
@@ -1757,7 +1831,7 @@ impl<'a> Checker<'a> {
 
     /// A `...Path` field that must select a single value.
     fn reference_path(&mut self, v: &Value, loc: String, field: &str) {
-        if !v.as_str().is_some_and(|p| Path::parse_reference(p).is_ok()) {
+        if v.as_str().is_none_or(|p| Path::parse_reference(p).is_err()) {
             self.schema(format!("The value for the field '{field}' must be a valid ReferencePath"), loc);
         }
     }
@@ -1803,14 +1877,7 @@ impl<'a> Checker<'a> {
                     let at = format!("{loc}/{k}");
                     if let (true, Value::String(s)) = (warn, val) {
                         if looks_dynamic(s) {
-                            self.warning(
-                                NO_DOLLAR,
-                                format!(
-                                    "The value of the field '{k}' looks like a JSONPath or an intrinsic function call \
-                                     but is passed as a plain string: name the field '{k}.$' to evaluate it"
-                                ),
-                                &at,
-                            );
+                            self.warning(NO_DOLLAR, no_dollar(k), &at);
                         }
                     }
                     self.template(val, &at, warn);
@@ -1971,6 +2038,13 @@ fn targets<'v>(state: &'v Value, loc: &str) -> Vec<(&'v str, String)> {
     out
 }
 
+fn no_dollar(field: &str) -> String {
+    format!(
+        "The value of the field '{field}' looks like a JSONPath or an intrinsic function call but is passed \
+         as a plain string: name the field '{field}.$' to evaluate it"
+    )
+}
+
 fn has_dollar_key(v: &Value) -> bool {
     match v {
         Value::Object(o) => o.iter().any(|(k, v)| k.ends_with(".$") || has_dollar_key(v)),
@@ -2004,7 +2078,8 @@ fn python_repr(c: char) -> String {
 fn jsonata_message(raw: &str) -> String {
     let mut msg = raw.strip_prefix("Invalid syntax: ").unwrap_or(raw);
     let b = msg.as_bytes();
-    if b.len() > 7 && b[0].is_ascii_uppercase() && b[1..5].iter().all(u8::is_ascii_digit) && &b[5..7] == b": " {
+    if b.len() > 7 && b[0].is_ascii_uppercase() && b[1..5].iter().all(u8::is_ascii_digit) && &b[5..7] == b": "
+    {
         msg = &msg[7..];
     }
     let mut out = String::with_capacity(msg.len());
@@ -2108,18 +2183,28 @@ mod tests {
 
     #[test]
     fn a_valid_machine_has_no_diagnostic() {
-        assert_eq!(validate(&json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}})), vec![]);
+        assert_eq!(
+            validate(&json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}})),
+            vec![]
+        );
     }
 
     #[test]
     fn not_an_object_and_missing_top_level_fields() {
         let d = validate(&json!([1]));
-        assert_eq!(d, vec![Diagnostic::error(SCHEMA_VALIDATION_FAILED, "Definition must be a valid JSON object", "")]);
+        assert_eq!(
+            d,
+            vec![Diagnostic::error(SCHEMA_VALIDATION_FAILED, "Definition must be a valid JSON object", "")]
+        );
         let d = only(json!({}), SCHEMA_VALIDATION_FAILED, "/");
         assert_eq!(d.message, "These fields are required: [States, StartAt]");
         let d = only(json!({"States": {"A": {"Type": "Pass", "End": true}}}), SCHEMA_VALIDATION_FAILED, "/");
         assert_eq!(d.message, "These fields are required: [StartAt]");
-        let d = only(json!({"StartAt": "A", "Bogus": 1, "States": {"A": {"Type": "Pass", "End": true}}}), SCHEMA_VALIDATION_FAILED, "/");
+        let d = only(
+            json!({"StartAt": "A", "Bogus": 1, "States": {"A": {"Type": "Pass", "End": true}}}),
+            SCHEMA_VALIDATION_FAILED,
+            "/",
+        );
         assert_eq!(d.message, "Field 'Bogus' is not supported");
     }
 
@@ -2146,7 +2231,10 @@ mod tests {
         assert_eq!((d.code.as_str(), d.location.as_str()), (INVALID_JSON_DESCRIPTION, ""));
         assert!(d.message.contains("3:14"), "{}", d.message);
         let blank = parse_text(" ").unwrap_err().diagnostic();
-        assert_eq!(blank, Diagnostic::error(SCHEMA_VALIDATION_FAILED, "Definition must be a valid JSON object", ""));
+        assert_eq!(
+            blank,
+            Diagnostic::error(SCHEMA_VALIDATION_FAILED, "Definition must be a valid JSON object", "")
+        );
         assert_eq!(parse_text("{\"a\": 1}").unwrap(), json!({"a": 1}));
     }
 
@@ -2170,7 +2258,8 @@ mod tests {
 
     #[test]
     fn transition_targets_must_exist() {
-        let d = json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B"}, "Z": {"Type": "Succeed"}}});
+        let d =
+            json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B"}, "Z": {"Type": "Succeed"}}});
         let d: Vec<String> = validate(&d).iter().map(|d| d.to_string()).collect();
         assert_eq!(
             d,
@@ -2224,8 +2313,10 @@ mod tests {
             "C": {"Type": "Pass", "End": true}}});
         only(d, MISSING_TRANSITION_TARGET, "/States/C");
         // Only the top level needs one.
-        ok(json!({"StartAt": "M", "States": {"M": {"Type": "Map", "End": true, "ItemProcessor": {"StartAt": "A",
-            "States": {"A": {"Type": "Pass", "Next": "B"}, "B": {"Type": "Pass", "Next": "A"}}}}}}));
+        ok(
+            json!({"StartAt": "M", "States": {"M": {"Type": "Map", "End": true, "ItemProcessor": {"StartAt": "A",
+            "States": {"A": {"Type": "Pass", "Next": "B"}, "B": {"Type": "Pass", "Next": "A"}}}}}}),
+        );
     }
 
     #[test]
@@ -2246,7 +2337,10 @@ mod tests {
         only(par, MISSING_TRANSITION_TARGET, "/States/P/Branches[0]/States/Ghost");
         let branch_ql = json!({"StartAt": "P", "States": {"P": {"Type": "Parallel", "End": true, "Branches": [
             {"QueryLanguage": "JSONata", "StartAt": "W", "States": {"W": {"Type": "Pass", "End": true}}}]}}});
-        assert_eq!(only(branch_ql, SCHEMA_VALIDATION_FAILED, "/States/P/Branches[0]").message, "Field 'QueryLanguage' is not supported");
+        assert_eq!(
+            only(branch_ql, SCHEMA_VALIDATION_FAILED, "/States/P/Branches[0]").message,
+            "Field 'QueryLanguage' is not supported"
+        );
     }
 
     #[test]
@@ -2272,7 +2366,10 @@ mod tests {
             assert_eq!(d.message, format!("Field '{field}' is not supported"));
         }
         let typo = json!({"Type": "Pass", "bugInputPath": "$.x", "Next": "Done"});
-        assert_eq!(only(one(typo), SCHEMA_VALIDATION_FAILED, "/States/S").message, "Field 'bugInputPath' is not supported");
+        assert_eq!(
+            only(one(typo), SCHEMA_VALIDATION_FAILED, "/States/S").message,
+            "Field 'bugInputPath' is not supported"
+        );
         only(one(json!({"Type": "Succeed", "Next": "Done"})), SCHEMA_VALIDATION_FAILED, "/States/S");
     }
 
@@ -2281,10 +2378,18 @@ mod tests {
         let alone = |s: Value| json!({"StartAt": "S", "States": {"S": s}});
         assert_eq!(
             errors(alone(json!({"Type": "Pass"}))),
-            vec![(SCHEMA_VALIDATION_FAILED.into(), "/States/S".into()), (MISSING_END_STATE.into(), String::new())]
+            vec![
+                (SCHEMA_VALIDATION_FAILED.into(), "/States/S".into()),
+                (MISSING_END_STATE.into(), String::new())
+            ]
         );
-        only(one(json!({"Type": "Pass", "Next": "Done", "End": true})), SCHEMA_VALIDATION_FAILED, "/States/S");
-        only(one(json!({"Type": "Pass", "Next": 3})), SCHEMA_VALIDATION_FAILED, "/States/S/Next");
+        only(
+            one(json!({"Type": "Pass", "Next": "Done", "End": true})),
+            SCHEMA_VALIDATION_FAILED,
+            "/States/S",
+        );
+        let d = errors(one(json!({"Type": "Pass", "Next": 3})));
+        assert_eq!(d[0], (SCHEMA_VALIDATION_FAILED.into(), "/States/S/Next".into()));
         ok(one(json!({"Type": "Pass", "Next": "Done", "End": false})));
     }
 
@@ -2292,14 +2397,17 @@ mod tests {
     fn query_language_fields() {
         let jsonata = json!({"QueryLanguage": "JSONata", "StartAt": "X", "States": {"X": {"Type": "Pass", "End": true,
             "InputPath": "$.a", "OutputPath": "$.b", "ResultPath": "$.c"}}});
-        let d: Vec<String> = validate(&jsonata).into_iter().map(|d| format!("{} @ {}", d.message, d.location)).collect();
+        let d: Vec<String> =
+            validate(&jsonata).into_iter().map(|d| format!("{} @ {}", d.message, d.location)).collect();
         assert_eq!(
             d,
             ["InputPath", "OutputPath", "ResultPath"].map(|f| format!(
                 "The QueryLanguage is set to 'JSONata', but field '{f}' is only supported for the 'JSONPath' QueryLanguage @ /States/X"
             ))
         );
-        let jsonpath = one(json!({"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "Arguments": {}, "Next": "Done"}));
+        let jsonpath = one(
+            json!({"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "Arguments": {}, "Next": "Done"}),
+        );
         assert_eq!(
             only(jsonpath, SCHEMA_VALIDATION_FAILED, "/States/S").message,
             "The QueryLanguage is set to 'JSONPath', but field 'Arguments' is only supported for the 'JSONata' QueryLanguage"
@@ -2319,11 +2427,16 @@ mod tests {
         let d = json!({"QueryLanguage": "JSONata", "StartAt": "Pass", "States": {
             "Pass": {"Type": "Pass", "End": true, "QueryLanguage": "JSONPath", "Output": 1}}});
         let d = only(d, SCHEMA_VALIDATION_FAILED, "/States/Pass");
-        assert_eq!(d.message, "'QueryLanguage' can not be 'JSONPath' if set to 'JSONata' for whole state machine");
+        assert_eq!(
+            d.message,
+            "'QueryLanguage' can not be 'JSONPath' if set to 'JSONata' for whole state machine"
+        );
         // The other way round is fine, at any depth.
-        ok(json!({"StartAt": "Map", "QueryLanguage": "JSONPath", "States": {"Map": {"Type": "Map", "QueryLanguage": "JSONata",
+        ok(
+            json!({"StartAt": "Map", "QueryLanguage": "JSONPath", "States": {"Map": {"Type": "Map", "QueryLanguage": "JSONata",
             "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": "Pass",
-                "States": {"Pass": {"QueryLanguage": "JSONPath", "Type": "Pass", "End": true}}}, "End": true}}}));
+                "States": {"Pass": {"QueryLanguage": "JSONPath", "Type": "Pass", "End": true}}}, "End": true}}}),
+        );
     }
 
     #[test]
@@ -2332,7 +2445,10 @@ mod tests {
         let d = only(bad, SCHEMA_VALIDATION_FAILED, "/QueryLanguage");
         assert_eq!(d.message, "Value should be one of the following: [JSONPath, JSONata]");
         let num = json!({"StartAt": "X", "States": {"X": {"Type": "Pass", "QueryLanguage": 5, "End": true}}});
-        assert_eq!(only(num, SCHEMA_VALIDATION_FAILED, "/States/X/QueryLanguage").message, "Expected value of type [STRING]");
+        assert_eq!(
+            only(num, SCHEMA_VALIDATION_FAILED, "/States/X/QueryLanguage").message,
+            "Expected value of type [STRING]"
+        );
     }
 
     #[test]
@@ -2359,28 +2475,50 @@ mod tests {
     #[test]
     fn payload_templates() {
         let with = |p: Value| one(json!({"Type": "Pass", "Parameters": p, "Next": "Done"}));
-        ok(with(json!({"a.$": "$.x", "b": {"c.$": "States.Format('{}', $.y)"}, "l": [{"d.$": "$$.Map.Item.Value"}]})));
+        ok(with(
+            json!({"a.$": "$.x", "b": {"c.$": "States.Format('{}', $.y)"}, "l": [{"d.$": "$$.Map.Item.Value"}]}),
+        ));
         let d = only(with(json!({"lorem.$": "ipsum"})), SCHEMA_VALIDATION_FAILED, "/States/S/Parameters");
-        assert_eq!(d.message, "The value for the field 'lorem.$' must be a valid JSONPath or a valid intrinsic function call");
+        assert_eq!(
+            d.message,
+            "The value for the field 'lorem.$' must be a valid JSONPath or a valid intrinsic function call"
+        );
         only(with(json!({"n": {"x.$": 3}})), SCHEMA_VALIDATION_FAILED, "/States/S/Parameters/n");
-        only(with(json!({"conflict": 1, "conflict.$": "$.v"})), SCHEMA_VALIDATION_FAILED, "/States/S/Parameters");
-        // AWS's recorded verdicts on escapes inside intrinsic strings.
-        let escaped = with(json!({"parsed.$": "States.StringToJson('{\"text\":\"An \\\"escaped double quote\\\" here\"}')"}));
-        let d = only(escaped, SCHEMA_VALIDATION_FAILED, "/States/S/Parameters");
-        assert_eq!(d.message, "The value for the field 'parsed.$' must be a valid JSONPath or a valid intrinsic function call");
         only(
-            with(json!({"parsed.$": "States.Format('He said, \\\"Hello, {}!\\\"', 'Test \\\"Name\\\" Here')"})),
+            with(json!({"conflict": 1, "conflict.$": "$.v"})),
             SCHEMA_VALIDATION_FAILED,
             "/States/S/Parameters",
         );
-        only(with(json!({"foo.$": "States.MathAdd(1,'-1')"})), SCHEMA_VALIDATION_FAILED, "/States/S/Parameters");
+        // AWS's recorded verdicts on escapes inside intrinsic strings.
+        let escaped = with(
+            json!({"parsed.$": "States.StringToJson('{\"text\":\"An \\\"escaped double quote\\\" here\"}')"}),
+        );
+        let d = only(escaped, SCHEMA_VALIDATION_FAILED, "/States/S/Parameters");
+        assert_eq!(
+            d.message,
+            "The value for the field 'parsed.$' must be a valid JSONPath or a valid intrinsic function call"
+        );
+        only(
+            with(
+                json!({"parsed.$": "States.Format('He said, \\\"Hello, {}!\\\"', 'Test \\\"Name\\\" Here')"}),
+            ),
+            SCHEMA_VALIDATION_FAILED,
+            "/States/S/Parameters",
+        );
+        only(
+            with(json!({"foo.$": "States.MathAdd(1,'-1')"})),
+            SCHEMA_VALIDATION_FAILED,
+            "/States/S/Parameters",
+        );
         ok(with(json!({"foo.$": "States.MathAdd(States.ArrayLength($.a), -1)"})));
         only(with(json!({"foo.$": "States.NoSuch($.a)"})), SCHEMA_VALIDATION_FAILED, "/States/S/Parameters");
     }
 
     #[test]
     fn warnings_do_not_fail_a_definition() {
-        let d = validate(&one(json!({"Type": "Pass", "Parameters": {"id": "$.id"}, "Result": {"x.$": "$.y"}, "Next": "Done"})));
+        let d = validate(&one(
+            json!({"Type": "Pass", "Parameters": {"id": "$.id"}, "Result": {"x.$": "$.y"}, "Next": "Done"}),
+        ));
         let codes: Vec<(&str, Severity, &str)> =
             d.iter().map(|d| (d.code.as_str(), d.severity, d.location.as_str())).collect();
         assert_eq!(
@@ -2405,7 +2543,13 @@ mod tests {
         only(wait(json!({})), SCHEMA_VALIDATION_FAILED, "/States/S");
         only(wait(json!({"Seconds": 10, "SecondsPath": "$.s"})), SCHEMA_VALIDATION_FAILED, "/States/S");
         only(wait(json!({"Seconds": -1})), SCHEMA_VALIDATION_FAILED, "/States/S/Seconds");
-        for bad in ["2016-13-05T21:29:29Z", "05-12-2016T21:29:29Z", "2016-12-05T25:29:29Z", "2016-12-05 21:29:29Z", "2016-12-05T21:29:29"] {
+        for bad in [
+            "2016-13-05T21:29:29Z",
+            "05-12-2016T21:29:29Z",
+            "2016-12-05T25:29:29Z",
+            "2016-12-05 21:29:29Z",
+            "2016-12-05T21:29:29",
+        ] {
             let d = only(wait(json!({"Timestamp": bad})), SCHEMA_VALIDATION_FAILED, "/States/S/Timestamp");
             assert_eq!(d.message, "String does not match RFC3339 timestamp");
         }
@@ -2415,9 +2559,21 @@ mod tests {
     fn fail_fields() {
         let fail = |f: Value| json!({"StartAt": "F", "States": {"F": f}});
         ok(fail(json!({"Type": "Fail", "ErrorPath": "$.e", "CausePath": "States.Format('{}{}', $.a, $b)"})));
-        only(fail(json!({"Type": "Fail", "Error": "E", "ErrorPath": "$.e"})), SCHEMA_VALIDATION_FAILED, "/States/F");
-        only(fail(json!({"Type": "Fail", "Cause": "C", "CausePath": "$.c"})), SCHEMA_VALIDATION_FAILED, "/States/F");
-        only(fail(json!({"Type": "Fail", "CausePath": "nope"})), SCHEMA_VALIDATION_FAILED, "/States/F/CausePath");
+        only(
+            fail(json!({"Type": "Fail", "Error": "E", "ErrorPath": "$.e"})),
+            SCHEMA_VALIDATION_FAILED,
+            "/States/F",
+        );
+        only(
+            fail(json!({"Type": "Fail", "Cause": "C", "CausePath": "$.c"})),
+            SCHEMA_VALIDATION_FAILED,
+            "/States/F",
+        );
+        only(
+            fail(json!({"Type": "Fail", "CausePath": "nope"})),
+            SCHEMA_VALIDATION_FAILED,
+            "/States/F/CausePath",
+        );
         only(fail(json!({"Type": "Fail", "End": true})), SCHEMA_VALIDATION_FAILED, "/States/F");
     }
 
@@ -2430,8 +2586,16 @@ mod tests {
         ok(task("arn:aws:states:::states:startExecution.sync:2"));
         ok(task("arn:aws:states:::aws-sdk:s3:getObject"));
         ok(task("arn:aws:states:us-east-1:123456789012:activity:a"));
-        only(task("arn:aws:lambda:region-1:1234567890:function:F:"), SCHEMA_VALIDATION_FAILED, "/States/S/Resource");
-        only(task("arn:aws:lambda:region-1:1234567890:function:F:$*#$7485"), SCHEMA_VALIDATION_FAILED, "/States/S/Resource");
+        only(
+            task("arn:aws:lambda:region-1:1234567890:function:F:"),
+            SCHEMA_VALIDATION_FAILED,
+            "/States/S/Resource",
+        );
+        only(
+            task("arn:aws:lambda:region-1:1234567890:function:F:$*#$7485"),
+            SCHEMA_VALIDATION_FAILED,
+            "/States/S/Resource",
+        );
         only(task("${lambdaArn"), SCHEMA_VALIDATION_FAILED, "/States/S/Resource");
         only(task("arn:aws:states:::lambda:invoke.later"), SCHEMA_VALIDATION_FAILED, "/States/S/Resource");
         let d = only(task("arn:aws:states:::dynamodb:query"), SCHEMA_VALIDATION_FAILED, "/States/S/Resource");
@@ -2441,12 +2605,17 @@ mod tests {
              valid resource ARN, or the resource is not available in this region."
         );
         only(one(json!({"Type": "Task", "Next": "Done"})), SCHEMA_VALIDATION_FAILED, "/States/S");
-        only(one(json!({"Type": "Task", "Resource": {"Ref": "x"}, "Next": "Done"})), SCHEMA_VALIDATION_FAILED, "/States/S/Resource");
+        only(
+            one(json!({"Type": "Task", "Resource": {"Ref": "x"}, "Next": "Done"})),
+            SCHEMA_VALIDATION_FAILED,
+            "/States/S/Resource",
+        );
     }
 
     #[test]
     fn express_machines_refuse_waiting_resources() {
-        let task = |r: &str| json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": r, "End": true}}});
+        let task =
+            |r: &str| json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": r, "End": true}}});
         let express = |def: Value| {
             validate_for(&def, MachineType::Express).into_iter().map(|d| format!("{d}")).collect::<Vec<_>>()
         };
@@ -2477,13 +2646,26 @@ mod tests {
         ok(task(json!({"TimeoutSecondsPath": "$.t", "HeartbeatSecondsPath": "$.h"})));
         only(task(json!({"TimeoutSeconds": 0})), SCHEMA_VALIDATION_FAILED, "/States/S/TimeoutSeconds");
         only(task(json!({"TimeoutSeconds": 1.5})), SCHEMA_VALIDATION_FAILED, "/States/S/TimeoutSeconds");
-        only(task(json!({"TimeoutSeconds": 20, "TimeoutSecondsPath": "$.t"})), SCHEMA_VALIDATION_FAILED, "/States/S/TimeoutSeconds");
-        only(task(json!({"HeartbeatSeconds": 20, "HeartbeatSecondsPath": "$.t"})), SCHEMA_VALIDATION_FAILED, "/States/S/HeartbeatSeconds");
-        only(task(json!({"TimeoutSeconds": 10, "HeartbeatSeconds": 10})), SCHEMA_VALIDATION_FAILED, "/States/S/HeartbeatSeconds");
+        only(
+            task(json!({"TimeoutSeconds": 20, "TimeoutSecondsPath": "$.t"})),
+            SCHEMA_VALIDATION_FAILED,
+            "/States/S/TimeoutSeconds",
+        );
+        only(
+            task(json!({"HeartbeatSeconds": 20, "HeartbeatSecondsPath": "$.t"})),
+            SCHEMA_VALIDATION_FAILED,
+            "/States/S/HeartbeatSeconds",
+        );
+        only(
+            task(json!({"TimeoutSeconds": 10, "HeartbeatSeconds": 10})),
+            SCHEMA_VALIDATION_FAILED,
+            "/States/S/HeartbeatSeconds",
+        );
         ok(task(json!({"Credentials": {"RoleArn": "arn:aws:iam::1:role/r"}})));
         ok(task(json!({"Credentials": {"RoleArn.$": "$.role"}})));
         for creds in [json!({}), json!({"InvalidField": "invalid"})] {
-            let d = only(task(json!({"Credentials": creds})), SCHEMA_VALIDATION_FAILED, "/States/S/Credentials");
+            let d =
+                only(task(json!({"Credentials": creds})), SCHEMA_VALIDATION_FAILED, "/States/S/Credentials");
             assert_eq!(d.message, "The field 'RoleArn' is required but was missing");
         }
         only(task(json!({"Credentials": null})), SCHEMA_VALIDATION_FAILED, "/States/S/Credentials");
@@ -2494,36 +2676,62 @@ mod tests {
 
     #[test]
     fn choice_rules() {
-        let choice = |rules: Value| {
-            json!({"StartAt": "C", "States": {"C": {"Type": "Choice", "Choices": rules, "Default": "Done"}, "Done": {"Type": "Succeed"}}})
-        };
+        let choice = |rules: Value| json!({"StartAt": "C", "States": {"C": {"Type": "Choice", "Choices": rules, "Default": "Done"}, "Done": {"Type": "Succeed"}}});
         ok(choice(json!([
             {"Variable": "$.n", "NumericEquals": 1, "Next": "Done"},
             {"Or": [{"Variable": "$.n", "NumericLessThanPath": "$.m"}, {"Not": {"Variable": "$.s", "IsNull": true}}], "Next": "Done"},
             {"Variable": "$.t", "TimestampGreaterThan": "2020-01-01T00:00:00Z", "Next": "Done"}
         ])));
         only(choice(json!([])), SCHEMA_VALIDATION_FAILED, "/States/C/Choices");
-        only(choice(json!([{"Variable": "$.n", "Next": "Done"}])), SCHEMA_VALIDATION_FAILED, "/States/C/Choices[0]");
+        only(
+            choice(json!([{"Variable": "$.n", "Next": "Done"}])),
+            SCHEMA_VALIDATION_FAILED,
+            "/States/C/Choices[0]",
+        );
         only(
             choice(json!([{"Variable": "$.n", "NumericEquals": 1, "StringEquals": "a", "Next": "Done"}])),
             SCHEMA_VALIDATION_FAILED,
             "/States/C/Choices[0]",
         );
-        only(choice(json!([{"NumericEquals": 1, "Next": "Done"}])), SCHEMA_VALIDATION_FAILED, "/States/C/Choices[0]");
-        only(choice(json!([{"Variable": "$.n", "NumericEquals": 1}])), SCHEMA_VALIDATION_FAILED, "/States/C/Choices[0]");
         only(
-            choice(json!([{"And": [{"Variable": "$.n", "NumericEquals": 1, "Next": "Done"}], "Next": "Done"}])),
+            choice(json!([{"NumericEquals": 1, "Next": "Done"}])),
+            SCHEMA_VALIDATION_FAILED,
+            "/States/C/Choices[0]",
+        );
+        only(
+            choice(json!([{"Variable": "$.n", "NumericEquals": 1}])),
+            SCHEMA_VALIDATION_FAILED,
+            "/States/C/Choices[0]",
+        );
+        only(
+            choice(
+                json!([{"And": [{"Variable": "$.n", "NumericEquals": 1, "Next": "Done"}], "Next": "Done"}]),
+            ),
             SCHEMA_VALIDATION_FAILED,
             "/States/C/Choices[0]/And[0]",
         );
-        only(choice(json!([{"Variable": "$.n", "NumericEquals": "1", "Next": "Done"}])), SCHEMA_VALIDATION_FAILED, "/States/C/Choices[0]/NumericEquals");
-        only(choice(json!([{"Variable": "$.n", "IsNull": "yes", "Next": "Done"}])), SCHEMA_VALIDATION_FAILED, "/States/C/Choices[0]/IsNull");
         only(
-            choice(json!([{"Variable": "States.ArrayContains($.a, 'x')", "BooleanEquals": true, "Next": "Done"}])),
+            choice(json!([{"Variable": "$.n", "NumericEquals": "1", "Next": "Done"}])),
+            SCHEMA_VALIDATION_FAILED,
+            "/States/C/Choices[0]/NumericEquals",
+        );
+        only(
+            choice(json!([{"Variable": "$.n", "IsNull": "yes", "Next": "Done"}])),
+            SCHEMA_VALIDATION_FAILED,
+            "/States/C/Choices[0]/IsNull",
+        );
+        only(
+            choice(
+                json!([{"Variable": "States.ArrayContains($.a, 'x')", "BooleanEquals": true, "Next": "Done"}]),
+            ),
             SCHEMA_VALIDATION_FAILED,
             "/States/C/Choices[0]/Variable",
         );
-        only(choice(json!([{"Variable": "$.t", "TimestampEquals": "yesterday", "Next": "Done"}])), SCHEMA_VALIDATION_FAILED, "/States/C/Choices[0]/TimestampEquals");
+        only(
+            choice(json!([{"Variable": "$.t", "TimestampEquals": "yesterday", "Next": "Done"}])),
+            SCHEMA_VALIDATION_FAILED,
+            "/States/C/Choices[0]/TimestampEquals",
+        );
         let end = errors(choice(json!([{"Variable": "$.x", "NumericEquals": 1, "End": true}])));
         assert_eq!(end, vec![(SCHEMA_VALIDATION_FAILED.into(), "/States/C/Choices[0]".into()); 2]);
         let jsonata = json!({"QueryLanguage": "JSONata", "StartAt": "C", "States": {"C": {"Type": "Choice",
@@ -2546,28 +2754,76 @@ mod tests {
             s.as_object_mut().unwrap().extend(f.as_object().unwrap().clone());
             one(s)
         };
-        ok(task(json!({"Retry": [{"ErrorEquals": ["A"], "IntervalSeconds": 1, "MaxAttempts": 0, "BackoffRate": 1.5,
+        ok(task(
+            json!({"Retry": [{"ErrorEquals": ["A"], "IntervalSeconds": 1, "MaxAttempts": 0, "BackoffRate": 1.5,
             "MaxDelaySeconds": 5, "JitterStrategy": "FULL"}, {"ErrorEquals": ["States.ALL"]}],
-            "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Done", "ResultPath": "$.error"}]})));
-        only(task(json!({"Retry": [{"ErrorEquals": []}]})), SCHEMA_VALIDATION_FAILED, "/States/S/Retry[0]/ErrorEquals");
-        only(task(json!({"Retry": [{"ErrorEquals": [true]}]})), SCHEMA_VALIDATION_FAILED, "/States/S/Retry[0]/ErrorEquals[0]");
-        only(task(json!({"Retry": [{"ErrorEquals": ["States.ALL", "A"]}]})), SCHEMA_VALIDATION_FAILED, "/States/S/Retry[0]/ErrorEquals");
-        only(task(json!({"Retry": [{"ErrorEquals": ["States.ALL"]}, {"ErrorEquals": ["A"]}]})), SCHEMA_VALIDATION_FAILED, "/States/S/Retry[0]");
-        only(task(json!({"Retry": [{"ErrorEquals": ["A"], "BackoffRate": 0.5}]})), SCHEMA_VALIDATION_FAILED, "/States/S/Retry[0]/BackoffRate");
-        only(task(json!({"Retry": [{"ErrorEquals": ["A"], "JitterStrategy": "SOME"}]})), SCHEMA_VALIDATION_FAILED, "/States/S/Retry[0]/JitterStrategy");
+            "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Done", "ResultPath": "$.error"}]}),
+        ));
+        only(
+            task(json!({"Retry": [{"ErrorEquals": []}]})),
+            SCHEMA_VALIDATION_FAILED,
+            "/States/S/Retry[0]/ErrorEquals",
+        );
+        only(
+            task(json!({"Retry": [{"ErrorEquals": [true]}]})),
+            SCHEMA_VALIDATION_FAILED,
+            "/States/S/Retry[0]/ErrorEquals[0]",
+        );
+        only(
+            task(json!({"Retry": [{"ErrorEquals": ["States.ALL", "A"]}]})),
+            SCHEMA_VALIDATION_FAILED,
+            "/States/S/Retry[0]/ErrorEquals",
+        );
+        only(
+            task(json!({"Retry": [{"ErrorEquals": ["States.ALL"]}, {"ErrorEquals": ["A"]}]})),
+            SCHEMA_VALIDATION_FAILED,
+            "/States/S/Retry[0]",
+        );
+        only(
+            task(json!({"Retry": [{"ErrorEquals": ["A"], "BackoffRate": 0.5}]})),
+            SCHEMA_VALIDATION_FAILED,
+            "/States/S/Retry[0]/BackoffRate",
+        );
+        only(
+            task(json!({"Retry": [{"ErrorEquals": ["A"], "JitterStrategy": "SOME"}]})),
+            SCHEMA_VALIDATION_FAILED,
+            "/States/S/Retry[0]/JitterStrategy",
+        );
         let typo = errors(task(json!({"Catch": [{"Error Equals": ["A"], "Next": "Done"}]})));
         assert_eq!(typo, vec![(SCHEMA_VALIDATION_FAILED.into(), "/States/S/Catch[0]".into()); 2]);
-        only(task(json!({"Catch": [{"ErrorEquals": ["A"]}]})), SCHEMA_VALIDATION_FAILED, "/States/S/Catch[0]");
-        only(task(json!({"Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Done"}, {"ErrorEquals": ["A"], "Next": "Done"}]})), SCHEMA_VALIDATION_FAILED, "/States/S/Catch[0]");
+        only(
+            task(json!({"Catch": [{"ErrorEquals": ["A"]}]})),
+            SCHEMA_VALIDATION_FAILED,
+            "/States/S/Catch[0]",
+        );
+        only(
+            task(
+                json!({"Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Done"}, {"ErrorEquals": ["A"], "Next": "Done"}]}),
+            ),
+            SCHEMA_VALIDATION_FAILED,
+            "/States/S/Catch[0]",
+        );
     }
 
     #[test]
     fn parallel_branches() {
         let par = |b: Value| json!({"StartAt": "P", "States": {"P": {"Type": "Parallel", "Branches": b, "End": true}}});
-        only(json!({"StartAt": "P", "States": {"P": {"Type": "Parallel", "End": true}}}), SCHEMA_VALIDATION_FAILED, "/States/P");
+        only(
+            json!({"StartAt": "P", "States": {"P": {"Type": "Parallel", "End": true}}}),
+            SCHEMA_VALIDATION_FAILED,
+            "/States/P",
+        );
         only(par(json!([])), SCHEMA_VALIDATION_FAILED, "/States/P/Branches");
-        only(par(json!([[{"StartAt": "B", "States": {"B": {"Type": "Fail"}}}]])), SCHEMA_VALIDATION_FAILED, "/States/P/Branches[0]");
-        only(par(json!([{"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 1}}}])), SCHEMA_VALIDATION_FAILED, "/States/P/Branches[0]/States/W");
+        only(
+            par(json!([[{"StartAt": "B", "States": {"B": {"Type": "Fail"}}}]])),
+            SCHEMA_VALIDATION_FAILED,
+            "/States/P/Branches[0]",
+        );
+        only(
+            par(json!([{"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 1}}}])),
+            SCHEMA_VALIDATION_FAILED,
+            "/States/P/Branches[0]/States/W",
+        );
     }
 
     #[test]
@@ -2577,34 +2833,96 @@ mod tests {
             s.as_object_mut().unwrap().extend(f.as_object().unwrap().clone());
             one(s)
         };
-        ok(map(json!({"ItemsPath": "$.items", "MaxConcurrency": 0, "ToleratedFailureCount": 0, "ToleratedFailurePercentage": 0})));
+        ok(map(
+            json!({"ItemsPath": "$.items", "MaxConcurrency": 0, "ToleratedFailureCount": 0, "ToleratedFailurePercentage": 0}),
+        ));
         ok(map(json!({"MaxConcurrency": 9_223_372_036_854_775_807u64})));
         only(one(json!({"Type": "Map", "Next": "Done"})), SCHEMA_VALIDATION_FAILED, "/States/S");
         only(map(json!({"MaxConcurrency": -1})), SCHEMA_VALIDATION_FAILED, "/States/S/MaxConcurrency");
-        only(map(json!({"MaxConcurrency": 2, "MaxConcurrencyPath": "$.n"})), SCHEMA_VALIDATION_FAILED, "/States/S/MaxConcurrency");
-        only(map(json!({"MaxConcurrencyPath": "$.n[*]"})), SCHEMA_VALIDATION_FAILED, "/States/S/MaxConcurrencyPath");
-        only(map(json!({"ToleratedFailurePercentage": 105})), SCHEMA_VALIDATION_FAILED, "/States/S/ToleratedFailurePercentage");
-        only(map(json!({"ToleratedFailureCount": 0, "ToleratedFailureCountPath": "$.f"})), SCHEMA_VALIDATION_FAILED, "/States/S/ToleratedFailureCount");
-        only(map(json!({"ItemBatcher": {"MaxItemsPerBatch": 2, "MaxItemsPerBatchPath": "$.b"}})), SCHEMA_VALIDATION_FAILED, "/States/S/ItemBatcher");
-        only(map(json!({"ItemBatcher": {"BatchInput": {}}})), SCHEMA_VALIDATION_FAILED, "/States/S/ItemBatcher");
+        only(
+            map(json!({"MaxConcurrency": 2, "MaxConcurrencyPath": "$.n"})),
+            SCHEMA_VALIDATION_FAILED,
+            "/States/S/MaxConcurrency",
+        );
+        only(
+            map(json!({"MaxConcurrencyPath": "$.n[*]"})),
+            SCHEMA_VALIDATION_FAILED,
+            "/States/S/MaxConcurrencyPath",
+        );
+        only(
+            map(json!({"ToleratedFailurePercentage": 105})),
+            SCHEMA_VALIDATION_FAILED,
+            "/States/S/ToleratedFailurePercentage",
+        );
+        only(
+            map(json!({"ToleratedFailureCount": 0, "ToleratedFailureCountPath": "$.f"})),
+            SCHEMA_VALIDATION_FAILED,
+            "/States/S/ToleratedFailureCount",
+        );
+        only(
+            map(json!({"ItemBatcher": {"MaxItemsPerBatch": 2, "MaxItemsPerBatchPath": "$.b"}})),
+            SCHEMA_VALIDATION_FAILED,
+            "/States/S/ItemBatcher",
+        );
+        only(
+            map(json!({"ItemBatcher": {"BatchInput": {}}})),
+            SCHEMA_VALIDATION_FAILED,
+            "/States/S/ItemBatcher",
+        );
         let proc = |config: Value| {
-            one(json!({"Type": "Map", "Next": "Done", "ItemProcessor": {"ProcessorConfig": config, "StartAt": "P",
-                "States": {"P": {"Type": "Pass", "End": true}}}}))
+            one(
+                json!({"Type": "Map", "Next": "Done", "ItemProcessor": {"ProcessorConfig": config, "StartAt": "P",
+                "States": {"P": {"Type": "Pass", "End": true}}}}),
+            )
         };
         ok(proc(json!({"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"})));
-        only(proc(json!({"Mode": "SOMETIMES"})), SCHEMA_VALIDATION_FAILED, "/States/S/ItemProcessor/ProcessorConfig/Mode");
-        only(proc(json!({"Mode": "DISTRIBUTED"})), SCHEMA_VALIDATION_FAILED, "/States/S/ItemProcessor/ProcessorConfig");
+        only(
+            proc(json!({"Mode": "SOMETIMES"})),
+            SCHEMA_VALIDATION_FAILED,
+            "/States/S/ItemProcessor/ProcessorConfig/Mode",
+        );
+        only(
+            proc(json!({"Mode": "DISTRIBUTED"})),
+            SCHEMA_VALIDATION_FAILED,
+            "/States/S/ItemProcessor/ProcessorConfig",
+        );
         let reader = |r: Value| map(json!({"ItemReader": r}));
         ok(reader(json!({"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "CSV",
             "CSVHeaderLocation": "FIRST_ROW", "MaxItems": 1}, "Parameters": {"Bucket": "b", "Key": "k"}})));
-        only(reader(json!({"Resource": "arn:aws:states:::s3:unknownOperation"})), SCHEMA_VALIDATION_FAILED, "/States/S/ItemReader/Resource");
-        only(reader(json!({"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "XML"}})), SCHEMA_VALIDATION_FAILED, "/States/S/ItemReader/ReaderConfig/InputType");
-        only(reader(json!({"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"MaxItems": 1, "MaxItemsPath": "$.m"}})), SCHEMA_VALIDATION_FAILED, "/States/S/ItemReader/ReaderConfig/MaxItems");
+        only(
+            reader(json!({"Resource": "arn:aws:states:::s3:unknownOperation"})),
+            SCHEMA_VALIDATION_FAILED,
+            "/States/S/ItemReader/Resource",
+        );
+        only(
+            reader(
+                json!({"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "XML"}}),
+            ),
+            SCHEMA_VALIDATION_FAILED,
+            "/States/S/ItemReader/ReaderConfig/InputType",
+        );
+        only(
+            reader(
+                json!({"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"MaxItems": 1, "MaxItemsPath": "$.m"}}),
+            ),
+            SCHEMA_VALIDATION_FAILED,
+            "/States/S/ItemReader/ReaderConfig/MaxItems",
+        );
         let writer = |w: Value| map(json!({"ResultWriter": w}));
-        ok(writer(json!({"Resource": "arn:aws:states:::s3:putObject", "Parameters": {"Bucket": "b", "Prefix": "p"}})));
+        ok(writer(
+            json!({"Resource": "arn:aws:states:::s3:putObject", "Parameters": {"Bucket": "b", "Prefix": "p"}}),
+        ));
         only(writer(json!({})), SCHEMA_VALIDATION_FAILED, "/States/S/ResultWriter");
-        only(writer(json!({"Resource": "arn:aws:states:::s3:putObject"})), SCHEMA_VALIDATION_FAILED, "/States/S/ResultWriter");
-        only(writer(json!({"WriterConfig": {"Transformation": "COMPACT"}})), SCHEMA_VALIDATION_FAILED, "/States/S/ResultWriter/WriterConfig");
+        only(
+            writer(json!({"Resource": "arn:aws:states:::s3:putObject"})),
+            SCHEMA_VALIDATION_FAILED,
+            "/States/S/ResultWriter",
+        );
+        only(
+            writer(json!({"WriterConfig": {"Transformation": "COMPACT"}})),
+            SCHEMA_VALIDATION_FAILED,
+            "/States/S/ResultWriter/WriterConfig",
+        );
         only(
             writer(json!({"Resource": "arn:aws:states:::s3:putObject", "Parameters": {}, "Arguments": {}})),
             SCHEMA_VALIDATION_FAILED,
@@ -2615,15 +2933,26 @@ mod tests {
     #[test]
     fn map_labels() {
         let map = |label: &str| {
-            one(json!({"Type": "Map", "Label": label, "Next": "Done", "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED",
-                "ExecutionType": "STANDARD"}, "StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}}))
+            one(
+                json!({"Type": "Map", "Label": label, "Next": "Done", "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED",
+                "ExecutionType": "STANDARD"}, "StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}}),
+            )
         };
         ok(map("label_1-A"));
         assert_eq!(only(map(""), INVALID_LABEL_NAME, "/States/S/Label").message, "Label cannot be empty");
-        assert_eq!(only(map(&"1".repeat(41)), INVALID_LABEL_NAME, "/States/S/Label").message, "Label cannot exceed 40 characters");
-        for (label, shown) in [("label_ ", "' '"), ("label_;", "';'"), ("label_\\", "'\\\\'"), ("label_\r", "'\\r'"),
-            ("label_\u{1}", "'\\x01'"), ("label_\u{9f}", "'\\x9f'"), ("label_\"", "'\"'")]
-        {
+        assert_eq!(
+            only(map(&"1".repeat(41)), INVALID_LABEL_NAME, "/States/S/Label").message,
+            "Label cannot exceed 40 characters"
+        );
+        for (label, shown) in [
+            ("label_ ", "' '"),
+            ("label_;", "';'"),
+            ("label_\\", "'\\\\'"),
+            ("label_\r", "'\\r'"),
+            ("label_\u{1}", "'\\x01'"),
+            ("label_\u{9f}", "'\\x9f'"),
+            ("label_\"", "'\"'"),
+        ] {
             let d = only(map(label), INVALID_LABEL_NAME, "/States/S/Label");
             assert_eq!(d.message, format!("Label contains invalid character: {shown}"));
         }
@@ -2647,14 +2976,22 @@ mod tests {
             ("phone %.other", "The symbol \".\" cannot be used as a unary operator"),
             ("", "Unexpected end of expression"),
         ] {
-            let d = only(output(json!(format!("{{% {expr} %}}"))), INVALID_JSONATA_EXPRESSION, "/States/Main/Output");
+            let d = only(
+                output(json!(format!("{{% {expr} %}}"))),
+                INVALID_JSONATA_EXPRESSION,
+                "/States/Main/Output",
+            );
             assert_eq!(d.message, message, "{expr}");
         }
         only(output(json!({"x": ["{% 420. %}"]})), INVALID_JSONATA_EXPRESSION, "/States/Main/Output/x[0]");
         only(output(json!("{% 10 %")), SCHEMA_VALIDATION_FAILED, "/States/Main/Output");
         let d = only(output(json!("{% $$ %}")), UNSUPPORTED_JSONATA_EXPRESSION, "/States/Main/Output");
         assert_eq!(d.message, "Reference to '$$' is not supported.");
-        let d = only(output(json!("{% $states.errorOutput %}")), UNSUPPORTED_JSONATA_EXPRESSION, "/States/Main/Output");
+        let d = only(
+            output(json!("{% $states.errorOutput %}")),
+            UNSUPPORTED_JSONATA_EXPRESSION,
+            "/States/Main/Output",
+        );
         assert_eq!(d.message, "Field '$states.errorOutput' does not exist.");
         let caught = json!({"QueryLanguage": "JSONata", "StartAt": "Main", "States": {
             "Main": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "Next": "Handled",
@@ -2667,13 +3004,17 @@ mod tests {
     #[test]
     fn jsonata_typed_fields() {
         let m = |states: Value| json!({"QueryLanguage": "JSONata", "StartAt": "S", "States": states});
-        ok(m(json!({"S": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "TimeoutSeconds": "{% 120 %}",
-            "HeartbeatSeconds": "{% 20 %}", "End": true}})));
+        ok(m(
+            json!({"S": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "TimeoutSeconds": "{% 120 %}",
+            "HeartbeatSeconds": "{% 20 %}", "End": true}}),
+        ));
         ok(m(json!({"S": {"Type": "Wait", "Seconds": "{% $states.input.n %}", "Next": "T"},
             "T": {"Type": "Wait", "Timestamp": "{% $states.input.t %}", "End": true}})));
-        ok(m(json!({"S": {"Type": "Map", "Items": "{% $states.input.a %}", "MaxConcurrency": "{% 2 %}", "End": true,
+        ok(m(
+            json!({"S": {"Type": "Map", "Items": "{% $states.input.a %}", "MaxConcurrency": "{% 2 %}", "End": true,
             "ItemSelector": {"v": "{% $states.context.Map.Item.Value %}"},
-            "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}}})));
+            "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}}}),
+        ));
         only(
             m(json!({"S": {"Type": "Map", "Items": "{% $states.input.a %}", "ItemsPath": "$.a", "End": true,
                 "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}}})),
@@ -2681,12 +3022,18 @@ mod tests {
             "/States/S",
         );
         only(
-            m(json!({"S": {"Type": "Pass", "Assign": {"top": {"array": [{"c": "{% 420. %}"}]}}, "End": true}})),
+            m(
+                json!({"S": {"Type": "Pass", "Assign": {"top": {"array": [{"c": "{% 420. %}"}]}}, "End": true}}),
+            ),
             INVALID_JSONATA_EXPRESSION,
             "/States/S/Assign/top/array[0]/c",
         );
-        only(m(json!({"S": {"Type": "Map", "Items": "abc", "End": true,
-            "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}}})), SCHEMA_VALIDATION_FAILED, "/States/S/Items");
+        only(
+            m(json!({"S": {"Type": "Map", "Items": "abc", "End": true,
+            "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}}})),
+            SCHEMA_VALIDATION_FAILED,
+            "/States/S/Items",
+        );
         // In a JSONPath state "{% ... %}" is just text.
         ok(one(json!({"Type": "Pass", "Result": "{% not jsonata", "Next": "Done"})));
     }

@@ -377,7 +377,15 @@ impl<'e> Exec<'e> {
             let env = StateEnv { x: self, state, retry_count, item: None };
             let ctx = Ctx { machine, env: &env, limits };
             let step = interpreter::step(&ctx, index, input);
-            let (step, l) = self.effect(&ctx, index, step, last).await;
+            let (step, l) = match step {
+                // Effects live in a boxed future: keeping the large effect state machine
+                // out of this one keeps the effect-free path (Pass, Choice) from copying it.
+                Step::Invoke(_) | Step::Wait { .. } | Step::Parallel { .. } | Step::Map(_) => {
+                    Box::pin(self.effect(&ctx, index, step, last)).await
+                }
+                Step::Error(f) => (Step::Error(locate(f, state, last)), last),
+                done => (done, last),
+            };
             last = l;
             let failure = match step {
                 Step::Error(f) => f,
