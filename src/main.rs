@@ -179,12 +179,7 @@ fn print_checked(file: &Path, c: &Checked) {
 
 fn json_report(file: &Path, c: &Checked) -> Value {
     let diagnostics = match c {
-        Checked::Syntax(e) => vec![json!({
-            "severity": "ERROR",
-            "code": "INVALID_JSON_DESCRIPTION",
-            "message": e.message,
-            "location": format!("{}:{}", e.line, e.column),
-        })],
+        Checked::Syntax(e) => vec![serde_json::to_value(e.diagnostic()).unwrap_or_default()],
         Checked::Diagnostics(d) => d.iter().map(|d| serde_json::to_value(d).unwrap_or_default()).collect(),
     };
     json!({
@@ -236,8 +231,7 @@ fn run(a: RunArgs) -> Result<ExitCode> {
         }
         (None, None) => "{}".to_string(),
     };
-    let input: Value = serde_json::from_str(&input_text)
-        .map_err(|e| anyhow::anyhow!("Invalid State Machine Execution Input: '{e}'"))?;
+    let input = stepgate::engine::input::parse(&input_text).map_err(anyhow::Error::msg)?;
     let config = Config::load(a.config.as_deref())?;
     let name = workflow_name(&a.file);
     let mocks = match (&a.mock_config, &a.test_case) {

@@ -10,7 +10,7 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use stepgate::asl::validate;
+use stepgate::asl::validate::{self, MachineType};
 use stepgate::connectors::function::{Function, Functions};
 use stepgate::connectors::Registry;
 use stepgate::engine::{Engine, Start};
@@ -179,17 +179,20 @@ async fn run_case(case: &Case, shim_dir: &Path) -> Result<(), String> {
     let expected = &d["expected"];
     let want_status = expected["status"].as_str().unwrap_or_default();
     let masks = Masks::new(d);
-    let definition = match (&d["definition"], d["definition_text"].as_str()) {
-        (Value::Null, Some(text)) => match validate::parse_text(text) {
-            Ok(v) => v,
-            Err(e) => return check_api_error(want_status, "InvalidDefinition", &e.to_string(), expected, &masks),
-        },
-        (v, _) => v.clone(),
+    let kind = if d["state_machine_type"] == "EXPRESS" { MachineType::Express } else { MachineType::Standard };
+    let parsed = match (&d["definition"], d["definition_text"].as_str()) {
+        (Value::Null, Some(text)) => validate::parse_text(text).map_err(|e| e.diagnostic()),
+        (v, _) => Ok(v.clone()),
     };
-
+    let (definition, diags) = match parsed {
+        Ok(v) => {
+            let diags = validate::validate_for(&v, kind);
+            (v, diags)
+        }
+        Err(diag) => (Value::Null, vec![diag]),
+    };
     match d["kind"].as_str() {
         Some("validate_definition") => {
-            let diags = validate::validate(&definition);
             let errors: Vec<_> = diags.iter().filter(|d| d.severity == validate::Severity::Error).collect();
             let got = if errors.is_empty() { "VALIDATE_OK" } else { "VALIDATE_FAIL" };
             if got != want_status {
@@ -214,29 +217,22 @@ async fn run_case(case: &Case, shim_dir: &Path) -> Result<(), String> {
             return Ok(());
         }
         Some("api_error") if want_status != "START_FAILED" => {
-            let diags = validate::validate(&definition);
-            let Some(first) = diags.iter().find(|d| d.severity == validate::Severity::Error) else {
+            if !diags.iter().any(|d| d.severity == validate::Severity::Error) {
                 return Err(format!("expected {want_status}, but the definition was accepted"));
-            };
-            let cause = format!("Invalid State Machine Definition: '{}: {} at {}'", first.code, first.message, first.location);
-            return check_api_error(want_status, "InvalidDefinition", &cause, expected, &masks);
+            }
+            return check_api_error(want_status, "InvalidDefinition", &validate::cause(&diags), expected, &masks);
+        }
+        _ if diags.iter().any(|d| d.severity == validate::Severity::Error) => {
+            return Err(format!("definition rejected: {}", validate::cause(&diags)));
         }
         _ => {}
     }
 
     let machine = stepgate::asl::compile(&definition).map_err(|d| format!("definition rejected: {d:?}"))?;
     let input = match (&d["input"], d["input_text"].as_str()) {
-        (Value::Null, Some(text)) => match serde_json::from_str::<Value>(text) {
+        (Value::Null, Some(text)) => match stepgate::engine::input::parse(text) {
             Ok(v) => v,
-            Err(e) => {
-                return check_api_error(
-                    want_status,
-                    "InvalidExecutionInput",
-                    &format!("Invalid State Machine Execution Input: '{e}'"),
-                    expected,
-                    &masks,
-                )
-            }
+            Err(message) => return check_api_error(want_status, "InvalidExecutionInput", &message, expected, &masks),
         },
         (v, _) => v.clone(),
     };

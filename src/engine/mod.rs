@@ -6,6 +6,7 @@
 //! This in-memory engine is what `stepgate run` uses; durable executions build on it.
 
 pub mod history;
+pub mod input;
 
 use crate::asl::compile::{Kind, Machine, MapSpec, State};
 use crate::asl::Env;
