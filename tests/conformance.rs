@@ -19,7 +19,7 @@ use stepgate::time::Clock;
 
 /// `needs` tags the interpreter and the local function connector cover.
 const SUPPORTED: &[&str] =
-    &["contextObject", "wait", "waitTimestamp", "retryDelay", "lambda", "timeouts", "express", "clockRelativeInput"];
+    &["contextObject", "distributedMap", "wait", "waitTimestamp", "retryDelay", "lambda", "timeouts", "express", "clockRelativeInput"];
 
 const EXPECTED_FAILURES: &str = "tests/conformance/expected-failures.txt";
 

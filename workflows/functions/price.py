@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Local function `price`: prices an order.
 
-Reads the order as JSON on stdin, writes {"subtotal", "shipping", "total", "lines"} on stdout.
+Reads the order as JSON on stdin, writes {"lines", "subtotal", "shipping", "total", "currency"}
+on stdout; the currency comes from the environment (config: [functions.price] env).
 An unknown SKU fails the way Lambda reports a function error: the report on stdout, exit code 1.
 """
 import json
+import os
 import sys
 
 CATALOG = {"BOOK": 12.5, "PEN": 1.2, "LAMP": 49.0, "DESK": 1299.99}
@@ -20,4 +22,4 @@ for item in order.get("items", []):
 subtotal = round(sum(line["amount"] for line in lines), 2)
 shipping = 0 if subtotal >= 50 else 4.9
 print(json.dumps({"lines": lines, "subtotal": subtotal, "shipping": shipping,
-                  "total": round(subtotal + shipping, 2)}))
+                  "total": round(subtotal + shipping, 2), "currency": os.environ.get("CURRENCY", "USD")}))
