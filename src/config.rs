@@ -54,6 +54,9 @@ impl Default for Config {
     }
 }
 
+/// The keys `STEPGATE_*` variables may set (`STEPGATE_LIMITS__PAYLOAD_BYTES=...`).
+const TOP_LEVEL_KEYS: &[&str] = &["region", "account", "limits", "functions"];
+
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct ConfigError(String);
@@ -68,7 +71,13 @@ impl Config {
             }
             fig = fig.merge(Toml::file(f));
         }
-        fig = fig.merge(Env::prefixed("STEPGATE_").split("__"));
+        // Only variables that name a config key: STEPGATE_CONFORMANCE_DIR and the like
+        // belong to other tools and must not be read as (unknown) keys.
+        let env = Env::prefixed("STEPGATE_").filter(|k| {
+            let top = k.as_str().split("__").next().unwrap_or("").to_ascii_lowercase();
+            TOP_LEVEL_KEYS.contains(&top.as_str())
+        });
+        fig = fig.merge(env.split("__"));
         fig.extract().map_err(|e| {
             let all: Vec<String> = e.into_iter().map(|e| e.to_string()).collect();
             ConfigError(all.join("\n"))
@@ -100,6 +109,21 @@ mod tests {
         let err = Config::load(Some(&f)).unwrap_err().to_string();
         assert!(err.contains("payload_byte"), "{err}");
         assert!(err.contains("stepgate.toml"), "{err}");
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail hands back figment::Error
+    fn other_tools_variables_are_not_config_keys() {
+        // Regression: STEPGATE_CONFORMANCE_DIR (set by scripts/test) was read as a key.
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("STEPGATE_CONFORMANCE_DIR", "../shared/conformance/asl");
+            jail.set_env("STEPGATE_REGION", "eu-north-1");
+            jail.set_env("STEPGATE_LIMITS__PAYLOAD_BYTES", "1024");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.region, "eu-north-1");
+            assert_eq!(c.limits.payload_bytes, 1024);
+            Ok(())
+        });
     }
 
     #[test]

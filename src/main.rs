@@ -242,7 +242,7 @@ fn run(a: RunArgs) -> Result<ExitCode> {
         }
         _ => None,
     };
-    if !(a.time_scale >= 0.0) {
+    if a.time_scale.is_nan() || a.time_scale < 0.0 {
         anyhow::bail!("--time-scale must be a number >= 0");
     }
     let engine = Engine::new(
@@ -255,27 +255,32 @@ fn run(a: RunArgs) -> Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let repeat = a.repeat.max(1);
     let began = std::time::Instant::now();
-    let mut transitions = 0u64;
-    let mut outcome = None;
-    // Repeated runs share one random prefix: names stay unique without a random draw each.
-    let batch = uuid::Uuid::new_v4();
-    for i in 0..repeat {
-        let start = Start {
-            state_machine_name: name.clone(),
-            execution_name: match &a.name {
-                Some(n) if repeat == 1 => n.clone(),
-                Some(n) => format!("{n}-{i}"),
-                None if repeat == 1 => uuid::Uuid::new_v4().to_string(),
-                None => format!("{batch}-{i}"),
-            },
-            input: input.clone(),
-            record_history: a.history,
-            express: false,
-        };
-        let o = rt.block_on(engine.run(&machine, start, mocks.as_ref()));
-        transitions += o.transitions;
-        outcome = Some(o);
-    }
+    // All runs happen inside one runtime entry: the loop measures executions, not
+    // runtime start-up.
+    let (transitions, outcome) = rt.block_on(async {
+        let mut transitions = 0u64;
+        let mut outcome = None;
+        // Repeated runs share one random prefix: names stay unique without a draw each.
+        let batch = uuid::Uuid::new_v4();
+        for i in 0..repeat {
+            let start = Start {
+                state_machine_name: name.clone(),
+                execution_name: match &a.name {
+                    Some(n) if repeat == 1 => n.clone(),
+                    Some(n) => format!("{n}-{i}"),
+                    None if repeat == 1 => uuid::Uuid::new_v4().to_string(),
+                    None => format!("{batch}-{i}"),
+                },
+                input: input.clone(),
+                record_history: a.history,
+                express: false,
+            };
+            let o = engine.run(&machine, start, mocks.as_ref()).await;
+            transitions += o.transitions;
+            outcome = Some(o);
+        }
+        (transitions, outcome)
+    });
     if a.repeat > 1 {
         let secs = began.elapsed().as_secs_f64();
         eprintln!(

@@ -18,8 +18,17 @@ use stepgate::interpreter::Limits;
 use stepgate::time::Clock;
 
 /// `needs` tags the interpreter and the local function connector cover.
-const SUPPORTED: &[&str] =
-    &["contextObject", "distributedMap", "wait", "waitTimestamp", "retryDelay", "lambda", "timeouts", "express", "clockRelativeInput"];
+const SUPPORTED: &[&str] = &[
+    "contextObject",
+    "distributedMap",
+    "wait",
+    "waitTimestamp",
+    "retryDelay",
+    "lambda",
+    "timeouts",
+    "express",
+    "clockRelativeInput",
+];
 
 const EXPECTED_FAILURES: &str = "tests/conformance/expected-failures.txt";
 
@@ -68,7 +77,11 @@ fn main() {
     let cases = load(&dir);
     let expected = expected_failures();
     let shim_dir = tempfile::tempdir().expect("a temporary folder for Lambda handlers");
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
 
     let mut tally: BTreeMap<String, Tally> = BTreeMap::new();
     let mut unexpected = Vec::new();
@@ -80,8 +93,10 @@ fn main() {
             continue;
         }
         let t = tally.entry(case.category.clone()).or_default();
-        let needs: Vec<&str> =
-            case.doc["needs"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+        let needs: Vec<&str> = case.doc["needs"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
         let unsupported: Vec<&str> = needs.iter().copied().filter(|n| !SUPPORTED.contains(n)).collect();
         if !unsupported.is_empty() {
             t.skipped += 1;
@@ -151,7 +166,8 @@ fn load(dir: &Path) -> Vec<Case> {
                 continue;
             }
             let text = std::fs::read_to_string(&path).unwrap();
-            let doc: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let doc: Value =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             cases.push(Case {
                 category: cat.file_name().to_string_lossy().into_owned(),
                 file: f.file_name().to_string_lossy().into_owned(),
@@ -179,7 +195,8 @@ async fn run_case(case: &Case, shim_dir: &Path) -> Result<(), String> {
     let expected = &d["expected"];
     let want_status = expected["status"].as_str().unwrap_or_default();
     let masks = Masks::new(d);
-    let kind = if d["state_machine_type"] == "EXPRESS" { MachineType::Express } else { MachineType::Standard };
+    let kind =
+        if d["state_machine_type"] == "EXPRESS" { MachineType::Express } else { MachineType::Standard };
     let parsed = match (&d["definition"], d["definition_text"].as_str()) {
         (Value::Null, Some(text)) => validate::parse_text(text).map_err(|e| e.diagnostic()),
         (v, _) => Ok(v.clone()),
@@ -220,7 +237,13 @@ async fn run_case(case: &Case, shim_dir: &Path) -> Result<(), String> {
             if !diags.iter().any(|d| d.severity == validate::Severity::Error) {
                 return Err(format!("expected {want_status}, but the definition was accepted"));
             }
-            return check_api_error(want_status, "InvalidDefinition", &validate::cause(&diags), expected, &masks);
+            return check_api_error(
+                want_status,
+                "InvalidDefinition",
+                &validate::cause(&diags),
+                expected,
+                &masks,
+            );
         }
         _ if diags.iter().any(|d| d.severity == validate::Severity::Error) => {
             return Err(format!("definition rejected: {}", validate::cause(&diags)));
@@ -232,7 +255,9 @@ async fn run_case(case: &Case, shim_dir: &Path) -> Result<(), String> {
     let input = match (&d["input"], d["input_text"].as_str()) {
         (Value::Null, Some(text)) => match stepgate::engine::input::parse(text) {
             Ok(v) => v,
-            Err(message) => return check_api_error(want_status, "InvalidExecutionInput", &message, expected, &masks),
+            Err(message) => {
+                return check_api_error(want_status, "InvalidExecutionInput", &message, expected, &masks)
+            }
         },
         (v, _) => v.clone(),
     };
@@ -243,7 +268,12 @@ async fn run_case(case: &Case, shim_dir: &Path) -> Result<(), String> {
         "us-east-1",
         "111111111111",
     );
-    let name = d["name"].as_str().unwrap_or("case").chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(60);
+    let name = d["name"]
+        .as_str()
+        .unwrap_or("case")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(60);
     let start = Start {
         state_machine_name: name.collect(),
         execution_name: uuid::Uuid::new_v4().to_string(),
@@ -266,7 +296,8 @@ async fn run_case(case: &Case, shim_dir: &Path) -> Result<(), String> {
             let want = &expected[field];
             let got_v = got.clone().map(Value::String).unwrap_or(Value::Null);
             let same = if d["compare"][field] == "json" {
-                let parse = |v: &Value| v.as_str().and_then(|s| serde_json::from_str(s).ok()).unwrap_or(Value::Null);
+                let parse =
+                    |v: &Value| v.as_str().and_then(|s| serde_json::from_str(s).ok()).unwrap_or(Value::Null);
                 masks.same(field, &parse(want), &parse(&got_v))
             } else {
                 masks.same(field, &nullable(want), &nullable(&got_v))
@@ -291,7 +322,13 @@ fn nullable(v: &Value) -> Value {
     }
 }
 
-fn check_api_error(want_status: &str, error: &str, cause: &str, expected: &Value, masks: &Masks) -> Result<(), String> {
+fn check_api_error(
+    want_status: &str,
+    error: &str,
+    cause: &str,
+    expected: &Value,
+    masks: &Masks,
+) -> Result<(), String> {
     if !want_status.ends_with("_FAILED") {
         return Err(format!("expected {want_status}, got {error}: {cause}"));
     }
@@ -357,7 +394,9 @@ fn same(tokens: &BTreeSet<String>, want: &Value, got: &Value) -> bool {
         (Value::String(w), _) if tokens.contains(w) => true,
         (Value::String(w), Value::String(g)) => masked_eq(tokens, w, g),
         (Value::Number(w), Value::Number(g)) => w.as_f64() == g.as_f64(),
-        (Value::Array(w), Value::Array(g)) => w.len() == g.len() && w.iter().zip(g).all(|(a, b)| same(tokens, a, b)),
+        (Value::Array(w), Value::Array(g)) => {
+            w.len() == g.len() && w.iter().zip(g).all(|(a, b)| same(tokens, a, b))
+        }
         (Value::Object(w), Value::Object(g)) => {
             w.len() == g.len() && w.iter().all(|(k, v)| g.get(k).is_some_and(|gv| same(tokens, v, gv)))
         }
@@ -377,7 +416,8 @@ fn masked_eq(tokens: &BTreeSet<String>, want: &str, got: &str) -> bool {
     // Split `want` into literal pieces around every token occurrence.
     let mut pieces = vec![want.to_string()];
     for t in present {
-        pieces = pieces.iter().flat_map(|p| p.split(t.as_str()).map(str::to_string).collect::<Vec<_>>()).collect();
+        pieces =
+            pieces.iter().flat_map(|p| p.split(t.as_str()).map(str::to_string).collect::<Vec<_>>()).collect();
     }
     let mut rest = got;
     let last = pieces.len() - 1;

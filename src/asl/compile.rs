@@ -17,6 +17,9 @@ pub struct Machine {
     pub states: Vec<State>,
     pub start: usize,
     pub timeout_seconds: Option<u64>,
+    /// Whether any expression reads the context object (`$$`): when none does, an
+    /// execution need not keep a copy of its input for `$$.Execution.Input`.
+    pub uses_context: bool,
     index: HashMap<String, usize>,
 }
 
@@ -181,7 +184,10 @@ pub fn compile(definition: &Value) -> Result<Machine, Vec<Diagnostic>> {
     }
     let model: model::StateMachine =
         serde_json::from_value(definition.clone()).map_err(|e| vec![schema("", e.to_string())])?;
-    Builder { language: model.query_language.unwrap_or_default() }.machine(&model, "").map_err(|d| vec![d])
+    let uses_context = definition.to_string().contains("$$");
+    Builder { language: model.query_language.unwrap_or_default(), uses_context }
+        .machine(&model, "")
+        .map_err(|d| vec![d])
 }
 
 fn schema(location: &str, message: String) -> Diagnostic {
@@ -195,6 +201,7 @@ fn schema(location: &str, message: String) -> Diagnostic {
 
 struct Builder {
     language: QueryLanguage,
+    uses_context: bool,
 }
 
 impl Builder {
@@ -215,7 +222,13 @@ impl Builder {
             let loc = format!("{at}/States/{}", pointer_escape(name));
             states.push(self.state(name, s, &loc, &lookup)?);
         }
-        Ok(Machine { states, start, timeout_seconds: m.timeout_seconds, index })
+        Ok(Machine {
+            states,
+            start,
+            timeout_seconds: m.timeout_seconds,
+            uses_context: self.uses_context,
+            index,
+        })
     }
 
     fn state(

@@ -113,14 +113,14 @@ pub struct Catcher {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "Type")]
 pub enum State {
-    Pass(Pass),
-    Task(Task),
-    Choice(Choice),
-    Wait(Wait),
-    Succeed(Succeed),
-    Fail(Fail),
-    Parallel(Parallel),
-    Map(Map),
+    Pass(Box<Pass>),
+    Task(Box<Task>),
+    Choice(Box<Choice>),
+    Wait(Box<Wait>),
+    Succeed(Box<Succeed>),
+    Fail(Box<Fail>),
+    Parallel(Box<Parallel>),
+    Map(Box<Map>),
 }
 
 #[derive(Debug, Clone, Deserialize)]

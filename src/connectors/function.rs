@@ -79,7 +79,9 @@ impl Connector for Functions {
             // "0.0" arrives as the number 0.0), and no payload arrives as `{}`.
             let payload = match call.params.get("Payload") {
                 None | Some(Value::Null) => Value::Object(Map::new()),
-                Some(Value::String(s)) => serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.clone())),
+                Some(Value::String(s)) => {
+                    serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.clone()))
+                }
                 Some(v) => v.clone(),
             };
             (name, payload)
@@ -104,7 +106,8 @@ impl Connector for Functions {
             let (result, length) = match f {
                 Function::Native(f) => {
                     let v = f(payload)?;
-                    let n = if integration { serde_json::to_string(&v).map(|s| s.len()).unwrap_or(0) } else { 0 };
+                    let n =
+                        if integration { serde_json::to_string(&v).map(|s| s.len()).unwrap_or(0) } else { 0 };
                     (v, n)
                 }
                 Function::Command { argv, env } => run_command(&argv, &env, &payload, integration).await?,
@@ -191,8 +194,11 @@ async fn run_command(
     // lambda:invoke integration re-serializes it compactly, as AWS does.
     if let Ok(report @ Value::Object(_)) = serde_json::from_str::<Value>(stdout.trim()) {
         if let Some(kind) = report.get("errorType").and_then(Value::as_str) {
-            let cause =
-                if integration { serde_json::to_string(&report).unwrap_or_default() } else { stdout.trim().to_string() };
+            let cause = if integration {
+                serde_json::to_string(&report).unwrap_or_default()
+            } else {
+                stdout.trim().to_string()
+            };
             return Err(Failure::new(kind, cause));
         }
     }

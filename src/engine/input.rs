@@ -21,7 +21,10 @@ fn jackson_message(text: &str, e: &serde_json::Error) -> String {
     let msg = e.to_string();
     if msg.starts_with("key must be a string") {
         if let Some(c) = ch {
-            return format!("Unexpected character ('{c}' (code {})): was expecting double-quote to start field name", c as u32);
+            return format!(
+                "Unexpected character ('{c}' (code {})): was expecting double-quote to start field name",
+                c as u32
+            );
         }
     }
     if msg.starts_with("expected ident") || msg.starts_with("expected value") {
@@ -45,7 +48,10 @@ mod tests {
 
     #[test]
     fn bad_inputs_get_awss_messages() {
-        assert_eq!(parse("").unwrap_err(), "Invalid State Machine Execution Input: 'Invalid execution input.'");
+        assert_eq!(
+            parse("").unwrap_err(),
+            "Invalid State Machine Execution Input: 'Invalid execution input.'"
+        );
         assert_eq!(
             parse("not json").unwrap_err(),
             "Invalid State Machine Execution Input: 'Unrecognized token 'not': was expecting (JSON String, Number, Array, Object or token 'null', 'true' or 'false')'"

@@ -23,7 +23,7 @@ use futures::{FutureExt, StreamExt};
 use history::{payload, Event, History};
 use serde_json::{json, Map, Value};
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -109,7 +109,7 @@ impl Engine {
             )
         };
         let start_time = self.clock.now();
-        let x = Exec {
+        let mut x = Exec {
             engine: self,
             arn,
             express: start.express,
@@ -121,7 +121,7 @@ impl Engine {
             start_time,
             input: start.input,
             history: History::new(start.record_history),
-            transitions: std::sync::atomic::AtomicU64::new(0),
+            transitions: AtomicU64::new(0),
             mocks,
         };
         let started = x.history.emit(0, "ExecutionStarted", || {
@@ -129,7 +129,8 @@ impl Engine {
             d["roleArn"] = json!(format!("arn:aws:iam::{}:role/stepgate", self.account));
             Some(("executionStartedEventDetails", d))
         });
-        let run = x.run_machine(machine, x.input.clone(), None, started);
+        let input = if machine.uses_context { x.input.clone() } else { std::mem::take(&mut x.input) };
+        let run = x.run_machine(machine, input, started);
         // The machine's TimeoutSeconds holds in real time (work that takes too long) and in
         // the workflow's time (Waits and Retry intervals past the deadline, which a time
         // scale below 1 shortens in real time).
@@ -170,7 +171,7 @@ impl Engine {
                 (Status::TimedOut, None, None, None)
             }
         };
-        let transitions = x.transitions.load(std::sync::atomic::Ordering::Relaxed);
+        let transitions = x.transitions.load(Ordering::Relaxed);
         Outcome { status, output, error, cause, history: x.history.into_events(), transitions }
     }
 }
@@ -219,9 +220,10 @@ struct Exec<'e> {
     sm_arn: String,
     sm_name: String,
     start_time: DateTime<Utc>,
+    /// The execution's input, kept for `$$.Execution.Input` when the machine reads `$$`.
     input: Value,
     history: History,
-    transitions: std::sync::atomic::AtomicU64,
+    transitions: AtomicU64,
     mocks: Option<&'e TestCase>,
     express: bool,
     /// When the machine's TimeoutSeconds runs out, on the workflow's clock.
@@ -315,26 +317,63 @@ impl<'e> Exec<'e> {
 
     /// Runs `machine` from its StartAt with `input`; returns its output and the id of the
     /// last event it recorded.
-    fn run_machine<'a>(
-        &'a self,
-        machine: &'a Machine,
-        input: Value,
-        _item: Option<usize>,
-        prev: u64,
-    ) -> Run<'a> {
+    ///
+    /// Effects, Retry waits and recursion into branches are boxed futures awaited only
+    /// when a state needs them, so this future stays small and the effect-free path
+    /// (Pass, Choice, Succeed) runs without moving large state machines around.
+    fn run_machine<'a>(&'a self, machine: &'a Machine, input: Value, prev: u64) -> Run<'a> {
         async move {
+            let limits = &self.engine.limits;
             let mut index = machine.start;
             let mut input = input;
             let mut last = prev;
             loop {
                 let state = &machine.states[index];
-                self.transitions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.transitions.fetch_add(1, Ordering::Relaxed);
                 let (entered, exited) = event_names(&state.kind);
                 let entered_id = self.history.emit(last, entered, || {
                     Some(("stateEnteredEventDetails", payload(Some(("name", &state.name)), "input", &input)))
                 });
-                let (step, l) = self.run_state(machine, index, input, entered_id).await;
-                last = l;
+                last = entered_id;
+                let recoverable = !state.retry.is_empty() || !state.catch.is_empty();
+                let mut attempts = vec![0u32; state.retry.len()];
+                let step = loop {
+                    let raw = if recoverable { Some(input.clone()) } else { None };
+                    let retry_count =
+                        matches!(state.kind, Kind::Task(_) | Kind::Parallel { .. } | Kind::Map(_))
+                            .then(|| attempts.iter().sum());
+                    let env = StateEnv { x: self, state, retry_count, item: None };
+                    let ctx = Ctx { machine, env: &env, limits };
+                    let step = match interpreter::step(&ctx, index, input) {
+                        s @ (Step::Invoke(_) | Step::Wait { .. } | Step::Parallel(_) | Step::Map(_)) => {
+                            let (s, l) = Box::pin(self.effect(&ctx, index, s, last)).await;
+                            last = l;
+                            s
+                        }
+                        Step::Error(f) => Step::Error(locate(f, state, entered_id)),
+                        done => done,
+                    };
+                    let failure = match step {
+                        Step::Error(f) => f,
+                        done => break done,
+                    };
+                    let raw = match raw {
+                        Some(raw) if !self.timed_out.load(Ordering::Relaxed) => raw,
+                        _ => break Step::Error(failure),
+                    };
+                    match recover(state, failure, &attempts, raw.clone(), rand::random::<f64>()) {
+                        Recovery::Retry { delay_seconds, retrier } => {
+                            attempts[retrier] += 1;
+                            let delay = chrono::Duration::microseconds((delay_seconds.max(0.0) * 1e6) as i64);
+                            if !Box::pin(self.sleep_until(self.engine.clock.now() + delay)).await {
+                                break Step::Error(timed_out());
+                            }
+                            input = raw;
+                        }
+                        Recovery::Catch { next, output } => break Step::Next { next, output },
+                        Recovery::Fail(f) => break Step::Error(f),
+                    }
+                };
                 match step {
                     Step::Next { next, output } => {
                         last = self.history.emit(last, exited, || {
@@ -356,61 +395,11 @@ impl<'e> Exec<'e> {
                         return Ok((output, last));
                     }
                     Step::Fail(f) | Step::Error(f) => return Err(f),
-                    other => unreachable!("run_state resolves every effect, got {other:?}"),
+                    other => unreachable!("effects are resolved before a state ends, got {other:?}"),
                 }
             }
         }
         .boxed()
-    }
-
-    /// Runs one state, effects, Retry and Catch included, down to a Next, End or failure.
-    async fn run_state(&self, machine: &Machine, index: usize, input: Value, entered_id: u64) -> (Step, u64) {
-        let state = &machine.states[index];
-        let limits = &self.engine.limits;
-        let recoverable = !state.retry.is_empty() || !state.catch.is_empty();
-        let mut attempts = vec![0u32; state.retry.len()];
-        let mut input = input;
-        let mut last = entered_id;
-        loop {
-            let raw = if recoverable { Some(input.clone()) } else { None };
-            let retry_count = matches!(state.kind, Kind::Task(_) | Kind::Parallel { .. } | Kind::Map(_))
-                .then(|| attempts.iter().sum());
-            let env = StateEnv { x: self, state, retry_count, item: None };
-            let ctx = Ctx { machine, env: &env, limits };
-            let step = interpreter::step(&ctx, index, input);
-            let (step, l) = match step {
-                // Effects live in a boxed future: keeping the large effect state machine
-                // out of this one keeps the effect-free path (Pass, Choice) from copying it.
-                Step::Invoke(_) | Step::Wait { .. } | Step::Parallel { .. } | Step::Map(_) => {
-                    Box::pin(self.effect(&ctx, index, step, last)).await
-                }
-                Step::Error(f) => (Step::Error(locate(f, state, last)), last),
-                done => (done, last),
-            };
-            last = l;
-            let failure = match step {
-                Step::Error(f) => f,
-                done => return (done, last),
-            };
-            if self.timed_out.load(Ordering::Relaxed) {
-                return (Step::Error(failure), last);
-            }
-            let Some(raw) = raw else {
-                return (Step::Error(failure), last);
-            };
-            match recover(state, failure, &attempts, raw.clone(), rand::random::<f64>()) {
-                Recovery::Retry { delay_seconds, retrier } => {
-                    attempts[retrier] += 1;
-                    let delay = chrono::Duration::microseconds((delay_seconds.max(0.0) * 1e6) as i64);
-                    if !self.sleep_until(self.engine.clock.now() + delay).await {
-                        return (Step::Error(timed_out()), last);
-                    }
-                    input = raw;
-                }
-                Recovery::Catch { next, output } => return (Step::Next { next, output }, last),
-                Recovery::Fail(f) => return (Step::Error(f), last),
-            }
-        }
     }
 
     /// Carries out the effect a step asks for; returns a step without effects.
@@ -419,9 +408,9 @@ impl<'e> Exec<'e> {
         let located = |f: Failure| Step::Error(locate(f, state, entered_id));
         match step {
             Step::Error(f) => (located(f), entered_id),
-            Step::Invoke(inv) => {
-                let raw_input = inv.raw.clone();
-                let (r, last) = self.invoke(state, inv, entered_id).await;
+            Step::Invoke(mut inv) => {
+                let raw_input = std::mem::take(&mut inv.raw);
+                let (r, last) = self.invoke(state, *inv, entered_id).await;
                 match r {
                     Ok(result) => match interpreter::finish(ctx, index, raw_input, result) {
                         Step::Error(f) => (located(f), last),
@@ -444,12 +433,13 @@ impl<'e> Exec<'e> {
                 }
                 (*then, entered_id)
             }
-            Step::Parallel { input, raw } => {
+            Step::Parallel(io) => {
+                let (input, raw) = *io;
                 let Kind::Parallel { branches } = &state.kind else {
                     unreachable!("a Parallel step comes from a Parallel state")
                 };
                 let started = self.history.emit(entered_id, "ParallelStateStarted", || None);
-                let runs = branches.iter().map(|b| self.run_machine(b, input.clone(), None, started));
+                let runs = branches.iter().map(|b| self.run_machine(b, input.clone(), started));
                 let results = futures::future::try_join_all(runs).await;
                 match results {
                     Ok(outs) => {
@@ -503,7 +493,7 @@ impl<'e> Exec<'e> {
             let it_started = self.history.emit(started, "MapIterationStarted", || {
                 Some(("mapIterationStartedEventDetails", json!({"name": &*state.name, "index": i})))
             });
-            let r = self.run_machine(&spec.processor, input, Some(i), it_started).await;
+            let r = self.run_machine(&spec.processor, input, it_started).await;
             let kind = if r.is_ok() { "MapIterationSucceeded" } else { "MapIterationFailed" };
             let prev = r.as_ref().map(|(_, l)| *l).unwrap_or(it_started);
             self.history.emit(prev, kind, || {

@@ -30,12 +30,14 @@ pub enum Step {
     Fail(Failure),
     /// The state failed; the engine asks [`recover`] what Retry and Catch make of it.
     Error(Failure),
-    /// Call the Task's resource, then [`finish`] with its result.
-    Invoke(Invoke),
+    /// Call the Task's resource, then [`finish`] with its result. (Effects are boxed:
+    /// a small `Step` is cheap to return from every state.)
+    Invoke(Box<Invoke>),
     /// Wait, then carry on with `then`.
     Wait { until: WaitUntil, then: Box<Step> },
-    /// Run every branch on `input`, then [`finish`] with the array of their outputs.
-    Parallel { input: Value, raw: Value },
+    /// Run every branch on the input (first), then [`finish`] with the array of their
+    /// outputs merged into the raw input (second).
+    Parallel(Box<(Value, Value)>),
     /// Run the iterations, then [`finish`] with the array of their outputs.
     Map(Box<MapRun>),
 }

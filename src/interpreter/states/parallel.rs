@@ -9,5 +9,5 @@ use serde_json::Value;
 pub fn enter(ctx: &Ctx<'_>, state: &State, raw: Value) -> Result<Step, Failure> {
     let effective = io::effective_input(ctx, state, raw.clone())?;
     let input = io::parameters(ctx, state, effective)?;
-    Ok(Step::Parallel { input, raw })
+    Ok(Step::Parallel(Box::new((input, raw))))
 }

@@ -12,13 +12,13 @@ pub fn enter(ctx: &Ctx<'_>, state: &State, task: &Task, raw: Value) -> Result<St
     let timeout_seconds = seconds(ctx, &task.timeout, &effective)?;
     let heartbeat_seconds = seconds(ctx, &task.heartbeat, &effective)?;
     let params = io::parameters(ctx, state, effective)?;
-    Ok(Step::Invoke(Invoke {
+    Ok(Step::Invoke(Box::new(Invoke {
         resource: task.resource.clone(),
         params,
         raw,
         timeout_seconds,
         heartbeat_seconds,
-    }))
+    })))
 }
 
 fn seconds(ctx: &Ctx<'_>, s: &Seconds, input: &Value) -> Result<Option<u64>, Failure> {

@@ -1,0 +1,73 @@
+//! Interpreter benchmarks: the four workloads of ../shared/bench (pass10, map1000,
+//! choice1000, task10), each run as whole executions through the in-memory engine, with
+//! no history recorded. Criterion reports executions/s; multiply by the transitions per
+//! execution (printed at start) for transitions/s. `STEPGATE_BENCH_DIR` overrides where
+//! the workloads are read from.
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::sync::Arc;
+use stepgate::connectors::function::{Function, Functions};
+use stepgate::connectors::Registry;
+use stepgate::engine::{Engine, Start};
+use stepgate::interpreter::Limits;
+use stepgate::time::Clock;
+
+fn bench_dir() -> PathBuf {
+    std::env::var_os("STEPGATE_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/bench"))
+}
+
+fn load(name: &str) -> (stepgate::asl::Machine, Value) {
+    let dir = bench_dir();
+    let read = |f: String| {
+        let p = dir.join(&f);
+        std::fs::read_to_string(&p)
+            .unwrap_or_else(|e| panic!("{}: {e} (set STEPGATE_BENCH_DIR)", p.display()))
+    };
+    let def: Value = serde_json::from_str(&read(format!("{name}.asl.json"))).expect("a JSON definition");
+    let input: Value = serde_json::from_str(&read(format!("{name}.input.json"))).expect("a JSON input");
+    let machine = stepgate::asl::compile(&def).unwrap_or_else(|d| panic!("{name}: {d:?}"));
+    (machine, input)
+}
+
+fn engine() -> Engine {
+    let mut functions = Functions::default();
+    // task10's resource is bound to an in-process identity function: a process per call
+    // would measure process start-up, not the interpreter.
+    functions.insert("Echo", Function::Native(Arc::new(Ok)));
+    Engine::new(
+        Registry::new(functions),
+        Arc::new(Clock::new(0.0)),
+        Limits::default(),
+        "us-east-1",
+        "123456789012",
+    )
+}
+
+fn workloads(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    let engine = engine();
+    for name in ["pass10", "map1000", "choice1000", "task10"] {
+        let (machine, input) = load(name);
+        let start = || Start {
+            state_machine_name: name.to_string(),
+            execution_name: "bench".to_string(),
+            input: input.clone(),
+            record_history: false,
+            express: false,
+        };
+        let probe = rt.block_on(engine.run(&machine, start(), None));
+        assert_eq!(probe.status.as_str(), "SUCCEEDED", "{name}: {:?} {:?}", probe.error, probe.cause);
+        eprintln!("{name}: {} transitions per execution", probe.transitions);
+        let mut group = c.benchmark_group("interpreter");
+        group.throughput(Throughput::Elements(probe.transitions));
+        group.bench_function(name, |b| b.iter(|| rt.block_on(engine.run(&machine, start(), None))));
+        group.finish();
+    }
+}
+
+criterion_group!(benches, workloads);
+criterion_main!(benches);

@@ -1,0 +1,707 @@
+//! The `stepgate` binary as a user runs it: `validate` and `run` over the example workflows in
+//! `workflows/` (with `config/stepgate.toml` and `workflows/order.mock.json`), checking what
+//! they print and their exit codes. The examples double as the README's documentation, so a
+//! change that breaks one of them fails here first.
+
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// Runs the binary from the crate root (the examples' paths are relative to it), without the
+/// caller's `STEPGATE_*` variables: they are config overrides and would change the results.
+fn stepgate(args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stepgate"));
+    cmd.args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("STEPGATE_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.output().expect("the stepgate binary runs")
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().expect("stepgate exited, not killed by a signal")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `stepgate run ... --format json`: the exit code and the one JSON object on stdout.
+fn run_json(args: &[&str]) -> (i32, Value) {
+    let mut all = vec!["run"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--format", "json"]);
+    let out = stepgate(&all);
+    let text = stdout(&out);
+    let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| {
+        panic!("stdout of {all:?} is not one JSON object ({e}):\n{text}\nstderr:\n{}", stderr(&out))
+    });
+    (code(&out), v)
+}
+
+/// Runs an example with its input file: `workflows/NAME.asl.json` and `workflows/NAME.input.json`.
+fn run_example(name: &str, extra: &[&str]) -> (i32, Value) {
+    let def = format!("workflows/{name}.asl.json");
+    let input = format!("workflows/{name}.input.json");
+    let mut args = vec![def.as_str(), "--input-file", input.as_str()];
+    args.extend_from_slice(extra);
+    run_json(&args)
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn history(v: &Value) -> &Vec<Value> {
+    v["history"].as_array().expect("--history adds a history array")
+}
+
+fn event_types(v: &Value) -> Vec<&str> {
+    history(v).iter().map(|e| e["type"].as_str().unwrap()).collect()
+}
+
+fn timestamp(v: &Value) -> chrono::DateTime<chrono::FixedOffset> {
+    chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap_or_else(|| panic!("not a timestamp: {v}")))
+        .unwrap_or_else(|e| panic!("{v} is not an ISO-8601 timestamp: {e}"))
+}
+
+const CONFIG: &str = "config/stepgate.toml";
+const MOCKS: &str = "workflows/order.mock.json";
+
+fn examples() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".asl.json"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 4, "the examples are missing from {}", dir.display());
+    files
+}
+
+// ---- validate -------------------------------------------------------------------------------
+
+#[test]
+fn validate_accepts_every_example() {
+    let files = examples();
+    let args: Vec<&str> =
+        std::iter::once("validate").chain(files.iter().map(|p| p.to_str().unwrap())).collect();
+    let out = stepgate(&args);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    for f in &files {
+        assert!(stdout(&out).contains(&format!("{}: OK", f.display())), "{}", stdout(&out));
+    }
+
+    let mut json_args = args.clone();
+    json_args.extend_from_slice(&["--format", "json"]);
+    let out = stepgate(&json_args);
+    assert_eq!(code(&out), 0);
+    let reports: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let reports = reports.as_array().expect("one report per file when given several files");
+    assert_eq!(reports.len(), files.len());
+    for r in reports {
+        assert_eq!(r["result"], "OK", "{r}");
+        assert_eq!(r["diagnostics"], json!([]), "{r}");
+    }
+}
+
+/// Every example has an input file, so the README's `run` command works for each of them.
+#[test]
+fn every_example_has_an_input_file() {
+    for f in examples() {
+        let input = f.to_string_lossy().replace(".asl.json", ".input.json");
+        let text = std::fs::read_to_string(&input).unwrap_or_else(|e| panic!("{input}: {e}"));
+        serde_json::from_str::<Value>(&text).unwrap_or_else(|e| panic!("{input}: {e}"));
+    }
+}
+
+const BROKEN: &str = r#"{
+  "StartAt": "Charge",
+  "States": {
+    "Charge": {
+      "Type": "Task",
+      "Resource": "arn:aws:lambda:us-east-1:123456789012:function:charge",
+      "HeartbeatSeconds": 60,
+      "TimeoutSeconds": 30,
+      "Next": "Nowhere"
+    },
+    "Orphan": {"Type": "Pass", "End": true},
+    "Pause": {"Type": "Wait", "End": true}
+  }
+}
+"#;
+
+#[test]
+fn validate_reports_every_problem_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(dir.path(), "broken.asl.json", BROKEN);
+    let bad = bad.to_str().unwrap();
+
+    let out = stepgate(&["validate", bad, "--format", "json"]);
+    assert_eq!(code(&out), 1);
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["result"], "FAIL");
+    let diagnostics = report["diagnostics"].as_array().unwrap();
+    for d in diagnostics {
+        assert_eq!(d["severity"], "ERROR", "{d}");
+        assert!(!d["message"].as_str().unwrap().is_empty(), "{d}");
+    }
+    let found: Vec<(&str, &str)> =
+        diagnostics.iter().map(|d| (d["code"].as_str().unwrap(), d["location"].as_str().unwrap())).collect();
+    for want in [
+        ("SCHEMA_VALIDATION_FAILED", "/States/Charge/HeartbeatSeconds"),
+        ("SCHEMA_VALIDATION_FAILED", "/States/Pause"),
+        ("MISSING_TRANSITION_TARGET", "/States/Charge/Next"),
+        ("MISSING_TRANSITION_TARGET", "/States/Orphan"),
+    ] {
+        assert!(found.contains(&want), "{want:?} missing from {found:?}");
+    }
+
+    // The text form: one line per problem, each naming the file, the code and the location.
+    let out = stepgate(&["validate", bad]);
+    assert_eq!(code(&out), 1);
+    let text = stderr(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), diagnostics.len(), "{text}");
+    assert!(lines.iter().all(|l| l.starts_with(&format!("{bad}: error["))), "{text}");
+    assert!(text.contains("[MISSING_TRANSITION_TARGET] at /States/Charge/Next: "), "{text}");
+}
+
+#[test]
+fn validate_names_line_and_column_of_a_json_syntax_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(dir.path(), "syntax.asl.json", "{\n  \"StartAt\": \"A\",\n  \"States\": {\n    \"A\": {\"Type\": \"Pass\", \"End\": true,}\n  }\n}\n");
+    let bad = bad.to_str().unwrap();
+
+    let out = stepgate(&["validate", bad]);
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).starts_with(&format!("{bad}:4:")), "{}", stderr(&out));
+
+    let out = stepgate(&["validate", bad, "--format", "json"]);
+    assert_eq!(code(&out), 1);
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["result"], "FAIL");
+    assert_eq!(report["diagnostics"][0]["code"], "INVALID_JSON_DESCRIPTION", "{report}");
+    assert!(report["diagnostics"][0].to_string().contains("4:"), "{report}");
+}
+
+#[test]
+fn validate_fails_when_any_file_fails_and_exits_2_on_bad_usage() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(dir.path(), "broken.asl.json", BROKEN);
+    let out = stepgate(&["validate", "workflows/order.asl.json", bad.to_str().unwrap()]);
+    assert_eq!(code(&out), 1);
+    assert!(stdout(&out).contains("workflows/order.asl.json: OK"));
+
+    assert_eq!(code(&stepgate(&["validate"])), 2, "no file");
+    assert_eq!(code(&stepgate(&["validate", "--bogus", "workflows/order.asl.json"])), 2);
+    assert_eq!(code(&stepgate(&["validate", "workflows/missing.asl.json"])), 2, "unreadable file");
+    assert_eq!(code(&stepgate(&["frobnicate"])), 2, "unknown subcommand");
+}
+
+// ---- run: the examples' exact results ------------------------------------------------------
+
+#[test]
+fn order_with_local_functions_charges_the_card() {
+    let (rc, v) = run_example("order", &["--config", CONFIG]);
+    assert_eq!(
+        v,
+        json!({"status": "SUCCEEDED", "output": {
+            "orderId": "A-1001", "status": "CHARGED", "chargeId": "ch_A-1001", "total": 41.9,
+            // EUR comes from [functions.price] env in the config.
+            "message": "Order A-1001 for Ada charged 41.9 EUR"
+        }})
+    );
+    assert_eq!(rc, 0);
+}
+
+#[test]
+fn a_function_error_becomes_the_tasks_error_and_cause() {
+    // lambda:invoke: the CardDeclined report is caught; its errorMessage becomes the Fail's Cause.
+    let declined = r#"{"orderId": "B-7", "customer": {"name": "Bo"}, "items": [{"sku": "LAMP", "qty": 1}], "card": "4000000000000002"}"#;
+    let (rc, v) =
+        run_json(&["workflows/order.asl.json", "--input", declined, "--config", CONFIG, "--history"]);
+    assert_eq!(rc, 1);
+    assert_eq!(v["status"], "FAILED");
+    assert_eq!(v["error"], "PaymentDeclined");
+    assert_eq!(v["cause"], "card ending 0002 was declined");
+    let failed = history(&v).iter().find(|e| e["type"] == "TaskFailed").expect("a TaskFailed event");
+    let details = &failed["taskFailedEventDetails"];
+    assert_eq!(details["error"], "CardDeclined");
+    let report: Value = serde_json::from_str(details["cause"].as_str().unwrap()).unwrap();
+    assert_eq!(report, json!({"errorType": "CardDeclined", "errorMessage": "card ending 0002 was declined"}));
+
+    // A Lambda ARN: the report, as the function wrote it, is the Cause; the workflow catches it by
+    // its errorType and fails with ErrorPath/CausePath.
+    let unknown = r#"{"orderId": "C-9", "customer": {"name": "Cy"}, "items": [{"sku": "UFO", "qty": 1}], "card": "4242"}"#;
+    let (rc, v) = run_json(&["workflows/order.asl.json", "--input", unknown, "--config", CONFIG]);
+    assert_eq!(rc, 1);
+    assert_eq!(v["status"], "FAILED");
+    assert_eq!(v["error"], "UnknownSku");
+    let report: Value = serde_json::from_str(v["cause"].as_str().unwrap()).unwrap();
+    assert_eq!(report, json!({"errorType": "UnknownSku", "errorMessage": "no price for SKU UFO"}));
+}
+
+#[test]
+fn a_function_that_is_not_configured_is_not_found_under_the_configs_region_and_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let price = Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows/functions/price.py");
+    let config = write(
+        dir.path(),
+        "stepgate.toml",
+        &format!(
+            "region = \"eu-central-1\"\naccount = \"999999999999\"\n[functions.price]\ncommand = [\"python3\", {:?}]\n",
+            price.to_str().unwrap()
+        ),
+    );
+    let (rc, v) = run_example("order", &["--config", config.to_str().unwrap()]);
+    assert_eq!(rc, 1);
+    assert_eq!(v["error"], "Lambda.ResourceNotFoundException", "{v}");
+    let cause = v["cause"].as_str().unwrap();
+    assert!(
+        cause.starts_with(
+            "Function not found: arn:aws:lambda:eu-central-1:999999999999:function:charge:$LATEST"
+        ),
+        "{cause}"
+    );
+
+    // Without any config, the Lambda ARN's own region and account are named.
+    let (rc, v) = run_example("order", &[]);
+    assert_eq!(rc, 1);
+    assert_eq!(v["error"], "Lambda.ResourceNotFoundException");
+    assert!(
+        v["cause"]
+            .as_str()
+            .unwrap()
+            .starts_with("Function not found: arn:aws:lambda:us-east-1:123456789012:function:price:$LATEST"),
+        "{v}"
+    );
+}
+
+#[test]
+fn shipping_labels_parcels_in_a_map_inside_a_parallel() {
+    let (rc, v) = run_example("shipping", &[]);
+    assert_eq!(
+        v,
+        json!({"status": "SUCCEEDED", "output": {
+            "labels": [
+                {"trackingId": "DUB-A-1001-1", "service": "post", "to": "IE"},
+                {"trackingId": "DUB-A-1001-2", "service": "freight", "to": "DE"},
+                {"trackingId": "DUB-A-1001-3", "service": "post", "to": "FR"},
+                {"trackingId": "DUB-A-1001-4", "service": "post", "to": "DE"}
+            ],
+            "notice": {"subject": "Your order A-1001 ships in 4 parcels", "countries": ["IE", "DE", "FR"]}
+        }})
+    );
+    assert_eq!(rc, 0);
+}
+
+#[test]
+fn intrinsics_tour() {
+    let (rc, mut v) = run_example("intrinsics", &[]);
+    assert_eq!(rc, 0, "{v}");
+    let id = v["output"].as_object_mut().unwrap().remove("id").expect("States.UUID() output");
+    let id = id.as_str().unwrap();
+    assert!(uuid::Uuid::parse_str(id).is_ok_and(|u| u.get_version_num() == 4), "{id}");
+    assert_eq!(
+        v,
+        json!({"status": "SUCCEEDED", "output": {
+            "greeting": "Hello, stepgate! You have 2 tags.",
+            "colors": ["red", "green", "blue", "green"],
+            "uniqueColors": ["red", "green", "blue"],
+            "hasGreen": true,
+            "pages": [[1, 2, 3], [4, 5, 6], [7]],
+            "evens": [0, 2, 4, 6, 8, 10],
+            "third": 3,
+            "mixed": ["stepgate", 42, true],
+            "merged": {"retries": 3, "region": "eu-west-1"},
+            "asText": "{\"region\":\"eu-west-1\"}",
+            "fromText": {"enabled": true, "ports": [80, 443]},
+            "base64": "c3RlcGdhdGU=",
+            "decoded": "stepgate",
+            "sha256": "027e5dba2f2e31de7619a09d64072fe3298079d67881091f824195204155ce08",
+            "counter": {"count": 3},
+            "limit": 3
+        }})
+    );
+}
+
+#[test]
+fn reminder_rejects_a_negative_delay_with_its_fail_state() {
+    let (rc, v) =
+        run_json(&["workflows/reminder.asl.json", "--input", r#"{"message": "m", "delaySeconds": -5}"#]);
+    assert_eq!(
+        v,
+        json!({"status": "FAILED", "error": "InvalidDelay",
+               "cause": "delaySeconds must be a number of seconds, 0 or more"})
+    );
+    assert_eq!(rc, 1);
+}
+
+// ---- run: time scale -------------------------------------------------------------------------
+
+#[test]
+fn time_scale_zero_skips_an_hour_of_wait_but_the_workflow_clock_moves_an_hour() {
+    let began = Instant::now();
+    let (rc, v) = run_example("reminder", &["--time-scale", "0", "--name", "renew-tls"]);
+    assert!(began.elapsed() < Duration::from_secs(10), "an hour's Wait took {:?}", began.elapsed());
+    assert_eq!(rc, 0, "{v}");
+    let out = &v["output"];
+    assert_eq!(out["message"], "Reminder: renew the TLS certificate");
+    assert_eq!(out["execution"], "renew-tls", "--name gives $$.Execution.Name");
+    let waited = timestamp(&out["remindedAt"]) - timestamp(&out["requestedAt"]);
+    assert!(
+        waited >= chrono::Duration::seconds(3600) && waited < chrono::Duration::seconds(3660),
+        "$$.State.EnteredTime after a 3600 s Wait is {waited} after the start"
+    );
+}
+
+#[test]
+fn a_wait_past_the_machines_timeout_times_out_on_the_workflow_clock() {
+    // reminder's TimeoutSeconds is a week; the Wait is eight days, skipped by --time-scale 0.
+    let began = Instant::now();
+    let (rc, v) = run_json(&[
+        "workflows/reminder.asl.json",
+        "--input",
+        r#"{"message": "m", "delaySeconds": 700000}"#,
+        "--time-scale",
+        "0",
+    ]);
+    assert_eq!(v["status"], "TIMED_OUT", "{v}");
+    assert_eq!(rc, 1);
+    assert!(began.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn time_scale_one_really_waits() {
+    let began = Instant::now();
+    let (rc, v) =
+        run_json(&["workflows/reminder.asl.json", "--input", r#"{"message": "m", "delaySeconds": 1}"#]);
+    assert_eq!(rc, 0, "{v}");
+    assert!(began.elapsed() >= Duration::from_secs(1), "a 1 s Wait took {:?}", began.elapsed());
+}
+
+// ---- run: mock config ------------------------------------------------------------------------
+
+fn mocked(case: &str, extra: &[&str]) -> (i32, Value) {
+    let mut args = vec!["--mock-config", MOCKS, "--test-case", case, "--time-scale", "0"];
+    args.extend_from_slice(extra);
+    run_example("order", &args)
+}
+
+#[test]
+fn mock_config_returns() {
+    let (rc, v) = mocked("HappyPath", &[]);
+    assert_eq!(
+        v,
+        json!({"status": "SUCCEEDED", "output": {
+            "orderId": "A-1001", "status": "CHARGED", "chargeId": "ch_mocked", "total": 29.9,
+            "message": "Order A-1001 for Ada charged 29.9 EUR"
+        }})
+    );
+    assert_eq!(rc, 0);
+
+    let (rc, v) = mocked("LargeOrder", &[]);
+    assert_eq!(
+        v,
+        json!({"status": "SUCCEEDED", "output": {
+            "orderId": "A-1001", "status": "HELD", "total": 2599.98,
+            "message": "Order A-1001 needs a review: 2599.98 EUR is above the limit of 1000"
+        }})
+    );
+    assert_eq!(rc, 0);
+}
+
+#[test]
+fn mock_config_throws_into_catch() {
+    let (rc, v) = mocked("Declined", &[]);
+    assert_eq!(v, json!({"status": "FAILED", "error": "PaymentDeclined", "cause": "insufficient funds"}));
+    assert_eq!(rc, 1);
+}
+
+#[test]
+fn retry_consumes_mocked_throws_in_order() {
+    // Throws on invocations 0-1, returns on 2: MaxAttempts 2 is just enough.
+    let (rc, v) = mocked("FlakyNetwork", &["--history"]);
+    assert_eq!(rc, 0, "{v}");
+    assert_eq!(v["output"]["chargeId"], "ch_third_try");
+    let types = event_types(&v);
+    assert_eq!(types.iter().filter(|t| **t == "TaskScheduled").count(), 3, "{types:?}");
+    assert_eq!(types.iter().filter(|t| **t == "TaskFailed").count(), 2, "{types:?}");
+    assert_eq!(types.iter().filter(|t| **t == "TaskSucceeded").count(), 1, "{types:?}");
+
+    // Throws on 0-2: the third failure exhausts the retrier and, uncaught, fails the execution.
+    let (rc, v) = mocked("NetworkDown", &["--history"]);
+    assert_eq!(rc, 1);
+    assert_eq!(v["status"], "FAILED");
+    assert_eq!(v["error"], "CardNetworkTimeout");
+    assert_eq!(v["cause"], "the card network did not answer");
+    let types = event_types(&v);
+    assert_eq!(types.iter().filter(|t| **t == "TaskFailed").count(), 3, "{types:?}");
+    let last = history(&v).last().unwrap();
+    assert_eq!(last["type"], "ExecutionFailed");
+    assert_eq!(
+        last["executionFailedEventDetails"],
+        json!({"error": "CardNetworkTimeout", "cause": "the card network did not answer"})
+    );
+}
+
+#[test]
+fn retry_intervals_take_real_time_unless_scaled() {
+    // FlakyNetwork retries after 2 s and 4 s (BackoffRate 2): at scale 0.05, 0.3 s in all.
+    let began = Instant::now();
+    let (rc, _) = run_example(
+        "order",
+        &["--mock-config", MOCKS, "--test-case", "FlakyNetwork", "--time-scale", "0.05"],
+    );
+    assert_eq!(rc, 0);
+    let took = began.elapsed();
+    assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(5), "{took:?}");
+}
+
+#[test]
+fn mock_config_mistakes_are_usage_errors() {
+    let out = stepgate(&["run", "workflows/order.asl.json", "--mock-config", MOCKS]);
+    assert_eq!(code(&out), 2, "--mock-config needs --test-case");
+    let out = stepgate(&["run", "workflows/order.asl.json", "--mock-config", MOCKS, "--test-case", "Nope"]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("Nope"), "{}", stderr(&out));
+    // The mock config is keyed by the workflow's name, its file stem.
+    let out =
+        stepgate(&["run", "workflows/shipping.asl.json", "--mock-config", MOCKS, "--test-case", "HappyPath"]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("shipping"), "{}", stderr(&out));
+}
+
+// ---- run: history --------------------------------------------------------------------------
+
+#[test]
+fn history_has_aws_event_types_ids_and_previous_ids() {
+    let (rc, v) = run_example("reminder", &["--time-scale", "0", "--history"]);
+    assert_eq!(rc, 0);
+    assert_eq!(
+        event_types(&v),
+        [
+            "ExecutionStarted",
+            "ChoiceStateEntered",
+            "ChoiceStateExited",
+            "WaitStateEntered",
+            "WaitStateExited",
+            "PassStateEntered",
+            "PassStateExited",
+            "ExecutionSucceeded"
+        ]
+    );
+    for (i, e) in history(&v).iter().enumerate() {
+        assert_eq!(e["id"], i + 1, "{e}");
+        assert_eq!(e["previousEventId"], i, "{e}");
+        timestamp(&e["timestamp"]);
+    }
+    let h = history(&v);
+    assert_eq!(
+        serde_json::from_str::<Value>(h[0]["executionStartedEventDetails"]["input"].as_str().unwrap())
+            .unwrap(),
+        json!({"message": "renew the TLS certificate", "delaySeconds": 3600})
+    );
+    assert_eq!(h[3]["stateEnteredEventDetails"]["name"], "Wait");
+    let output = h[7]["executionSucceededEventDetails"]["output"].as_str().unwrap();
+    assert_eq!(serde_json::from_str::<Value>(output).unwrap(), v["output"]);
+
+    // Without --history, no history.
+    let (_, v) = run_example("reminder", &["--time-scale", "0"]);
+    assert!(v.get("history").is_none(), "{v}");
+}
+
+#[test]
+fn history_names_lambda_arn_tasks_and_integrations_as_aws_does() {
+    let (rc, v) = mocked("HappyPath", &["--history"]);
+    assert_eq!(rc, 0);
+    let types = event_types(&v);
+    // A Lambda ARN resource is recorded as LambdaFunction* events ...
+    let price = types.iter().position(|t| *t == "LambdaFunctionScheduled").expect("LambdaFunctionScheduled");
+    assert_eq!(
+        types[price..price + 3],
+        ["LambdaFunctionScheduled", "LambdaFunctionStarted", "LambdaFunctionSucceeded"]
+    );
+    // ... and the lambda:invoke integration as Task* events with its resource type.
+    let charge = types.iter().position(|t| *t == "TaskScheduled").expect("TaskScheduled");
+    assert_eq!(types[charge..charge + 3], ["TaskScheduled", "TaskStarted", "TaskSucceeded"]);
+    let scheduled = &history(&v)[charge]["taskScheduledEventDetails"];
+    assert_eq!(scheduled["resourceType"], "lambda");
+    assert_eq!(scheduled["resource"], "invoke");
+    let params: Value = serde_json::from_str(scheduled["parameters"].as_str().unwrap()).unwrap();
+    assert_eq!(params["FunctionName"], "charge");
+    assert_eq!(params["Payload"]["amount"], 29.9);
+}
+
+#[test]
+fn history_of_map_and_parallel_links_events_to_their_parents() {
+    let (rc, v) = run_example("shipping", &["--history"]);
+    assert_eq!(rc, 0);
+    let h = history(&v);
+    let types = event_types(&v);
+    for want in [
+        "ParallelStateEntered",
+        "ParallelStateStarted",
+        "MapStateStarted",
+        "MapIterationStarted",
+        "MapIterationSucceeded",
+        "MapStateSucceeded",
+        "ParallelStateSucceeded",
+    ] {
+        assert!(types.contains(&want), "{want} missing from {types:?}");
+    }
+    assert_eq!(types.iter().filter(|t| **t == "MapIterationStarted").count(), 4);
+    for (i, e) in h.iter().enumerate() {
+        assert_eq!(e["id"], i + 1);
+        let prev = e["previousEventId"].as_u64().unwrap();
+        assert!(prev < i as u64 + 1, "{e}");
+    }
+    assert_eq!(*types.last().unwrap(), "ExecutionSucceeded");
+}
+
+// ---- run: usage, formats, repeat -------------------------------------------------------------
+
+#[test]
+fn run_prints_a_readable_result_without_format_json() {
+    let out =
+        stepgate(&["run", "workflows/shipping.asl.json", "--input-file", "workflows/shipping.input.json"]);
+    assert_eq!(code(&out), 0);
+    let text = stdout(&out);
+    let (status, rest) = text.split_once('\n').unwrap();
+    assert_eq!(status, "SUCCEEDED");
+    let output: Value = serde_json::from_str(rest).unwrap();
+    assert_eq!(output["notice"]["subject"], "Your order A-1001 ships in 4 parcels");
+
+    let out = stepgate(&["run", "workflows/reminder.asl.json", "--input", r#"{"delaySeconds": "soon"}"#]);
+    assert_eq!(code(&out), 1);
+    assert!(stdout(&out).starts_with("FAILED\n"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("InvalidDelay"), "{}", stdout(&out));
+}
+
+#[test]
+fn run_exits_2_on_an_invalid_definition_or_bad_usage() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(dir.path(), "broken.asl.json", BROKEN);
+    let out = stepgate(&["run", bad.to_str().unwrap()]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("MISSING_TRANSITION_TARGET"), "{}", stderr(&out));
+
+    let reminder = "workflows/reminder.asl.json";
+    for (why, args) in [
+        ("input that is not JSON", vec!["run", reminder, "--input", "{nope"]),
+        (
+            "two inputs",
+            vec!["run", reminder, "--input", "{}", "--input-file", "workflows/reminder.input.json"],
+        ),
+        ("a missing input file", vec!["run", reminder, "--input-file", "workflows/missing.json"]),
+        ("a negative time scale", vec!["run", reminder, "--time-scale=-1"]),
+        ("a missing config file", vec!["run", reminder, "--config", "config/missing.toml"]),
+        ("a missing definition", vec!["run", "workflows/missing.asl.json"]),
+        ("an unknown flag", vec!["run", reminder, "--bogus"]),
+    ] {
+        let out = stepgate(&args);
+        assert_eq!(code(&out), 2, "{why}: {}", stderr(&out));
+        assert!(out.stdout.is_empty(), "{why}: {}", stdout(&out));
+    }
+
+    // A config key that does not exist is named, with its file.
+    let config = write(dir.path(), "stepgate.toml", "[limits]\npayload_byte = 5\n");
+    let out = stepgate(&["run", reminder, "--config", config.to_str().unwrap()]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("payload_byte"), "{}", stderr(&out));
+}
+
+#[test]
+fn config_limits_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    // The shipping input (158 bytes) fits in 300; its output (about 400) does not.
+    let config = write(dir.path(), "stepgate.toml", "[limits]\npayload_bytes = 300\n");
+    let (rc, v) = run_example("shipping", &["--config", config.to_str().unwrap()]);
+    assert_eq!(rc, 1);
+    assert_eq!(v["error"], "States.DataLimitExceeded", "{v}");
+    assert!(v["cause"].as_str().unwrap().contains("limits.payload_bytes"), "the cause names the key: {v}");
+
+    let dir2 = tempfile::tempdir().unwrap();
+    let config = write(dir2.path(), "stepgate.toml", "[limits]\nmax_wait_seconds = 60\n");
+    let (rc, v) = run_example("reminder", &["--config", config.to_str().unwrap(), "--time-scale", "0"]);
+    assert_eq!(rc, 1);
+    assert_eq!(v["error"], "States.Runtime", "an hour's Wait is over a 60 s limit: {v}");
+}
+
+#[test]
+fn repeat_reports_throughput_on_stderr() {
+    let out = stepgate(&[
+        "run",
+        "workflows/shipping.asl.json",
+        "--input-file",
+        "workflows/shipping.input.json",
+        "--repeat",
+        "50",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code(&out), 0);
+    // stdout still holds the one result, of the last execution.
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["status"], "SUCCEEDED");
+    let err = stderr(&out);
+    assert!(err.starts_with("50 executions"), "{err}");
+    let rate = |unit: &str| -> f64 {
+        let before = err.split(unit).next().unwrap_or_else(|| panic!("no {unit} in {err}"));
+        before
+            .trim_end()
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap_or_else(|e| panic!("{unit} in {err}: {e}"))
+    };
+    let executions = rate(" executions/s");
+    let transitions = rate(" state transitions/s");
+    assert!(executions > 0.0, "{err}");
+    // A shipping execution makes more than ten state transitions.
+    assert!(transitions > 10.0 * executions, "{err}");
+}
+
+// ---- known bugs (run with --ignored) ----------------------------------------------------------
+
+/// `STEPGATE_*` variables that are not config keys (the test suites' STEPGATE_CONFORMANCE_DIR)
+/// must not break `stepgate run`.
+#[test]
+#[ignore = "bug: Config::load reads every STEPGATE_* variable as a config key (unknown field `conformance_dir`)"]
+fn run_ignores_stepgate_variables_that_are_not_config_keys() {
+    let out = Command::new(env!("CARGO_BIN_EXE_stepgate"))
+        .args(["run", "workflows/reminder.asl.json", "--input", r#"{"message": "m", "delaySeconds": 0}"#])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("STEPGATE_CONFORMANCE_DIR", "../shared/conformance/asl")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}
+
+/// The history's timestamps are on the workflow's clock, like `$$.State.EnteredTime`: with
+/// `--time-scale 0` the events after an hour's Wait are an hour later, as on AWS.
+#[test]
+#[ignore = "bug: history events are stamped with the real clock, not the workflow's (src/engine/history.rs)"]
+fn history_timestamps_follow_the_workflow_clock() {
+    let (rc, v) = run_example("reminder", &["--time-scale", "0", "--history"]);
+    assert_eq!(rc, 0);
+    let h = history(&v);
+    let entered = timestamp(&h[3]["timestamp"]);
+    let exited = timestamp(&h[4]["timestamp"]);
+    assert_eq!(h[4]["type"], "WaitStateExited");
+    assert!(exited - entered >= chrono::Duration::seconds(3600), "{entered} -> {exited}");
+    let remind_entered = timestamp(&h[5]["timestamp"]);
+    assert_eq!(remind_entered, timestamp(&v["output"]["remindedAt"]));
+}
