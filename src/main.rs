@@ -213,7 +213,11 @@ fn workflow_name(file: &Path) -> String {
 fn run(a: RunArgs) -> Result<ExitCode> {
     let (definition, checked) = check(&a.file)?;
     if has_errors(&checked) {
-        print_checked(&a.file, &checked);
+        // `--format json` promises one JSON object on stdout, also for a bad definition.
+        match a.format {
+            Format::Json => println!("{}", serde_json::to_string(&json_report(&a.file, &checked))?),
+            Format::Text => print_checked(&a.file, &checked),
+        }
         return Ok(ExitCode::from(2));
     }
     let definition = definition.expect("a definition without errors was parsed");

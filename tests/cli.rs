@@ -674,12 +674,11 @@ fn repeat_reports_throughput_on_stderr() {
     assert!(transitions > 10.0 * executions, "{err}");
 }
 
-// ---- known bugs (run with --ignored) ----------------------------------------------------------
+// ---- regressions --------------------------------------------------------------------------------
 
 /// `STEPGATE_*` variables that are not config keys (the test suites' STEPGATE_CONFORMANCE_DIR)
 /// must not break `stepgate run`.
 #[test]
-#[ignore = "bug: Config::load reads every STEPGATE_* variable as a config key (unknown field `conformance_dir`)"]
 fn run_ignores_stepgate_variables_that_are_not_config_keys() {
     let out = Command::new(env!("CARGO_BIN_EXE_stepgate"))
         .args(["run", "workflows/reminder.asl.json", "--input", r#"{"message": "m", "delaySeconds": 0}"#])
@@ -693,7 +692,6 @@ fn run_ignores_stepgate_variables_that_are_not_config_keys() {
 /// The history's timestamps are on the workflow's clock, like `$$.State.EnteredTime`: with
 /// `--time-scale 0` the events after an hour's Wait are an hour later, as on AWS.
 #[test]
-#[ignore = "bug: history events are stamped with the real clock, not the workflow's (src/engine/history.rs)"]
 fn history_timestamps_follow_the_workflow_clock() {
     let (rc, v) = run_example("reminder", &["--time-scale", "0", "--history"]);
     assert_eq!(rc, 0);

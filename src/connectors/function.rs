@@ -88,9 +88,9 @@ impl Connector for Functions {
         } else {
             (call.resource.to_string(), call.params)
         };
-        let name = function_name(&name_field).to_string();
-        let f = self.table.get(&name).cloned();
+        let f = self.table.get(function_name(&name_field)).cloned();
         Box::pin(async move {
+            let name = function_name(&name_field);
             let Some(f) = f else {
                 let arn = if name_field.starts_with("arn:") {
                     name_field.clone()

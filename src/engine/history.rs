@@ -2,11 +2,11 @@
 //! Event ids are always counted (AWS quotes them in error causes: "entered at the event
 //! id #2"); the events themselves are only built when the caller asked for a history.
 
-use crate::time::iso;
+use crate::time::{iso, Clock};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
@@ -34,16 +34,18 @@ impl Event {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct History {
     record: bool,
+    /// Events carry the workflow's time, which a time scale below 1 runs ahead of.
+    clock: Arc<Clock>,
     last_id: AtomicU64,
     events: Mutex<Vec<Event>>,
 }
 
 impl History {
-    pub fn new(record: bool) -> Self {
-        History { record, ..Default::default() }
+    pub fn new(record: bool, clock: Arc<Clock>) -> Self {
+        History { record, clock, last_id: AtomicU64::new(0), events: Mutex::default() }
     }
 
     pub fn recording(&self) -> bool {
@@ -60,8 +62,13 @@ impl History {
     ) -> u64 {
         let id = self.last_id.fetch_add(1, Ordering::Relaxed) + 1;
         if self.record {
-            let e =
-                Event { id, previous_event_id: previous, timestamp: Utc::now(), kind, details: details() };
+            let e = Event {
+                id,
+                previous_event_id: previous,
+                timestamp: self.clock.now(),
+                kind,
+                details: details(),
+            };
             self.events.lock().unwrap_or_else(|e| e.into_inner()).push(e);
         }
         id

@@ -93,34 +93,18 @@ impl Engine {
 
     /// Runs an execution to its end.
     pub async fn run(&self, machine: &Machine, start: Start, mocks: Option<&TestCase>) -> Outcome {
-        let arn = if start.express {
-            format!(
-                "arn:aws:states:{}:{}:express:{}:{}:{}",
-                self.region,
-                self.account,
-                start.state_machine_name,
-                start.execution_name,
-                uuid::Uuid::new_v4()
-            )
-        } else {
-            format!(
-                "arn:aws:states:{}:{}:execution:{}:{}",
-                self.region, self.account, start.state_machine_name, start.execution_name
-            )
-        };
         let start_time = self.clock.now();
         let mut x = Exec {
             engine: self,
-            arn,
-            express: start.express,
+            // Express ARNs end in a random part; Standard ones are the name itself.
+            express: start.express.then(uuid::Uuid::new_v4),
             deadline: machine.timeout_seconds.map(|t| start_time + chrono::Duration::seconds(t as i64)),
             timed_out: AtomicBool::new(false),
-            sm_arn: self.state_machine_arn(&start.state_machine_name),
             sm_name: start.state_machine_name,
             name: start.execution_name,
             start_time,
             input: start.input,
-            history: History::new(start.record_history),
+            history: History::new(start.record_history, self.clock.clone()),
             transitions: AtomicU64::new(0),
             mocks,
         };
@@ -185,7 +169,41 @@ fn failed_details(key: &'static str, f: &Failure) -> Option<(&'static str, Value
     Some((key, json!({"error": f.error, "cause": f.cause})))
 }
 
+/// An upper bound of `v`'s serialized size that stops counting once past `limit`:
+/// small documents (nearly all) pass without being serialized.
+fn size_bound(v: &Value, limit: usize) -> usize {
+    match v {
+        Value::Null | Value::Bool(_) => 5,
+        Value::Number(_) => 24,
+        // Every character escaped as \uXXXX at worst.
+        Value::String(s) => 2 + 6 * s.len(),
+        Value::Array(a) => {
+            let mut n = 2;
+            for x in a {
+                n += 1 + size_bound(x, limit);
+                if n > limit {
+                    break;
+                }
+            }
+            n
+        }
+        Value::Object(o) => {
+            let mut n = 2;
+            for (k, x) in o {
+                n += 4 + 6 * k.len() + size_bound(x, limit);
+                if n > limit {
+                    break;
+                }
+            }
+            n
+        }
+    }
+}
+
 fn check_size(v: &Value, limit: usize) -> Result<(), Failure> {
+    if size_bound(v, limit) <= limit {
+        return Ok(());
+    }
     let mut counter = ByteCounter(0);
     // Serializing into a counter costs no allocation.
     let _ = serde_json::to_writer(&mut counter, v);
@@ -215,9 +233,7 @@ impl std::io::Write for ByteCounter {
 /// One running execution: what its context object and history need.
 struct Exec<'e> {
     engine: &'e Engine,
-    arn: String,
     name: String,
-    sm_arn: String,
     sm_name: String,
     start_time: DateTime<Utc>,
     /// The execution's input, kept for `$$.Execution.Input` when the machine reads `$$`.
@@ -225,7 +241,7 @@ struct Exec<'e> {
     history: History,
     transitions: AtomicU64,
     mocks: Option<&'e TestCase>,
-    express: bool,
+    express: Option<uuid::Uuid>,
     /// When the machine's TimeoutSeconds runs out, on the workflow's clock.
     deadline: Option<DateTime<Utc>>,
     timed_out: AtomicBool,
@@ -250,16 +266,16 @@ impl Env for StateEnv<'_> {
         }
         let mut ctx = json!({
             "Execution": {
-                "Id": x.arn,
+                "Id": x.arn(),
                 "Input": x.input,
                 "StartTime": iso(x.start_time),
                 "Name": x.name,
                 "RoleArn": format!("arn:aws:iam::{}:role/stepgate", x.engine.account),
             },
-            "StateMachine": {"Id": x.sm_arn, "Name": x.sm_name},
+            "StateMachine": {"Id": x.engine.state_machine_arn(&x.sm_name), "Name": x.sm_name},
             "State": state,
         });
-        if !x.express {
+        if x.express.is_none() {
             ctx["Execution"]["RedriveCount"] = Value::from(0);
         }
         if let Some((i, v)) = self.item {
@@ -299,6 +315,22 @@ fn timed_out() -> Failure {
 }
 
 impl<'e> Exec<'e> {
+    /// The execution's ARN, built when something reads it (most executions never do).
+    fn arn(&self) -> String {
+        let e = self.engine;
+        match self.express {
+            Some(id) => {
+                format!(
+                    "arn:aws:states:{}:{}:express:{}:{}:{id}",
+                    e.region, e.account, self.sm_name, self.name
+                )
+            }
+            None => {
+                format!("arn:aws:states:{}:{}:execution:{}:{}", e.region, e.account, self.sm_name, self.name)
+            }
+        }
+    }
+
     /// Sleeps until `t` on the workflow's clock, or until the execution's deadline if
     /// that comes first; `false` when the deadline cut it short.
     async fn sleep_until(&self, t: DateTime<Utc>) -> bool {

@@ -8,7 +8,11 @@ use crate::error::Failure;
 use serde_json::Value;
 
 pub fn enter(ctx: &Ctx<'_>, state: &State, task: &Task, raw: Value) -> Result<Step, Failure> {
-    let effective = io::effective_input(ctx, state, raw.clone())?;
+    // ResultPath `$` (the default) replaces the input: no copy of it is kept.
+    let (raw, effective) = match state.result_path {
+        crate::asl::compile::ResultPath::Replace => (Value::Null, io::effective_input(ctx, state, raw)?),
+        _ => (raw.clone(), io::effective_input(ctx, state, raw)?),
+    };
     let timeout_seconds = seconds(ctx, &task.timeout, &effective)?;
     let heartbeat_seconds = seconds(ctx, &task.heartbeat, &effective)?;
     let params = io::parameters(ctx, state, effective)?;
