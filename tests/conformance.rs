@@ -21,6 +21,7 @@ use stepgate::time::Clock;
 const SUPPORTED: &[&str] = &[
     "contextObject",
     "distributedMap",
+    "variables",
     "wait",
     "waitTimestamp",
     "retryDelay",

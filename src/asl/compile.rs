@@ -65,6 +65,22 @@ pub struct State {
     pub transition: Transition,
     pub retry: Vec<Retrier>,
     pub catch: Vec<Catcher>,
+    /// Variables the state assigns once its work is done.
+    pub assign: Option<Assign>,
+}
+
+/// An `Assign` block: JSONPath payload template (`"x.$": "$.path"`).
+#[derive(Debug, Clone)]
+pub enum Assign {
+    Path(Template),
+}
+
+/// One Choice rule and where it leads; a rule may assign variables of its own.
+#[derive(Debug)]
+pub struct ChoiceRule {
+    pub rule: Rule,
+    pub next: usize,
+    pub assign: Option<Assign>,
 }
 
 #[derive(Debug)]
@@ -75,7 +91,7 @@ pub enum Kind {
     },
     Task(Box<Task>),
     Choice {
-        rules: Vec<(Rule, usize)>,
+        rules: Vec<ChoiceRule>,
         default: Option<usize>,
     },
     Wait(WaitFor),
@@ -171,6 +187,7 @@ pub struct Catcher {
     pub errors: Vec<String>,
     pub next: usize,
     pub result_path: ResultPath,
+    pub assign: Option<Assign>,
 }
 
 /// Checks and compiles a definition. Every problem is reported, with its location.
@@ -306,7 +323,14 @@ impl Builder {
                     let rloc = format!("Choices/{i}");
                     let r = Rule::compile(rule).map_err(|e| err(&rloc, e))?;
                     let next = rule.get("Next").and_then(Value::as_str).unwrap_or_default();
-                    rules.push((r, lookup(next, &format!("{loc}/{rloc}/Next"))?));
+                    let assign = rule
+                        .get("Assign")
+                        .map(|a| assign_block(a).map_err(|e| err(&format!("{rloc}/Assign"), e)));
+                    rules.push(ChoiceRule {
+                        rule: r,
+                        next: lookup(next, &format!("{loc}/{rloc}/Next"))?,
+                        assign: assign.transpose()?,
+                    });
                 }
                 let default =
                     c.default.as_deref().map(|d| lookup(d, &format!("{loc}/Default"))).transpose()?;
@@ -424,6 +448,11 @@ impl Builder {
                     errors: c.error_equals.clone(),
                     next: lookup(&c.next, &format!("{loc}/Catch/{i}/Next"))?,
                     result_path: result_path(&format!("Catch/{i}/ResultPath"), &c.result_path)?,
+                    assign: c
+                        .assign
+                        .as_ref()
+                        .map(|a| assign_block(a).map_err(|e| err(&format!("Catch/{i}/Assign"), e)))
+                        .transpose()?,
                 })
             })
             .collect::<Result<_, Diagnostic>>()?;
@@ -438,8 +467,20 @@ impl Builder {
             transition,
             retry,
             catch,
+            assign: common
+                .assign
+                .as_ref()
+                .map(|a| assign_block(a).map_err(|e| err("Assign", e)))
+                .transpose()?,
         })
     }
+}
+
+fn assign_block(v: &Value) -> Result<Assign, String> {
+    if !v.is_object() {
+        return Err("Assign must be an object of variable names".into());
+    }
+    Ok(Assign::Path(Template::compile(v)?))
 }
 
 fn seconds(

@@ -13,7 +13,7 @@ use crate::asl::Env;
 use crate::connectors::{self, Call, EventFamily, Registry};
 use crate::error::{names, Failure};
 use crate::interpreter::{
-    self, map_item_input, recover, Ctx, Invoke, Limits, MapRun, Recovery, Step, WaitUntil,
+    self, map_item_input, recover, Assigned, Ctx, Invoke, Limits, MapRun, Recovery, Step, WaitUntil,
 };
 use crate::mock::TestCase;
 use crate::time::{iso, Clock};
@@ -23,6 +23,7 @@ use futures::{FutureExt, StreamExt};
 use history::{payload, Event, History};
 use serde_json::{json, Map, Value};
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -114,7 +115,7 @@ impl Engine {
             Some(("executionStartedEventDetails", d))
         });
         let input = if machine.uses_context { x.input.clone() } else { std::mem::take(&mut x.input) };
-        let run = x.run_machine(machine, input, started);
+        let run = x.run_machine(machine, input, started, None);
         // The machine's TimeoutSeconds holds in real time (work that takes too long) and in
         // the workflow's time (Waits and Retry intervals past the deadline, which a time
         // scale below 1 shortens in real time).
@@ -247,9 +248,23 @@ struct Exec<'e> {
     timed_out: AtomicBool,
 }
 
-/// The context object and randomness as one state sees them.
+/// Workflow variables of one scope: the top level, a Parallel branch or a Map iteration.
+/// Inner scopes read the outer ones and cannot assign them.
+struct Vars<'p> {
+    local: HashMap<String, Value>,
+    parent: Option<&'p Vars<'p>>,
+}
+
+impl Vars<'_> {
+    fn get(&self, name: &str) -> Option<&Value> {
+        self.local.get(name).or_else(|| self.parent.and_then(|p| p.get(name)))
+    }
+}
+
+/// The context object, variables and randomness as one state sees them.
 struct StateEnv<'a> {
     x: &'a Exec<'a>,
+    vars: &'a Vars<'a>,
     state: &'a State,
     retry_count: Option<u32>,
     item: Option<(usize, &'a Value)>,
@@ -284,8 +299,8 @@ impl Env for StateEnv<'_> {
         Cow::Owned(ctx)
     }
 
-    fn variable(&self, _name: &str) -> Option<Cow<'_, Value>> {
-        None
+    fn variable(&self, name: &str) -> Option<Cow<'_, Value>> {
+        self.vars.get(name).map(Cow::Borrowed)
     }
 
     fn random(&self) -> u64 {
@@ -353,9 +368,16 @@ impl<'e> Exec<'e> {
     /// Effects, Retry waits and recursion into branches are boxed futures awaited only
     /// when a state needs them, so this future stays small and the effect-free path
     /// (Pass, Choice, Succeed) runs without moving large state machines around.
-    fn run_machine<'a>(&'a self, machine: &'a Machine, input: Value, prev: u64) -> Run<'a> {
+    fn run_machine<'a>(
+        &'a self,
+        machine: &'a Machine,
+        input: Value,
+        prev: u64,
+        outer: Option<&'a Vars<'a>>,
+    ) -> Run<'a> {
         async move {
             let limits = &self.engine.limits;
+            let mut vars = Vars { local: HashMap::new(), parent: outer };
             let mut index = machine.start;
             let mut input = input;
             let mut last = prev;
@@ -374,11 +396,11 @@ impl<'e> Exec<'e> {
                     let retry_count =
                         matches!(state.kind, Kind::Task(_) | Kind::Parallel { .. } | Kind::Map(_))
                             .then(|| attempts.iter().sum());
-                    let env = StateEnv { x: self, state, retry_count, item: None };
+                    let env = StateEnv { x: self, vars: &vars, state, retry_count, item: None };
                     let ctx = Ctx { machine, env: &env, limits };
                     let step = match interpreter::step(&ctx, index, input) {
                         s @ (Step::Invoke(_) | Step::Wait { .. } | Step::Parallel(_) | Step::Map(_)) => {
-                            let (s, l) = Box::pin(self.effect(&ctx, index, s, last)).await;
+                            let (s, l) = Box::pin(self.effect(&ctx, &vars, index, s, last)).await;
                             last = l;
                             s
                         }
@@ -393,7 +415,7 @@ impl<'e> Exec<'e> {
                         Some(raw) if !self.timed_out.load(Ordering::Relaxed) => raw,
                         _ => break Step::Error(failure),
                     };
-                    match recover(state, failure, &attempts, raw.clone(), rand::random::<f64>()) {
+                    match recover(&ctx, state, failure, &attempts, raw.clone(), rand::random::<f64>()) {
                         Recovery::Retry { delay_seconds, retrier } => {
                             attempts[retrier] += 1;
                             let delay = chrono::Duration::microseconds((delay_seconds.max(0.0) * 1e6) as i64);
@@ -402,28 +424,38 @@ impl<'e> Exec<'e> {
                             }
                             input = raw;
                         }
-                        Recovery::Catch { next, output } => break Step::Next { next, output },
+                        Recovery::Catch { next, output, assign } => {
+                            break Step::Next { next, output, assign }
+                        }
                         Recovery::Fail(f) => break Step::Error(f),
                     }
                 };
+                let exit = |output: &Value, assign: &Assigned| {
+                    let mut d = payload(Some(("name", &state.name)), "output", output);
+                    if let Some(a) = assign {
+                        // AWS records each assigned value as JSON text.
+                        let shown: Map<String, Value> = a
+                            .iter()
+                            .map(|(k, v)| {
+                                (k.clone(), Value::String(serde_json::to_string(v).unwrap_or_default()))
+                            })
+                            .collect();
+                        d["assignedVariables"] = Value::Object(shown);
+                        d["assignedVariablesDetails"] = json!({"truncated": false});
+                    }
+                    Some(("stateExitedEventDetails", d))
+                };
                 match step {
-                    Step::Next { next, output } => {
-                        last = self.history.emit(last, exited, || {
-                            Some((
-                                "stateExitedEventDetails",
-                                payload(Some(("name", &state.name)), "output", &output),
-                            ))
-                        });
+                    Step::Next { next, output, assign } => {
+                        last = self.history.emit(last, exited, || exit(&output, &assign));
+                        if let Some(a) = assign {
+                            vars.local.extend(*a);
+                        }
                         index = next;
                         input = output;
                     }
-                    Step::End(output) => {
-                        last = self.history.emit(last, exited, || {
-                            Some((
-                                "stateExitedEventDetails",
-                                payload(Some(("name", &state.name)), "output", &output),
-                            ))
-                        });
+                    Step::End { output, assign } => {
+                        last = self.history.emit(last, exited, || exit(&output, &assign));
                         return Ok((output, last));
                     }
                     Step::Fail(f) | Step::Error(f) => return Err(f),
@@ -435,7 +467,14 @@ impl<'e> Exec<'e> {
     }
 
     /// Carries out the effect a step asks for; returns a step without effects.
-    async fn effect(&self, ctx: &Ctx<'_>, index: usize, step: Step, entered_id: u64) -> (Step, u64) {
+    async fn effect(
+        &self,
+        ctx: &Ctx<'_>,
+        vars: &Vars<'_>,
+        index: usize,
+        step: Step,
+        entered_id: u64,
+    ) -> (Step, u64) {
         let state = &ctx.machine.states[index];
         let located = |f: Failure| Step::Error(locate(f, state, entered_id));
         match step {
@@ -471,7 +510,7 @@ impl<'e> Exec<'e> {
                     unreachable!("a Parallel step comes from a Parallel state")
                 };
                 let started = self.history.emit(entered_id, "ParallelStateStarted", || None);
-                let runs = branches.iter().map(|b| self.run_machine(b, input.clone(), started));
+                let runs = branches.iter().map(|b| self.run_machine(b, input.clone(), started, Some(vars)));
                 let results = futures::future::try_join_all(runs).await;
                 match results {
                     Ok(outs) => {
@@ -490,7 +529,7 @@ impl<'e> Exec<'e> {
             }
             Step::Map(run) => {
                 let Kind::Map(spec) = &state.kind else { unreachable!("a Map step comes from a Map state") };
-                self.run_map(ctx, index, spec, *run, entered_id).await
+                self.run_map(ctx, vars, index, spec, *run, entered_id).await
             }
             done => (done, entered_id),
         }
@@ -499,6 +538,7 @@ impl<'e> Exec<'e> {
     async fn run_map(
         &self,
         ctx: &Ctx<'_>,
+        vars: &Vars<'_>,
         index: usize,
         spec: &MapSpec,
         run: MapRun,
@@ -516,7 +556,7 @@ impl<'e> Exec<'e> {
         // reference would not be Send-able across the boxed recursion.
         let iterations = futures::stream::iter(0..total).map(|i| async move {
             let item = &run.items[i];
-            let env = StateEnv { x: self, state, retry_count: None, item: Some((i, item)) };
+            let env = StateEnv { x: self, vars, state, retry_count: None, item: Some((i, item)) };
             let item_ctx = Ctx { machine: ctx.machine, env: &env, limits: ctx.limits };
             let input = match map_item_input(&item_ctx, spec, run, item.clone()) {
                 Ok(v) => v,
@@ -525,7 +565,7 @@ impl<'e> Exec<'e> {
             let it_started = self.history.emit(started, "MapIterationStarted", || {
                 Some(("mapIterationStartedEventDetails", json!({"name": &*state.name, "index": i})))
             });
-            let r = self.run_machine(&spec.processor, input, it_started).await;
+            let r = self.run_machine(&spec.processor, input, it_started, Some(vars)).await;
             let kind = if r.is_ok() { "MapIterationSucceeded" } else { "MapIterationFailed" };
             let prev = r.as_ref().map(|(_, l)| *l).unwrap_or(it_started);
             self.history.emit(prev, kind, || {

@@ -3,6 +3,7 @@
 //! a catcher hands on.
 
 use super::io::result_path;
+use super::{Assigned, Ctx};
 use crate::asl::compile::{Catcher, Retrier, State};
 use crate::error::{names, Failure};
 use serde_json::{Map, Value};
@@ -12,8 +13,9 @@ use serde_json::{Map, Value};
 pub enum Recovery {
     /// Run the state again after `delay_seconds` (retrier `retrier` used once more).
     Retry { delay_seconds: f64, retrier: usize },
-    /// Go to `next` with `output` (the error merged by the catcher's ResultPath).
-    Catch { next: usize, output: Value },
+    /// Go to `next` with `output` (the error merged by the catcher's ResultPath),
+    /// assigning the catcher's variables.
+    Catch { next: usize, output: Value, assign: Assigned },
     /// Nothing handles it: the machine fails.
     Fail(Failure),
 }
@@ -45,14 +47,21 @@ fn matches(errors: &[String], error: &str) -> bool {
 /// Decides what happens to `failure` raised by `state`. `attempts[i]` counts how often
 /// retrier `i` has been used in this state (the engine keeps and persists it); `random`
 /// is a number in [0, 1) for FULL jitter.
-pub fn recover(state: &State, failure: Failure, attempts: &[u32], raw: Value, random: f64) -> Recovery {
+pub fn recover(
+    ctx: &Ctx<'_>,
+    state: &State,
+    failure: Failure,
+    attempts: &[u32],
+    raw: Value,
+    random: f64,
+) -> Recovery {
     if let Some((i, r)) = state.retry.iter().enumerate().find(|(_, r)| matches(&r.errors, &failure.error)) {
         let used = attempts.get(i).copied().unwrap_or(0);
         if used < r.max_attempts {
             return Recovery::Retry { delay_seconds: delay(r, used, random), retrier: i };
         }
     }
-    catch(&state.catch, failure, raw)
+    catch(ctx, &state.catch, failure, raw)
 }
 
 fn delay(r: &Retrier, used: u32, random: f64) -> f64 {
@@ -66,15 +75,20 @@ fn delay(r: &Retrier, used: u32, random: f64) -> f64 {
     d
 }
 
-fn catch(catchers: &[Catcher], failure: Failure, raw: Value) -> Recovery {
+fn catch(ctx: &Ctx<'_>, catchers: &[Catcher], failure: Failure, raw: Value) -> Recovery {
     let Some(c) = catchers.iter().find(|c| matches(&c.errors, &failure.error)) else {
         return Recovery::Fail(failure);
     };
     let mut err = Map::new();
     err.insert("Error".into(), Value::String(failure.error.clone()));
     err.insert("Cause".into(), Value::String(failure.cause.clone()));
-    match result_path(&c.result_path, raw, Value::Object(err)) {
-        Ok(output) => Recovery::Catch { next: c.next, output },
+    let err = Value::Object(err);
+    let assign = match &c.assign {
+        None => Ok(None),
+        Some(a) => super::io::assign(ctx, a, &err),
+    };
+    match assign.and_then(|assign| Ok((result_path(&c.result_path, raw, err)?, assign))) {
+        Ok((output, assign)) => Recovery::Catch { next: c.next, output, assign },
         Err(f) => Recovery::Fail(f),
     }
 }

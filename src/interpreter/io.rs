@@ -2,8 +2,8 @@
 //! work) -> ResultSelector -> ResultPath -> OutputPath. Each function consumes the value
 //! it transforms, so `$` everywhere costs nothing.
 
-use super::{transition, Ctx, Step};
-use crate::asl::compile::{ResultPath, Select, State};
+use super::{transition, Assigned, Ctx, Step};
+use crate::asl::compile::{Assign, ResultPath, Select, State};
 use crate::asl::template::{path_failure, select};
 use crate::error::{names, Failure};
 use serde_json::{Map, Value};
@@ -60,11 +60,27 @@ pub fn finish(ctx: &Ctx<'_>, index: usize, raw: Value, result: Value) -> Step {
             None => result,
             Some(t) => t.eval(&result, ctx.env)?,
         };
+        // Assign reads the (selected) result, with the variables from before the state.
+        let assign = match &state.assign {
+            None => None,
+            Some(a) => assign(ctx, a, &result)?,
+        };
         let merged = result_path(&state.result_path, raw, result)?;
-        output(ctx, state, merged)
+        Ok((output(ctx, state, merged)?, assign))
     })();
     match done {
-        Ok(out) => transition(state.transition, out),
+        Ok((out, assign)) => transition(state.transition, out, assign),
         Err(f) => Step::Error(f),
+    }
+}
+
+/// Evaluates an Assign block against `source` (`$` in its JSONPath templates).
+pub fn assign(ctx: &Ctx<'_>, a: &Assign, source: &Value) -> Result<Assigned, Failure> {
+    match a {
+        Assign::Path(t) => match t.eval(source, ctx.env)? {
+            Value::Object(m) if m.is_empty() => Ok(None),
+            Value::Object(m) => Ok(Some(Box::new(m))),
+            _ => Ok(None),
+        },
     }
 }

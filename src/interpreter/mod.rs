@@ -22,10 +22,10 @@ pub use states::map::{map_item_input, MapRun};
 /// The clock-free description of what the engine does next.
 #[derive(Debug)]
 pub enum Step {
-    /// Go on with state `next` and this input.
-    Next { next: usize, output: Value },
+    /// Go on with state `next` and this input, after assigning these variables.
+    Next { next: usize, output: Value, assign: Assigned },
     /// The machine (or branch, or iteration) ends with this output.
-    End(Value),
+    End { output: Value, assign: Assigned },
     /// A Fail state ended the machine: not caught by Catch.
     Fail(Failure),
     /// The state failed; the engine asks [`recover`] what Retry and Catch make of it.
@@ -59,6 +59,10 @@ pub enum WaitUntil {
     Timestamp(chrono::DateTime<chrono::FixedOffset>),
 }
 
+/// Variables a state assigns when it ends (None: none). Every expression of the state
+/// saw the values from before, so the engine applies them only after the state.
+pub type Assigned = Option<Box<serde_json::Map<String, Value>>>;
+
 /// Limits the interpreter enforces (configuration, AWS's values by default).
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -89,9 +93,9 @@ pub fn step(ctx: &Ctx<'_>, index: usize, input: Value) -> Step {
         Kind::Task(task) => states::task::enter(ctx, state, task, input),
         Kind::Choice { rules, default } => states::choice::enter(ctx, state, rules, *default, input),
         Kind::Wait(wait) => states::wait::enter(ctx, state, wait, input),
-        Kind::Succeed => {
-            io::effective_input(ctx, state, input).and_then(|v| io::output(ctx, state, v)).map(Step::End)
-        }
+        Kind::Succeed => io::effective_input(ctx, state, input)
+            .and_then(|v| io::output(ctx, state, v))
+            .map(|output| Step::End { output, assign: None }),
         Kind::Fail { error, cause } => states::fail::enter(ctx, error, cause, input),
         Kind::Parallel { .. } => states::parallel::enter(ctx, state, input),
         Kind::Map(spec) => states::map::enter(ctx, state, spec, input),
@@ -100,9 +104,9 @@ pub fn step(ctx: &Ctx<'_>, index: usize, input: Value) -> Step {
 }
 
 /// The step that leaves a state with `output`, along its transition.
-pub(crate) fn transition(t: Transition, output: Value) -> Step {
+pub(crate) fn transition(t: Transition, output: Value, assign: Assigned) -> Step {
     match t {
-        Transition::Next(next) => Step::Next { next, output },
-        Transition::End => Step::End(output),
+        Transition::Next(next) => Step::Next { next, output, assign },
+        Transition::End => Step::End { output, assign },
     }
 }

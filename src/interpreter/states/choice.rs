@@ -2,23 +2,24 @@
 //! States.NoChoiceMatched when there is none.
 
 use super::super::{io, Ctx, Step};
-use crate::asl::choice::Rule;
-use crate::asl::compile::State;
+use crate::asl::compile::{ChoiceRule, State};
 use crate::error::{names, Failure};
 use serde_json::Value;
 
 pub fn enter(
     ctx: &Ctx<'_>,
     state: &State,
-    rules: &[(Rule, usize)],
+    rules: &[ChoiceRule],
     default: Option<usize>,
     raw: Value,
 ) -> Result<Step, Failure> {
     let effective = io::effective_input(ctx, state, raw)?;
     let mut next = default;
-    for (rule, target) in rules {
-        if rule.eval(&effective, ctx.env)? {
-            next = Some(*target);
+    let mut assign = state.assign.as_ref();
+    for r in rules {
+        if r.rule.eval(&effective, ctx.env)? {
+            next = Some(r.next);
+            assign = r.assign.as_ref().or(assign);
             break;
         }
     }
@@ -28,5 +29,9 @@ pub fn enter(
             format!("No Matches! for state '{}'", state.name),
         ));
     };
-    Ok(Step::Next { next, output: io::output(ctx, state, effective)? })
+    let assign = match assign {
+        Some(a) => io::assign(ctx, a, &effective)?,
+        None => None,
+    };
+    Ok(Step::Next { next, output: io::output(ctx, state, effective)?, assign })
 }

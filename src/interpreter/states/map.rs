@@ -50,7 +50,11 @@ pub fn enter(ctx: &Ctx<'_>, state: &State, spec: &MapSpec, raw: Value) -> Result
         Percent::Fixed(p) => Some(*p),
         Percent::Path(p) => {
             let v = select(p, &effective, ctx.env).map_err(path_failure)?;
-            Some(v.as_f64().filter(|_| v.is_number()).ok_or_else(|| {
+            let pct = v
+                .as_f64()
+                .filter(|_| v.is_number())
+                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()));
+            Some(pct.ok_or_else(|| {
                 Failure::runtime(format!(
                     "The ToleratedFailurePercentagePath field refers to value \"{}\" which is not a valid float: {}",
                     shown(&v),
@@ -117,7 +121,9 @@ fn integer(ctx: &Ctx<'_>, c: &Count, input: &Value, field: &str) -> Result<Optio
         Count::Fixed(n) => Ok(Some(*n)),
         Count::Path(p) => {
             let v = select(p, input, ctx.env).map_err(path_failure)?;
-            v.as_i64().map(Some).ok_or_else(|| {
+            // AWS also takes an integer written as a string ("1").
+            let n = v.as_i64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()));
+            n.map(Some).ok_or_else(|| {
                 Failure::runtime(format!(
                     "The {field} field refers to value \"{}\" which is not a valid integer: {}",
                     shown(&v),

@@ -70,6 +70,10 @@ pub fn enter(ctx: &Ctx<'_>, state: &State, wait: &WaitFor, raw: Value) -> Result
             return Err(Failure::runtime("Wait state delay is too long."));
         }
     }
+    let assign = match &state.assign {
+        Some(a) => io::assign(ctx, a, &effective)?,
+        None => None,
+    };
     let output = io::output(ctx, state, effective)?;
-    Ok(Step::Wait { until, then: Box::new(transition(state.transition, output)) })
+    Ok(Step::Wait { until, then: Box::new(transition(state.transition, output, assign)) })
 }
