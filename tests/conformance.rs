@@ -22,6 +22,7 @@ const SUPPORTED: &[&str] = &[
     "contextObject",
     "distributedMap",
     "variables",
+    "jsonata",
     "wait",
     "waitTimestamp",
     "retryDelay",

@@ -5,7 +5,7 @@
 use super::choice::Rule;
 use super::model::{self, QueryLanguage};
 use super::path::Path;
-use super::template::Template;
+use super::template::{jsonata_text, JTemplate, Template};
 use super::validate::{self, Diagnostic};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -67,20 +67,37 @@ pub struct State {
     pub catch: Vec<Catcher>,
     /// Variables the state assigns once its work is done.
     pub assign: Option<Assign>,
+    /// A JSONata state: `Arguments` and `Output` below replace the JSONPath fields.
+    pub jsonata: bool,
+    pub arguments: Option<JTemplate>,
+    pub output: Option<JTemplate>,
+    /// Whether a JSONata expression of this state may read `$states.context`.
+    pub reads_context: bool,
 }
 
-/// An `Assign` block: JSONPath payload template (`"x.$": "$.path"`).
+/// An `Assign` block: a JSONPath payload template (`"x.$": "$.path"`) or JSONata
+/// (`"x": "{% expr %}"`).
 #[derive(Debug, Clone)]
 pub enum Assign {
     Path(Template),
+    Jsonata(JTemplate),
 }
 
 /// One Choice rule and where it leads; a rule may assign variables of its own.
 #[derive(Debug)]
 pub struct ChoiceRule {
-    pub rule: Rule,
+    pub test: ChoiceTest,
     pub next: usize,
     pub assign: Option<Assign>,
+    /// JSONata only: the state's output when this rule matches.
+    pub output: Option<JTemplate>,
+}
+
+#[derive(Debug)]
+pub enum ChoiceTest {
+    Rule(Rule),
+    /// JSONata `Condition`: an expression that must give a boolean.
+    Condition(JTemplate),
 }
 
 #[derive(Debug)]
@@ -120,6 +137,7 @@ pub enum Seconds {
     None,
     Fixed(u64),
     Path(Path),
+    Expr(JTemplate),
 }
 
 /// Fail's Error and Cause: a literal, a path or intrinsic call (ErrorPath/CausePath),
@@ -129,6 +147,7 @@ pub enum Text {
     None,
     Literal(String),
     Expr(Template),
+    Jsonata(JTemplate),
 }
 
 #[derive(Debug, Clone)]
@@ -137,6 +156,8 @@ pub enum WaitFor {
     Timestamp(String),
     SecondsPath(Path),
     TimestampPath(Path),
+    SecondsExpr(JTemplate),
+    TimestampExpr(JTemplate),
 }
 
 #[derive(Debug)]
@@ -144,6 +165,9 @@ pub struct MapSpec {
     pub processor: Arc<Machine>,
     pub items_path: Option<Path>,
     pub item_selector: Option<Template>,
+    /// JSONata: `Items` and `ItemSelector`.
+    pub items: Option<JTemplate>,
+    pub item_selector_jsonata: Option<JTemplate>,
     pub max_concurrency: Count,
     pub tolerated_failure_count: Count,
     pub tolerated_failure_percentage: Percent,
@@ -156,6 +180,7 @@ pub enum Count {
     None,
     Fixed(i64),
     Path(Path),
+    Expr(JTemplate),
 }
 
 #[derive(Debug, Clone)]
@@ -163,6 +188,7 @@ pub enum Percent {
     None,
     Fixed(f64),
     Path(Path),
+    Expr(JTemplate),
 }
 
 #[derive(Debug)]
@@ -188,6 +214,8 @@ pub struct Catcher {
     pub next: usize,
     pub result_path: ResultPath,
     pub assign: Option<Assign>,
+    /// JSONata only: the output handed to `next` (default: the error output).
+    pub output: Option<JTemplate>,
 }
 
 /// Checks and compiles a definition. Every problem is reported, with its location.
@@ -268,13 +296,26 @@ impl Builder {
             S::Parallel(p) => (&p.common, &p.results, &p.recovery),
             S::Map(m) => (&m.common, &m.results, &m.recovery),
         };
-        if common.query_language.unwrap_or(self.language) == QueryLanguage::JSONata {
-            return Err(schema(
-                loc,
-                "JSONata states are not supported by this version of stepgate yet; use JSONPath".into(),
-            ));
-        }
+        let jsonata = common.query_language.unwrap_or(self.language) == QueryLanguage::JSONata;
         let err = |field: &str, e: String| schema(&format!("{loc}/{field}"), e);
+        let jt = |field: &str, v: &Value| JTemplate::compile(v, field).map_err(|e| err(field, e));
+        let jt_opt = |field: &str, v: Option<&Value>| v.map(|v| jt(field, v)).transpose();
+        // In JSONata states a number field may also be an expression string.
+        let is_expr = |v: &Value| v.as_str().is_some_and(|s| jsonata_text(s).is_some());
+        let assign_of = |v: &Value| -> Result<Assign, Diagnostic> {
+            if jsonata {
+                Ok(Assign::Jsonata(jt("Assign", v)?))
+            } else {
+                assign_block(v).map_err(|e| err("Assign", e))
+            }
+        };
+        let seconds_expr = |field: &str, v: &Option<Value>| -> Result<Seconds, Diagnostic> {
+            Ok(match v {
+                Some(v) if is_expr(v) => Seconds::Expr(jt(field, v)?),
+                Some(v) => Seconds::Fixed(v.as_u64().unwrap_or(0)),
+                None => Seconds::None,
+            })
+        };
         let path = |field: &str, p: &str| Path::parse(p).map_err(|e| err(field, e));
         let select = |field: &str, v: &Option<Option<String>>| -> Result<Select, Diagnostic> {
             Ok(match v {
@@ -301,6 +342,12 @@ impl Builder {
         };
         let kind = match s {
             S::Pass(p) => Kind::Pass { result: p.result.clone() },
+            S::Task(t) if jsonata => Kind::Task(Box::new(Task {
+                resource: Arc::from(t.resource.as_str().unwrap_or_default()),
+                timeout: seconds_expr("TimeoutSeconds", &t.timeout_seconds)?,
+                heartbeat: seconds_expr("HeartbeatSeconds", &t.heartbeat_seconds)?,
+                credentials: t.credentials.clone(),
+            })),
             S::Task(t) => Kind::Task(Box::new(Task {
                 resource: Arc::from(t.resource.as_str().unwrap_or_default()),
                 timeout: seconds(
@@ -321,20 +368,29 @@ impl Builder {
                 let mut rules = Vec::with_capacity(c.choices.len());
                 for (i, rule) in c.choices.iter().enumerate() {
                     let rloc = format!("Choices/{i}");
-                    let r = Rule::compile(rule).map_err(|e| err(&rloc, e))?;
+                    let test = if jsonata {
+                        let cond = rule.get("Condition").cloned().unwrap_or(Value::Bool(false));
+                        ChoiceTest::Condition(jt("Condition", &cond)?)
+                    } else {
+                        ChoiceTest::Rule(Rule::compile(rule).map_err(|e| err(&rloc, e))?)
+                    };
                     let next = rule.get("Next").and_then(Value::as_str).unwrap_or_default();
-                    let assign = rule
-                        .get("Assign")
-                        .map(|a| assign_block(a).map_err(|e| err(&format!("{rloc}/Assign"), e)));
                     rules.push(ChoiceRule {
-                        rule: r,
+                        test,
                         next: lookup(next, &format!("{loc}/{rloc}/Next"))?,
-                        assign: assign.transpose()?,
+                        assign: rule.get("Assign").map(assign_of).transpose()?,
+                        output: if jsonata { jt_opt("Output", rule.get("Output"))? } else { None },
                     });
                 }
                 let default =
                     c.default.as_deref().map(|d| lookup(d, &format!("{loc}/Default"))).transpose()?;
                 Kind::Choice { rules, default }
+            }
+            S::Wait(w) if jsonata && w.seconds.as_ref().is_some_and(is_expr) => {
+                Kind::Wait(WaitFor::SecondsExpr(jt("Seconds", w.seconds.as_ref().expect("checked"))?))
+            }
+            S::Wait(w) if jsonata && w.timestamp.as_ref().is_some_and(is_expr) => {
+                Kind::Wait(WaitFor::TimestampExpr(jt("Timestamp", w.timestamp.as_ref().expect("checked"))?))
             }
             S::Wait(w) => Kind::Wait(if let Some(v) = &w.seconds {
                 WaitFor::Seconds(v.as_u64().unwrap_or(0))
@@ -351,6 +407,18 @@ impl Builder {
                 ));
             }),
             S::Succeed(_) => Kind::Succeed,
+            S::Fail(f) if jsonata => {
+                let text = |field: &str, v: &Option<String>| -> Result<Text, Diagnostic> {
+                    Ok(match v {
+                        None => Text::None,
+                        Some(s) if jsonata_text(s).is_some() => {
+                            Text::Jsonata(jt(field, &Value::String(s.clone()))?)
+                        }
+                        Some(s) => Text::Literal(s.clone()),
+                    })
+                };
+                Kind::Fail { error: text("Error", &f.error)?, cause: text("Cause", &f.cause)? }
+            }
             S::Fail(f) => Kind::Fail {
                 error: text(&f.error, &f.error_path, "ErrorPath").map_err(|e| err("ErrorPath", e))?,
                 cause: text(&f.cause, &f.cause_path, "CausePath").map_err(|e| err("CausePath", e))?,
@@ -401,6 +469,12 @@ impl Builder {
                         (None, Some(_)) => template("Parameters", &m.results.parameters)?,
                         (None, None) => None,
                     },
+                    items: if jsonata { jt_opt("Items", m.items.as_ref())? } else { None },
+                    item_selector_jsonata: if jsonata {
+                        jt_opt("ItemSelector", m.item_selector.as_ref())?
+                    } else {
+                        None
+                    },
                     max_concurrency: count(&m.max_concurrency, &m.max_concurrency_path, |p| {
                         path("MaxConcurrencyPath", p)
                     })?,
@@ -448,11 +522,8 @@ impl Builder {
                     errors: c.error_equals.clone(),
                     next: lookup(&c.next, &format!("{loc}/Catch/{i}/Next"))?,
                     result_path: result_path(&format!("Catch/{i}/ResultPath"), &c.result_path)?,
-                    assign: c
-                        .assign
-                        .as_ref()
-                        .map(|a| assign_block(a).map_err(|e| err(&format!("Catch/{i}/Assign"), e)))
-                        .transpose()?,
+                    assign: c.assign.as_ref().map(assign_of).transpose()?,
+                    output: if jsonata { jt_opt("Output", c.output.as_ref())? } else { None },
                 })
             })
             .collect::<Result<_, Diagnostic>>()?;
@@ -467,11 +538,14 @@ impl Builder {
             transition,
             retry,
             catch,
-            assign: common
-                .assign
-                .as_ref()
-                .map(|a| assign_block(a).map_err(|e| err("Assign", e)))
-                .transpose()?,
+            assign: common.assign.as_ref().map(assign_of).transpose()?,
+            jsonata,
+            arguments: if jsonata { jt_opt("Arguments", results.arguments.as_ref())? } else { None },
+            output: match &common.output {
+                Some(o) if jsonata => Some(jt("Output", o.as_ref().unwrap_or(&Value::Null))?),
+                _ => None,
+            },
+            reads_context: jsonata,
         })
     }
 }

@@ -7,6 +7,7 @@
 pub mod choice;
 pub mod compile;
 pub mod intrinsics;
+pub mod jsonata;
 pub mod model;
 pub mod path;
 pub mod template;

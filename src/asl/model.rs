@@ -54,8 +54,9 @@ pub struct Common {
     pub query_language: Option<QueryLanguage>,
     #[serde(default)]
     pub assign: Option<Value>,
-    #[serde(default)]
-    pub output: Option<Value>,
+    /// `"Output": null` outputs null; an absent Output outputs the default.
+    #[serde(default, deserialize_with = "nullable")]
+    pub output: Option<Option<Value>>,
 }
 
 /// Fields of the states that produce a result (Pass, Task, Parallel, Map).

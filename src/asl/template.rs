@@ -178,3 +178,111 @@ mod tests {
         );
     }
 }
+
+/// A JSONata field (`Output`, `Arguments`, `Assign`, `Items`, ...): any string of the form
+/// `{% expr %}`, at any depth, is an expression; everything else is taken as written.
+#[derive(Debug, Clone)]
+pub enum JTemplate {
+    Literal(Value),
+    Expr { field: String, expr: super::jsonata::Expr },
+    Object(Vec<(String, JTemplate)>),
+    Array(Vec<JTemplate>),
+}
+
+/// The text inside `{% ... %}`, when `s` is an expression.
+pub fn jsonata_text(s: &str) -> Option<&str> {
+    let t = s.strip_prefix("{%")?.strip_suffix("%}")?;
+    Some(t.trim())
+}
+
+impl JTemplate {
+    /// Compiles `v`, the value of the field named `field` (AWS quotes the field path, e.g.
+    /// `Output/FunctionResult`, in its causes).
+    pub fn compile(v: &Value, field: &str) -> Result<JTemplate, String> {
+        Ok(match v {
+            Value::String(s) => match jsonata_text(s) {
+                Some(text) => {
+                    JTemplate::Expr { field: field.to_string(), expr: super::jsonata::compile(text)? }
+                }
+                None => JTemplate::Literal(v.clone()),
+            },
+            Value::Object(o) if has_jsonata(v) => JTemplate::Object(
+                o.iter()
+                    .map(|(k, v)| Ok((k.clone(), JTemplate::compile(v, &format!("{field}/{k}"))?)))
+                    .collect::<Result<_, String>>()?,
+            ),
+            Value::Array(a) if has_jsonata(v) => JTemplate::Array(
+                a.iter()
+                    .enumerate()
+                    .map(|(i, v)| JTemplate::compile(v, &format!("{field}[{i}]")))
+                    .collect::<Result<_, _>>()?,
+            ),
+            _ => JTemplate::Literal(v.clone()),
+        })
+    }
+
+    /// Whether any expression in it may read `$states.context` (which is then built).
+    pub fn reads_context(&self) -> bool {
+        match self {
+            JTemplate::Literal(_) => false,
+            JTemplate::Expr { expr, .. } => {
+                let t = expr.text();
+                t.contains("context") || t.match_indices("$states").any(|(i, _)| !t[i + 7..].starts_with('.'))
+            }
+            JTemplate::Object(f) => f.iter().any(|(_, t)| t.reads_context()),
+            JTemplate::Array(a) => a.iter().any(JTemplate::reads_context),
+        }
+    }
+
+    /// Evaluates with `states` as `$states` (an object: `input`, `context`, and where AWS
+    /// allows them `result` and `errorOutput`).
+    pub fn eval(&self, states: &Value, env: &dyn Env) -> Result<Value, Failure> {
+        match self {
+            JTemplate::Literal(v) => Ok(v.clone()),
+            JTemplate::Expr { field, expr } => {
+                let variables = |name: &str| env.variable(name).map(Cow::into_owned);
+                let random = || env.random();
+                let b = super::jsonata::Bindings {
+                    states,
+                    variables: &variables,
+                    random: &random,
+                    region_partition: "aws",
+                };
+                expr.eval(&b).map_err(|e| jsonata_failure(expr.text(), field, e))
+            }
+            JTemplate::Object(fields) => {
+                let mut out = Map::with_capacity(fields.len());
+                for (k, t) in fields {
+                    out.insert(k.clone(), t.eval(states, env)?);
+                }
+                Ok(Value::Object(out))
+            }
+            JTemplate::Array(items) => {
+                Ok(Value::Array(items.iter().map(|t| t.eval(states, env)).collect::<Result<_, _>>()?))
+            }
+        }
+    }
+}
+
+fn has_jsonata(v: &Value) -> bool {
+    match v {
+        Value::String(s) => jsonata_text(s).is_some(),
+        Value::Object(o) => o.values().any(has_jsonata),
+        Value::Array(a) => a.iter().any(has_jsonata),
+        _ => false,
+    }
+}
+
+/// States.QueryEvaluationError, worded as AWS words it.
+pub fn jsonata_failure(text: &str, field: &str, e: super::jsonata::EvalError) -> Failure {
+    use super::jsonata::EvalError;
+    let cause = match e {
+        EvalError::Undefined => {
+            format!("The JSONata expression '{text}' specified for the field '{field}' returned nothing (undefined).")
+        }
+        EvalError::Failed(m) => format!(
+            "The JSONata expression '{text}' specified for the field '{field}' threw an error during evaluation. {m}"
+        ),
+    };
+    Failure::new(names::QUERY_EVALUATION_ERROR, cause)
+}

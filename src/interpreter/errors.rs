@@ -83,6 +83,25 @@ fn catch(ctx: &Ctx<'_>, catchers: &[Catcher], failure: Failure, raw: Value) -> R
     err.insert("Error".into(), Value::String(failure.error.clone()));
     err.insert("Cause".into(), Value::String(failure.cause.clone()));
     let err = Value::Object(err);
+    if c.output.is_some() || matches!(c.assign, Some(crate::asl::compile::Assign::Jsonata(_))) {
+        // JSONata: Output (default: the error output) and Assign read `$states.errorOutput`.
+        let mut m = Map::new();
+        m.insert("input".into(), raw);
+        m.insert("errorOutput".into(), err);
+        m.insert("context".into(), ctx.env.context().into_owned());
+        let mut doc = Value::Object(m);
+        let done = super::io::jsonata_assign(ctx, c.assign.as_ref(), &doc).and_then(|assign| {
+            let output = match &c.output {
+                Some(t) => t.eval(&doc, ctx.env)?,
+                None => super::io::take(&mut doc, "errorOutput"),
+            };
+            Ok((output, assign))
+        });
+        return match done {
+            Ok((output, assign)) => Recovery::Catch { next: c.next, output, assign },
+            Err(f) => Recovery::Fail(f),
+        };
+    }
     let assign = match &c.assign {
         None => Ok(None),
         Some(a) => super::io::assign(ctx, a, &err),

@@ -4,6 +4,7 @@
 
 use super::{transition, Assigned, Ctx, Step};
 use crate::asl::compile::{Assign, ResultPath, Select, State};
+use crate::asl::template::JTemplate;
 use crate::asl::template::{path_failure, select};
 use crate::error::{names, Failure};
 use serde_json::{Map, Value};
@@ -15,6 +16,12 @@ pub fn effective_input(ctx: &Ctx<'_>, state: &State, raw: Value) -> Result<Value
 
 /// Parameters applied to the effective input (the effective input itself without them).
 pub fn parameters(ctx: &Ctx<'_>, state: &State, effective: Value) -> Result<Value, Failure> {
+    if state.jsonata {
+        return match &state.arguments {
+            None => Ok(effective),
+            Some(t) => t.eval(&states_doc(ctx, state, effective), ctx.env),
+        };
+    }
     match &state.parameters {
         None => Ok(effective),
         Some(t) => t.eval(&effective, ctx.env),
@@ -55,6 +62,13 @@ pub fn result_path(rp: &ResultPath, raw: Value, result: Value) -> Result<Value, 
 /// OutputPath, then the transition.
 pub fn finish(ctx: &Ctx<'_>, index: usize, raw: Value, result: Value) -> Step {
     let state = &ctx.machine.states[index];
+    if state.jsonata {
+        return match jsonata_exit(ctx, state, raw, Some(result), state.output.as_ref(), state.assign.as_ref())
+        {
+            Ok((out, assign)) => transition(state.transition, out, assign),
+            Err(f) => Step::Error(f),
+        };
+    }
     let done = (|| {
         let result = match &state.result_selector {
             None => result,
@@ -82,5 +96,75 @@ pub fn assign(ctx: &Ctx<'_>, a: &Assign, source: &Value) -> Result<Assigned, Fai
             Value::Object(m) => Ok(Some(Box::new(m))),
             _ => Ok(None),
         },
+        Assign::Jsonata(_) => {
+            let mut m = Map::new();
+            m.insert("input".into(), source.clone());
+            jsonata_assign(ctx, Some(a), &Value::Object(m))
+        }
     }
+}
+
+/// `$states` for a JSONata state: `input` (moved in), `context` when the state's
+/// expressions read it, and `result` / `errorOutput` where AWS allows them.
+pub fn states_doc(ctx: &Ctx<'_>, state: &State, input: Value) -> Value {
+    let mut m = Map::new();
+    m.insert("input".into(), input);
+    if state.reads_context {
+        m.insert("context".into(), ctx.env.context().into_owned());
+    }
+    Value::Object(m)
+}
+
+/// Takes a value back out of a `$states` document.
+pub fn take(doc: &mut Value, key: &str) -> Value {
+    doc.as_object_mut().and_then(|m| m.remove(key)).unwrap_or(Value::Null)
+}
+
+/// Evaluates a JSONata Assign block.
+pub fn jsonata_assign(ctx: &Ctx<'_>, a: Option<&Assign>, doc: &Value) -> Result<Assigned, Failure> {
+    match a {
+        None => Ok(None),
+        Some(Assign::Jsonata(t)) => match t.eval(doc, ctx.env)? {
+            Value::Object(m) if m.is_empty() => Ok(None),
+            Value::Object(m) => Ok(Some(Box::new(m))),
+            _ => Ok(None),
+        },
+        // A JSONPath Assign in a JSONata state is refused by the validator.
+        Some(Assign::Path(t)) => assign(ctx, &Assign::Path(t.clone()), &doc["input"]),
+    }
+}
+
+/// How a JSONata state ends: Assign and Output both see `$states` as it is before any
+/// variable changes; the output is `Output`, else the result, else the input.
+pub fn jsonata_exit(
+    ctx: &Ctx<'_>,
+    state: &State,
+    input: Value,
+    result: Option<Value>,
+    output: Option<&JTemplate>,
+    assign: Option<&Assign>,
+) -> Result<(Value, Assigned), Failure> {
+    let mut doc = states_doc(ctx, state, input);
+    let has_result = result.is_some();
+    if let Some(r) = result {
+        doc.as_object_mut().expect("$states is an object").insert("result".into(), r);
+    }
+    let assigned = jsonata_assign(ctx, assign, &doc)?;
+    let out = match output {
+        Some(t) => t.eval(&doc, ctx.env)?,
+        None if has_result => take(&mut doc, "result"),
+        None => take(&mut doc, "input"),
+    };
+    Ok((out, assigned))
+}
+
+/// A JSONata field that must give a whole number of seconds or an item count.
+pub fn jsonata_integer(ctx: &Ctx<'_>, t: &JTemplate, doc: &Value, what: &str) -> Result<i64, Failure> {
+    let v = t.eval(doc, ctx.env)?;
+    v.as_i64().or_else(|| v.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)).ok_or_else(|| {
+        Failure::new(
+            names::QUERY_EVALUATION_ERROR,
+            format!("The {what} field must be an integer, but was: {}", crate::asl::template::compact(&v)),
+        )
+    })
 }

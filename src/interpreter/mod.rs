@@ -93,10 +93,14 @@ pub fn step(ctx: &Ctx<'_>, index: usize, input: Value) -> Step {
         Kind::Task(task) => states::task::enter(ctx, state, task, input),
         Kind::Choice { rules, default } => states::choice::enter(ctx, state, rules, *default, input),
         Kind::Wait(wait) => states::wait::enter(ctx, state, wait, input),
+        Kind::Succeed if state.jsonata => {
+            io::jsonata_exit(ctx, state, input, None, state.output.as_ref(), None)
+                .map(|(output, assign)| Step::End { output, assign })
+        }
         Kind::Succeed => io::effective_input(ctx, state, input)
             .and_then(|v| io::output(ctx, state, v))
             .map(|output| Step::End { output, assign: None }),
-        Kind::Fail { error, cause } => states::fail::enter(ctx, error, cause, input),
+        Kind::Fail { error, cause } => states::fail::enter(ctx, state, error, cause, input),
         Kind::Parallel { .. } => states::parallel::enter(ctx, state, input),
         Kind::Map(spec) => states::map::enter(ctx, state, spec, input),
     };

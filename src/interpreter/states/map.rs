@@ -4,8 +4,9 @@
 
 use super::super::{io, Ctx, Step};
 use crate::asl::compile::{Count, MapSpec, Percent, State};
+use crate::asl::template::JTemplate;
 use crate::asl::template::{compact, path_failure, select};
-use crate::error::Failure;
+use crate::error::{names, Failure};
 use serde_json::{Map, Value};
 
 /// What the engine needs to run a Map's iterations.
@@ -25,31 +26,69 @@ pub struct MapRun {
 
 pub fn enter(ctx: &Ctx<'_>, state: &State, spec: &MapSpec, raw: Value) -> Result<Step, Failure> {
     let effective = io::effective_input(ctx, state, raw.clone())?;
-    let items = match &spec.items_path {
-        None => effective.clone(),
-        Some(p) => select(p, &effective, ctx.env).map_err(path_failure)?,
+    let doc = state.jsonata.then(|| io::states_doc(ctx, state, effective.clone()));
+    let items = match (&spec.items, &doc, &spec.items_path) {
+        (Some(t), Some(doc), _) => match t.eval(doc, ctx.env)? {
+            Value::Array(a) => Value::Array(a),
+            other => {
+                let text = match t {
+                    JTemplate::Expr { expr, .. } => expr.text().to_string(),
+                    _ => compact(&other),
+                };
+                return Err(Failure::new(
+                    names::QUERY_EVALUATION_ERROR,
+                    format!(
+                        "The JSONata expression '{text}' specified for the field 'Items' returned an unexpected result type. Expected 'array', but was '{}' for value: {}",
+                        super::choice::kind(&other),
+                        compact(&other)
+                    ),
+                ));
+            }
+        },
+        (_, _, None) => effective.clone(),
+        (_, _, Some(p)) => select(p, &effective, ctx.env).map_err(path_failure)?,
     };
     let Value::Array(items) = items else {
-        return Err(Failure::runtime(format!(
-            "Map state input must be an array but was: {}",
-            compact(&items)
-        )));
+        let cause = format!("Map state input must be an array but was: {}", compact(&items));
+        return Err(if state.jsonata {
+            Failure::new(names::QUERY_EVALUATION_ERROR, cause)
+        } else {
+            Failure::runtime(cause)
+        });
     };
-    let max_concurrency = match integer(ctx, &spec.max_concurrency, &effective, "MaxConcurrencyPath")? {
+    let count = |c: &Count, field: &str| -> Result<Option<i64>, Failure> {
+        match (c, &doc) {
+            (Count::Expr(t), Some(doc)) => io::jsonata_integer(ctx, t, doc, field).map(Some),
+            _ => integer(ctx, c, &effective, field),
+        }
+    };
+    let max_concurrency = match count(&spec.max_concurrency, "MaxConcurrencyPath")? {
         Some(n) if n < 0 => return Err(Failure::runtime("MaxConcurrency cannot be negative.")),
         Some(n) => n as usize,
         None => 0,
     };
-    let tolerated_count =
-        match integer(ctx, &spec.tolerated_failure_count, &effective, "ToleratedFailureCountPath")? {
-            Some(n) if n < 0 => return Err(Failure::runtime("ToleratedFailureCount cannot be negative.")),
-            other => other.map(|n| n as u64),
-        };
+    let tolerated_count = match count(&spec.tolerated_failure_count, "ToleratedFailureCountPath")? {
+        Some(n) if n < 0 => return Err(Failure::runtime("ToleratedFailureCount cannot be negative.")),
+        other => other.map(|n| n as u64),
+    };
     let tolerated_percentage = match &spec.tolerated_failure_percentage {
         Percent::None => None,
         Percent::Fixed(p) => Some(*p),
+        Percent::Expr(t) => {
+            let v = t.eval(doc.as_ref().unwrap_or(&Value::Null), ctx.env)?;
+            Some(v.as_f64().ok_or_else(|| {
+                Failure::new(
+                    names::QUERY_EVALUATION_ERROR,
+                    format!(
+                        "The ToleratedFailurePercentage field must be a number, but was: {}",
+                        compact(&v)
+                    ),
+                )
+            })?)
+        }
         Percent::Path(p) => {
             let v = select(p, &effective, ctx.env).map_err(path_failure)?;
+            // AWS also takes a number written as a string ("50").
             let pct = v
                 .as_f64()
                 .filter(|_| v.is_number())
@@ -69,11 +108,8 @@ pub fn enter(ctx: &Ctx<'_>, state: &State, spec: &MapSpec, raw: Value) -> Result
     let (items, batch_input) = match &spec.batcher {
         None => (items, None),
         Some(b) => {
-            let max_items =
-                integer(ctx, &b.max_items, &effective, "MaxItemsPerBatchPath")?.unwrap_or(0).max(0) as usize;
-            let max_bytes = integer(ctx, &b.max_bytes, &effective, "MaxInputBytesPerBatchPath")?
-                .unwrap_or(0)
-                .max(0) as usize;
+            let max_items = count(&b.max_items, "MaxItemsPerBatchPath")?.unwrap_or(0).max(0) as usize;
+            let max_bytes = count(&b.max_bytes, "MaxInputBytesPerBatchPath")?.unwrap_or(0).max(0) as usize;
             let batch_input = b.batch_input.as_ref().map(|t| t.eval(&effective, ctx.env)).transpose()?;
             (batches(items, max_items, max_bytes), batch_input)
         }
@@ -93,9 +129,16 @@ pub fn enter(ctx: &Ctx<'_>, state: &State, spec: &MapSpec, raw: Value) -> Result
 /// `$$.Map.Item` in `ctx.env`, else the item itself; batches become
 /// `{"Items": [...], "BatchInput": ...}`.
 pub fn map_item_input(ctx: &Ctx<'_>, spec: &MapSpec, run: &MapRun, item: Value) -> Result<Value, Failure> {
-    let input = match &spec.item_selector {
-        None => item,
-        Some(t) => t.eval(&run.effective, ctx.env)?,
+    let input = match (&spec.item_selector_jsonata, &spec.item_selector) {
+        // `$states.context.Map.Item` is what an ItemSelector reads: always built here.
+        (Some(t), _) => {
+            let mut m = Map::new();
+            m.insert("input".into(), run.effective.clone());
+            m.insert("context".into(), ctx.env.context().into_owned());
+            t.eval(&Value::Object(m), ctx.env)?
+        }
+        (None, None) => item,
+        (None, Some(t)) => t.eval(&run.effective, ctx.env)?,
     };
     if spec.batcher.is_none() {
         return Ok(input);
@@ -117,7 +160,8 @@ fn shown(v: &Value) -> String {
 
 fn integer(ctx: &Ctx<'_>, c: &Count, input: &Value, field: &str) -> Result<Option<i64>, Failure> {
     match c {
-        Count::None => Ok(None),
+        // Expressions are evaluated by the caller, which holds `$states`.
+        Count::None | Count::Expr(_) => Ok(None),
         Count::Fixed(n) => Ok(Some(*n)),
         Count::Path(p) => {
             let v = select(p, input, ctx.env).map_err(path_failure)?;

@@ -13,6 +13,11 @@ pub fn enter(
     result: Option<&Value>,
     raw: Value,
 ) -> Result<Step, Failure> {
+    if state.jsonata {
+        let (output, assign) =
+            io::jsonata_exit(ctx, state, raw, None, state.output.as_ref(), state.assign.as_ref())?;
+        return Ok(super::super::transition(state.transition, output, assign));
+    }
     // Only a ResultPath other than `$` needs the raw input afterwards; otherwise the input
     // moves straight through and nothing is copied.
     let (raw, effective) = match state.result_path {

@@ -10,11 +10,13 @@ use serde_json::Value;
 pub fn enter(ctx: &Ctx<'_>, state: &State, task: &Task, raw: Value) -> Result<Step, Failure> {
     // ResultPath `$` (the default) replaces the input: no copy of it is kept.
     let (raw, effective) = match state.result_path {
-        crate::asl::compile::ResultPath::Replace => (Value::Null, io::effective_input(ctx, state, raw)?),
+        crate::asl::compile::ResultPath::Replace if !state.jsonata => {
+            (Value::Null, io::effective_input(ctx, state, raw)?)
+        }
         _ => (raw.clone(), io::effective_input(ctx, state, raw)?),
     };
-    let timeout_seconds = seconds(ctx, &task.timeout, &effective)?;
-    let heartbeat_seconds = seconds(ctx, &task.heartbeat, &effective)?;
+    let timeout_seconds = seconds(ctx, state, &task.timeout, &effective)?;
+    let heartbeat_seconds = seconds(ctx, state, &task.heartbeat, &effective)?;
     let params = io::parameters(ctx, state, effective)?;
     Ok(Step::Invoke(Box::new(Invoke {
         resource: task.resource.clone(),
@@ -25,10 +27,15 @@ pub fn enter(ctx: &Ctx<'_>, state: &State, task: &Task, raw: Value) -> Result<St
     })))
 }
 
-fn seconds(ctx: &Ctx<'_>, s: &Seconds, input: &Value) -> Result<Option<u64>, Failure> {
+fn seconds(ctx: &Ctx<'_>, state: &State, s: &Seconds, input: &Value) -> Result<Option<u64>, Failure> {
     match s {
         Seconds::None => Ok(None),
         Seconds::Fixed(n) => Ok(Some(*n)),
+        Seconds::Expr(t) => {
+            let doc = io::states_doc(ctx, state, input.clone());
+            let n = io::jsonata_integer(ctx, t, &doc, "TimeoutSeconds")?;
+            Ok(Some(n.max(0) as u64))
+        }
         Seconds::Path(p) => {
             let v = select(p, input, ctx.env).map_err(crate::asl::template::path_failure)?;
             match v.as_u64() {

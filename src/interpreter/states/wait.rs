@@ -11,6 +11,22 @@ pub fn enter(ctx: &Ctx<'_>, state: &State, wait: &WaitFor, raw: Value) -> Result
     let effective = io::effective_input(ctx, state, raw)?;
     let until = match wait {
         WaitFor::Seconds(n) => WaitUntil::Seconds(*n),
+        WaitFor::SecondsExpr(t) => {
+            let doc = io::states_doc(ctx, state, effective.clone());
+            let n = io::jsonata_integer(ctx, t, &doc, "Seconds")?;
+            WaitUntil::Seconds(n.max(0) as u64)
+        }
+        WaitFor::TimestampExpr(t) => {
+            let doc = io::states_doc(ctx, state, effective.clone());
+            let v = t.eval(&doc, ctx.env)?;
+            let text = v.as_str().unwrap_or_default();
+            WaitUntil::Timestamp(timestamp(text).ok_or_else(|| {
+                Failure::new(
+                    crate::error::names::QUERY_EVALUATION_ERROR,
+                    format!("The Timestamp field cannot be parsed as an ISO-8601 extended offset date-time format string: {text}"),
+                )
+            })?)
+        }
         WaitFor::Timestamp(t) => WaitUntil::Timestamp(timestamp(t).ok_or_else(|| {
             Failure::runtime(format!("The Timestamp field is not a valid ISO-8601 date-time: {t}"))
         })?),
@@ -69,6 +85,11 @@ pub fn enter(ctx: &Ctx<'_>, state: &State, wait: &WaitFor, raw: Value) -> Result
         if n > ctx.limits.max_wait_seconds {
             return Err(Failure::runtime("Wait state delay is too long."));
         }
+    }
+    if state.jsonata {
+        let (output, assign) =
+            io::jsonata_exit(ctx, state, effective, None, state.output.as_ref(), state.assign.as_ref())?;
+        return Ok(Step::Wait { until, then: Box::new(transition(state.transition, output, assign)) });
     }
     let assign = match &state.assign {
         Some(a) => io::assign(ctx, a, &effective)?,
