@@ -20,15 +20,23 @@ fn bench_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/bench"))
 }
 
+/// A workload by name; `NAME-jsonata` is our JSONata version of a shared workload
+/// (definition in benches/workloads, input shared with the JSONPath one).
 fn load(name: &str) -> (stepgate::asl::Machine, Value) {
-    let dir = bench_dir();
-    let read = |f: String| {
-        let p = dir.join(&f);
+    let read = |p: PathBuf| {
         std::fs::read_to_string(&p)
             .unwrap_or_else(|e| panic!("{}: {e} (set STEPGATE_BENCH_DIR)", p.display()))
     };
-    let def: Value = serde_json::from_str(&read(format!("{name}.asl.json"))).expect("a JSON definition");
-    let input: Value = serde_json::from_str(&read(format!("{name}.input.json"))).expect("a JSON input");
+    let (def_path, base) = match name.strip_suffix("-jsonata") {
+        Some(base) => (
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("benches/workloads/{name}.asl.json")),
+            base,
+        ),
+        None => (bench_dir().join(format!("{name}.asl.json")), name),
+    };
+    let def: Value = serde_json::from_str(&read(def_path)).expect("a JSON definition");
+    let input: Value =
+        serde_json::from_str(&read(bench_dir().join(format!("{base}.input.json")))).expect("a JSON input");
     let machine = stepgate::asl::compile(&def).unwrap_or_else(|d| panic!("{name}: {d:?}"));
     (machine, input)
 }
@@ -50,7 +58,7 @@ fn engine() -> Engine {
 fn workloads(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
     let engine = engine();
-    for name in ["pass10", "map1000", "choice1000", "task10"] {
+    for name in ["pass10", "map1000", "choice1000", "task10", "map1000-jsonata", "choice1000-jsonata"] {
         let (machine, input) = load(name);
         let start = || Start {
             state_machine_name: name.to_string(),
@@ -69,5 +77,42 @@ fn workloads(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, workloads);
+/// One evaluation of `count + 1` in each query language: an intrinsic in a JSONPath
+/// payload template against a JSONata expression, both parsed once beforehand.
+fn expressions(c: &mut Criterion) {
+    use serde_json::json;
+    use std::borrow::Cow;
+    use stepgate::asl::template::{JTemplate, Template};
+    struct NoVars;
+    impl stepgate::asl::Env for NoVars {
+        fn context(&self) -> Cow<'_, Value> {
+            Cow::Owned(Value::Null)
+        }
+        fn variable(&self, _: &str) -> Option<Cow<'_, Value>> {
+            None
+        }
+        fn random(&self) -> u64 {
+            4
+        }
+    }
+    let input = json!({"count": 41});
+    let jsonpath = Template::compile(&json!({"count.$": "States.MathAdd($.count, 1)"})).expect("a template");
+    let jsonata =
+        JTemplate::compile(&json!({"count": "{% $states.input.count + 1 %}"}), "Output").expect("JSONata");
+    let states = json!({"input": input.clone()});
+    let mut group = c.benchmark_group("expression");
+    group.bench_function("jsonpath_mathadd", |b| {
+        b.iter(|| jsonpath.eval(&input, &NoVars).expect("evaluates"))
+    });
+    group.bench_function("jsonata_add", |b| b.iter(|| jsonata.eval(&states, &NoVars).expect("evaluates")));
+    // The same sum as a block: no fast path, the whole jsonata-core evaluator runs.
+    let general =
+        JTemplate::compile(&json!({"count": "{% ($states.input.count + 1) %}"}), "Output").expect("JSONata");
+    group.bench_function("jsonata_add_engine", |b| {
+        b.iter(|| general.eval(&states, &NoVars).expect("evaluates"))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, workloads, expressions);
 criterion_main!(benches);

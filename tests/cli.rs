@@ -674,6 +674,566 @@ fn repeat_reports_throughput_on_stderr() {
     assert!(transitions > 10.0 * executions, "{err}");
 }
 
+// ---- JSONata and variables: the examples ---------------------------------------------------------
+
+/// The `stateExitedEventDetails` of every exit of `state`, in history order.
+fn exits<'a>(v: &'a Value, state: &str) -> Vec<&'a Value> {
+    history(v)
+        .iter()
+        .filter_map(|e| e.get("stateExitedEventDetails"))
+        .filter(|d| d["name"] == state)
+        .collect()
+}
+
+/// `assignedVariables` as AWS records them: each value is JSON text.
+fn assigned(details: &Value) -> &Value {
+    details.get("assignedVariables").unwrap_or_else(|| panic!("no assignedVariables in {details}"))
+}
+
+/// Parses a history field that holds JSON text (`input`, `parameters`, an assigned value).
+fn json_text(v: &Value) -> Value {
+    let text = v.as_str().unwrap_or_else(|| panic!("not JSON text: {v}"));
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{text:?} is not JSON: {e}"))
+}
+
+/// Writes `definition` as `NAME.asl.json` in `dir` and runs it with `--format json`.
+fn run_definition(dir: &Path, name: &str, definition: &str, extra: &[&str]) -> (i32, Value) {
+    let file = write(dir, &format!("{name}.asl.json"), definition);
+    let mut args = vec![file.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    run_json(&args)
+}
+
+#[test]
+fn checkout_in_jsonata_charges_the_card_and_writes_a_receipt() {
+    let (rc, v) = run_example("checkout", &["--config", CONFIG]);
+    assert_eq!(
+        v,
+        json!({"status": "SUCCEEDED", "output": {
+            "orderId": "A-1001", "status": "CHARGED", "chargeId": "ch_A-1001", "total": 41.9,
+            // One line per Map iteration, from ItemSelector's Index and Value and the outer $currency.
+            "receipt": ["1. 2 x BOOK at 12.5 = 25 EUR", "2. 10 x PEN at 1.2 = 12 EUR"],
+            "message": "Order A-1001 for Ada charged 41.9 EUR"
+        }})
+    );
+    assert_eq!(rc, 0);
+
+    // The Choice's Condition reads $total, assigned two states earlier.
+    let desk = r#"{"orderId": "D-3", "customer": {"name": "Di"}, "items": [{"sku": "DESK", "qty": 2}], "card": "4242"}"#;
+    let (rc, v) = run_json(&["workflows/checkout.asl.json", "--input", desk, "--config", CONFIG]);
+    assert_eq!(
+        v,
+        json!({"status": "SUCCEEDED", "output": {
+            "orderId": "D-3", "status": "HELD", "total": 2599.98,
+            "message": "Order D-3 needs a review: 2599.98 EUR is above the limit of 1000"
+        }})
+    );
+    assert_eq!(rc, 0);
+}
+
+#[test]
+fn checkout_catches_with_states_error_output() {
+    // Charge's Catch: Assign reads $parse($states.errorOutput.Cause), Output keeps the order id,
+    // and the Fail state builds its Cause from both.
+    let declined = r#"{"orderId": "B-7", "customer": {"name": "Bo"}, "items": [{"sku": "LAMP", "qty": 1}], "card": "4000000000000002"}"#;
+    let (rc, v) =
+        run_json(&["workflows/checkout.asl.json", "--input", declined, "--config", CONFIG, "--history"]);
+    assert_eq!(rc, 1);
+    assert_eq!(v["status"], "FAILED");
+    assert_eq!(v["error"], "PaymentDeclined");
+    assert_eq!(v["cause"], "Order B-7: card ending 0002 was declined");
+    let charge = exits(&v, "Charge");
+    assert_eq!(charge.len(), 1);
+    assert_eq!(
+        json_text(&charge[0]["output"]),
+        json!({"orderId": "B-7", "error": "CardDeclined", "card": "0002"})
+    );
+    assert_eq!(assigned(charge[0]), &json!({"reason": "\"card ending 0002 was declined\""}));
+
+    // Price's Catch: the whole error report becomes the output, and Fail's Error and Cause are
+    // expressions over it.
+    let unknown = r#"{"orderId": "C-9", "customer": {"name": "Cy"}, "items": [{"sku": "UFO", "qty": 1}], "card": "4242"}"#;
+    let (rc, v) = run_json(&["workflows/checkout.asl.json", "--input", unknown, "--config", CONFIG]);
+    assert_eq!(v, json!({"status": "FAILED", "error": "UnknownSku", "cause": "no price for SKU UFO"}));
+    assert_eq!(rc, 1);
+}
+
+#[test]
+fn checkout_runs_on_its_mock_config() {
+    let mocked = |case: &str| {
+        run_example(
+            "checkout",
+            &["--mock-config", "workflows/checkout.mock.json", "--test-case", case, "--time-scale", "0"],
+        )
+    };
+    let (rc, v) = mocked("HappyPath");
+    assert_eq!(
+        v,
+        json!({"status": "SUCCEEDED", "output": {
+            "orderId": "A-1001", "status": "CHARGED", "chargeId": "ch_mocked", "total": 29.9,
+            "receipt": ["1. 2 x BOOK at 12.5 = 25 EUR"],
+            "message": "Order A-1001 for Ada charged 29.9 EUR"
+        }})
+    );
+    assert_eq!(rc, 0);
+
+    let (rc, v) = mocked("Declined");
+    assert_eq!(
+        v,
+        json!({"status": "FAILED", "error": "PaymentDeclined", "cause": "Order A-1001: insufficient funds"})
+    );
+    assert_eq!(rc, 1);
+
+    let (rc, v) = mocked("LargeOrder");
+    assert_eq!(
+        v,
+        json!({"status": "SUCCEEDED", "output": {
+            "orderId": "A-1001", "status": "HELD", "total": 2599.98,
+            "message": "Order A-1001 needs a review: 2599.98 EUR is above the limit of 1000"
+        }})
+    );
+    assert_eq!(rc, 0);
+}
+
+#[test]
+fn checkout_history_records_arguments_and_assigned_variables_as_json_text() {
+    let (rc, v) = run_example("checkout", &["--config", CONFIG, "--history"]);
+    assert_eq!(rc, 0, "{v}");
+
+    // Arguments is what the function receives.
+    let h = history(&v);
+    let scheduled = h.iter().find(|e| e["type"] == "LambdaFunctionScheduled").unwrap();
+    assert_eq!(
+        json_text(&scheduled["lambdaFunctionScheduledEventDetails"]["input"]),
+        json!({"orderId": "A-1001", "items": [{"sku": "BOOK", "qty": 2}, {"sku": "PEN", "qty": 10}]})
+    );
+    let task = h.iter().find(|e| e["type"] == "TaskScheduled").unwrap();
+    assert_eq!(
+        json_text(&task["taskScheduledEventDetails"]["parameters"]),
+        json!({"FunctionName": "charge", "Payload": {"orderId": "A-1001", "amount": 41.9, "card": "4242424242424242"}})
+    );
+
+    // Every assigned value is recorded as its JSON text: strings keep their quotes.
+    let price = exits(&v, "Price");
+    assert_eq!(
+        assigned(price[0]),
+        &json!({
+            "orderId": "\"A-1001\"", "customer": "\"Ada\"", "card": "\"4242424242424242\"",
+            "total": "41.9", "currency": "\"EUR\""
+        })
+    );
+    assert_eq!(price[0]["assignedVariablesDetails"], json!({"truncated": false}));
+    // Output, not the function's result, is the state's output.
+    assert_eq!(
+        json_text(&price[0]["output"]),
+        json!({"items": [{"sku": "BOOK", "qty": 2, "amount": 25}, {"sku": "PEN", "qty": 10, "amount": 12}]})
+    );
+    assert_eq!(
+        assigned(exits(&v, "Write receipt")[0]),
+        &json!({"receipt": "[\"1. 2 x BOOK at 12.5 = 25 EUR\",\"2. 10 x PEN at 1.2 = 12 EUR\"]"})
+    );
+    // Inside the Map: one exit per iteration (two run at once, so in either order).
+    let mut units: Vec<Value> = exits(&v, "Format line").iter().map(|d| assigned(d).clone()).collect();
+    units.sort_by_key(|u| u.to_string());
+    assert_eq!(units, [json!({"unit": "1.2"}), json!({"unit": "12.5"})]);
+    // A state without Assign records no assignedVariables.
+    for state in ["Check total", "Receipt line", "Charge"] {
+        for d in exits(&v, state) {
+            assert!(d.get("assignedVariables").is_none(), "{state}: {d}");
+        }
+    }
+}
+
+#[test]
+fn invoice_mixes_jsonpath_with_a_jsonata_state_and_variables() {
+    let (rc, v) = run_example("invoice", &[]);
+    assert_eq!(
+        v,
+        json!({"status": "SUCCEEDED", "output": {
+            "to": "ada@example.com",
+            // The Map's iterations read $lineCount and $currency from the outer scope.
+            "lines": ["1/2 BOOK: 25 EUR", "2/2 PEN: 12 EUR"],
+            "total": 37,
+            "shipping": 4.9,
+            "subject": "Invoice for Ada: 37 EUR plus 4.9 shipping"
+        }})
+    );
+    assert_eq!(rc, 0);
+
+    // 49 + 3 x 1.1 (3.3000000000000003 before $round) is over 50: the Choice on $total picks
+    // free shipping.
+    let big = r#"{"customer": {"name": "Bo", "email": "bo@example.com"},
+                  "lines": [{"sku": "LAMP", "qty": 1, "price": 49}, {"sku": "PEN", "qty": 3, "price": 1.1}]}"#;
+    let (rc, v) = run_json(&["workflows/invoice.asl.json", "--input", big]);
+    assert_eq!(
+        v,
+        json!({"status": "SUCCEEDED", "output": {
+            "to": "bo@example.com",
+            "lines": ["1/2 LAMP: 49 EUR", "2/2 PEN: 3.3 EUR"],
+            "total": 52.3,
+            "shipping": 0,
+            "subject": "Invoice for Bo: 52.3 EUR plus 0 shipping"
+        }})
+    );
+    assert_eq!(rc, 0);
+}
+
+#[test]
+fn invoice_history_shows_variables_assigned_in_jsonpath() {
+    let (rc, v) = run_example("invoice", &["--history"]);
+    assert_eq!(rc, 0);
+    // "total.$": "$.sum" and the others: paths, an intrinsic and a literal.
+    let remember = exits(&v, "Remember");
+    assert_eq!(
+        assigned(remember[0]),
+        &json!({
+            "total": "37",
+            "customer": "{\"name\":\"Ada\",\"email\":\"ada@example.com\"}",
+            "lineCount": "2",
+            "currency": "\"EUR\""
+        })
+    );
+    assert_eq!(assigned(exits(&v, "Add shipping")[0]), &json!({"shipping": "4.9"}));
+    assert!(exits(&v, "Free shipping").is_empty());
+    // The JSONata state assigns nothing, so its exit has no assignedVariables.
+    assert!(exits(&v, "Add up")[0].get("assignedVariables").is_none());
+}
+
+#[test]
+fn batches_tours_aws_jsonata_functions() {
+    let (rc, mut v) = run_example("batches", &["--history"]);
+    assert_eq!(rc, 0, "{v}");
+    let history = v.as_object_mut().unwrap().remove("history").unwrap();
+    let run_id = v["output"].as_object_mut().unwrap().remove("runId").expect("$uuid() output");
+    let run_id = run_id.as_str().unwrap();
+    assert!(uuid::Uuid::parse_str(run_id).is_ok_and(|u| u.get_version_num() == 4), "{run_id}");
+    assert_eq!(
+        v,
+        json!({"status": "SUCCEEDED", "output": {
+            "schedule": [
+                // $partition by batchSize 2, $range(0, 59, 20) for the minutes, a SHA-256 prefix
+                // of the order ids.
+                {"batch": 1, "orders": ["A-1001", "A-1002"], "at": "07:00", "fingerprint": "59826f01e1c5"},
+                {"batch": 2, "orders": ["A-1003", "A-1004"], "at": "07:20", "fingerprint": "2bf6284be34c"},
+                {"batch": 3, "orders": ["A-1005"], "at": "07:40", "fingerprint": "20ed599f2e38"}
+            ],
+            // MD5 of "A-1001,A-1002,A-1003,A-1004,A-1005".
+            "checksum": "0aac9aa6ec72679706f79e33793b981d"
+        }})
+    );
+    // $parse turned the settings text into an object; the recorded variable is that object's JSON.
+    let v = json!({"history": history});
+    let read = exits(&v, "Read settings");
+    assert_eq!(
+        json_text(&assigned(read[0])["settings"]),
+        json!({"batchSize": 2, "everyMinutes": 20, "hour": "07"})
+    );
+    assert_eq!(json_text(&assigned(read[0])["runId"]), json!(run_id));
+    assert_eq!(assigned(exits(&v, "Plan")[0]), &json!({"minutes": "[0,20,40]"}));
+
+    // A fresh $uuid() per execution.
+    let (_, again) = run_example("batches", &[]);
+    assert_ne!(again["output"]["runId"], run_id);
+}
+
+// ---- JSONata and variables: scopes, errors, validation --------------------------------------------
+
+const MAP_SCOPE: &str = r#"{
+  "StartAt": "Set",
+  "States": {
+    "Set": {"Type": "Pass", "Assign": {"greeting": "Hello", "count": 0}, "Next": "Each"},
+    "Each": {
+      "Type": "Map",
+      "ItemsPath": "$.names",
+      "ItemProcessor": {
+        "StartAt": "Greet",
+        "States": {
+          "Greet": {
+            "Type": "Pass",
+            "Parameters": {"text.$": "States.Format('{}, {}!', $greeting, $)"},
+            "Assign": {"inner.$": "$.text"},
+            "Next": "Read"
+          },
+          "Read": {"Type": "Pass", "Parameters": {"text.$": "$inner", "count.$": "$count"}, "End": true}
+        }
+      },
+      "Next": "After"
+    },
+    "After": {
+      "Type": "Pass",
+      "QueryLanguage": "JSONata",
+      "Output": {"results": "{% $states.input %}", "count": "{% $count %}", "innerVisible": "{% $exists($inner) %}"},
+      "End": true
+    }
+  }
+}"#;
+
+#[test]
+fn a_map_iteration_reads_outer_variables_and_its_own_do_not_leak() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rc, v) = run_definition(dir.path(), "scope", MAP_SCOPE, &["--input", r#"{"names": ["Ada", "Bo"]}"#]);
+    assert_eq!(
+        v,
+        json!({"status": "SUCCEEDED", "output": {
+            // Each iteration reads the outer $greeting and $count and its own $inner ...
+            "results": [{"text": "Hello, Ada!", "count": 0}, {"text": "Hello, Bo!", "count": 0}],
+            "count": 0,
+            // ... which is gone once the Map is done.
+            "innerVisible": false
+        }})
+    );
+    assert_eq!(rc, 0);
+}
+
+const PARALLEL_SCOPE: &str = r#"{
+  "QueryLanguage": "JSONata",
+  "StartAt": "Init",
+  "States": {
+    "Init": {"Type": "Pass", "Assign": {"a": 1, "b": 10}, "Next": "Swap"},
+    "Swap": {
+      "Type": "Pass",
+      "Assign": {"a": "{% $b %}", "b": "{% $a %}", "sum": "{% $a + $b %}"},
+      "Output": {"aBefore": "{% $a %}"},
+      "Next": "Both"
+    },
+    "Both": {
+      "Type": "Parallel",
+      "Branches": [
+        {"StartAt": "L", "States": {"L": {"Type": "Pass", "Assign": {"local": "left"}, "Output": "{% $a & '-' & $b & '-' & $local %}", "Next": "L2"},
+                                    "L2": {"Type": "Pass", "Output": "{% $states.input & '/' & $local %}", "End": true}}},
+        {"StartAt": "R", "States": {"R": {"Type": "Pass", "Output": "{% $exists($local) %}", "End": true}}}
+      ],
+      "Output": {
+        "branches": "{% $states.result %}", "input": "{% $states.input %}",
+        "a": "{% $a %}", "b": "{% $b %}", "sum": "{% $sum %}", "localVisible": "{% $exists($local) %}"
+      },
+      "End": true
+    }
+  }
+}"#;
+
+#[test]
+fn assign_reads_the_values_from_before_it_and_parallel_branches_are_scopes_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rc, v) = run_definition(dir.path(), "swap", PARALLEL_SCOPE, &[]);
+    assert_eq!(
+        v,
+        json!({"status": "SUCCEEDED", "output": {
+            // Both branches read the outer a and b. $local, assigned in the left branch's first
+            // state, is read by its next state only: not by the first state's Output (Assign takes
+            // effect when the state exits; `&` reads the undefined as ""), not by the other branch,
+            // not after the Parallel.
+            "branches": ["10-1-/left", false],
+            // Output and every Assign expression saw a = 1, b = 10: the swap worked.
+            "input": {"aBefore": 1},
+            "a": 10, "b": 1, "sum": 11,
+            "localVisible": false
+        }})
+    );
+    assert_eq!(rc, 0);
+}
+
+const UNDEFINED_OUTPUT: &str = r#"{
+  "QueryLanguage": "JSONata",
+  "StartAt": "Shape",
+  "States": {
+    "Shape": {"Type": "Pass", "Output": {"x": "{% $states.input.missing %}"}, "End": true}
+  }
+}"#;
+
+const UNDEFINED_CAUSE: &str = "An error occurred while executing the state 'Shape' (entered at the event id #2). \
+     The JSONata expression '$states.input.missing' specified for the field 'Output/x' returned nothing (undefined).";
+
+#[test]
+fn a_jsonata_expression_that_returns_nothing_fails_with_query_evaluation_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rc, v) = run_definition(dir.path(), "undefined", UNDEFINED_OUTPUT, &["--history"]);
+    assert_eq!(rc, 1);
+    assert_eq!(v["status"], "FAILED");
+    assert_eq!(v["error"], "States.QueryEvaluationError");
+    assert_eq!(v["cause"], UNDEFINED_CAUSE);
+    let last = history(&v).last().unwrap();
+    assert_eq!(last["type"], "ExecutionFailed");
+    assert_eq!(
+        last["executionFailedEventDetails"],
+        json!({"error": "States.QueryEvaluationError", "cause": UNDEFINED_CAUSE})
+    );
+    assert!(!event_types(&v).contains(&"PassStateExited"), "{:?}", event_types(&v));
+
+    // In Assign, the field is named after the variable; an undefined variable is undefined too.
+    let assign = r#"{"StartAt": "Keep", "States": {"Keep": {"Type": "Pass", "QueryLanguage": "JSONata",
+        "Assign": {"total": "{% $nothing %}"}, "End": true}}}"#;
+    let (rc, v) = run_definition(dir.path(), "assign", assign, &[]);
+    assert_eq!(
+        v,
+        json!({"status": "FAILED", "error": "States.QueryEvaluationError",
+               "cause": "An error occurred while executing the state 'Keep' (entered at the event id #2). \
+                         The JSONata expression '$nothing' specified for the field 'Assign/total' returned nothing (undefined)."})
+    );
+    assert_eq!(rc, 1);
+}
+
+#[test]
+fn eval_is_not_a_function_in_aws_jsonata() {
+    let dir = tempfile::tempdir().unwrap();
+    let call = r#"{"QueryLanguage": "JSONata", "StartAt": "Eval", "States": {
+        "Eval": {"Type": "Pass", "Output": {"x": "{% $eval('1 + 1') %}"}, "End": true}}}"#;
+    let (rc, v) = run_definition(dir.path(), "eval", call, &[]);
+    assert_eq!(
+        v,
+        json!({"status": "FAILED", "error": "States.QueryEvaluationError",
+               "cause": "An error occurred while executing the state 'Eval' (entered at the event id #2). \
+                         The JSONata expression '$eval('1 + 1')' specified for the field 'Output/x' threw an error \
+                         during evaluation. T1006: Attempted to invoke a non-function"})
+    );
+    assert_eq!(rc, 1);
+
+    // As a value, $eval is an unbound variable: undefined.
+    let value = r#"{"QueryLanguage": "JSONata", "StartAt": "Eval", "States": {
+        "Eval": {"Type": "Pass", "Output": {"x": "{% $eval %}"}, "End": true}}}"#;
+    let (rc, v) = run_definition(dir.path(), "eval-value", value, &[]);
+    assert_eq!(v["error"], "States.QueryEvaluationError");
+    assert!(
+        v["cause"]
+            .as_str()
+            .unwrap()
+            .ends_with("'$eval' specified for the field 'Output/x' returned nothing (undefined)."),
+        "{v}"
+    );
+    assert_eq!(rc, 1);
+}
+
+#[test]
+fn a_query_evaluation_error_in_a_tasks_output_is_caught_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let definition = r#"{
+      "QueryLanguage": "JSONata",
+      "StartAt": "Price",
+      "States": {
+        "Price": {
+          "Type": "Task",
+          "Resource": "arn:aws:lambda:us-east-1:123456789012:function:price",
+          "Arguments": {"items": "{% $states.input.items %}"},
+          "Output": {"total": "{% $states.result.totl %}"},
+          "Catch": [{"ErrorEquals": ["States.QueryEvaluationError"], "Output": "{% $states.errorOutput %}", "Next": "Caught"}],
+          "End": true
+        },
+        "Caught": {"Type": "Pass", "End": true}
+      }
+    }"#;
+    let input = r#"{"items": [{"sku": "PEN", "qty": 1}]}"#;
+    let (rc, v) = run_definition(dir.path(), "typo", definition, &["--input", input, "--config", CONFIG]);
+    assert_eq!(rc, 0, "{v}");
+    assert_eq!(v["output"]["Error"], "States.QueryEvaluationError");
+    let cause = v["output"]["Cause"].as_str().unwrap();
+    assert!(
+        cause.ends_with(
+            "The JSONata expression '$states.result.totl' specified for the field 'Output/total' returned nothing (undefined)."
+        ),
+        "{cause}"
+    );
+}
+
+#[test]
+fn jsonata_wait_seconds_and_timestamp_are_expressions_on_the_workflow_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let definition = r#"{
+      "QueryLanguage": "JSONata",
+      "StartAt": "Pause",
+      "States": {
+        "Pause": {"Type": "Wait", "Seconds": "{% $states.input.minutes * 60 %}", "Next": "Until"},
+        "Until": {
+          "Type": "Wait",
+          "Timestamp": "{% $states.context.State.EnteredTime %}",
+          "Output": {"started": "{% $states.context.Execution.StartTime %}", "now": "{% $states.context.State.EnteredTime %}"},
+          "End": true
+        }
+      }
+    }"#;
+    let began = Instant::now();
+    let (rc, v) = run_definition(
+        dir.path(),
+        "pause",
+        definition,
+        &["--input", r#"{"minutes": 90}"#, "--time-scale", "0"],
+    );
+    assert!(began.elapsed() < Duration::from_secs(10), "{:?}", began.elapsed());
+    assert_eq!(rc, 0, "{v}");
+    let waited = timestamp(&v["output"]["now"]) - timestamp(&v["output"]["started"]);
+    assert!(
+        waited >= chrono::Duration::seconds(5400) && waited < chrono::Duration::seconds(5460),
+        "a 90-minute Wait moved the clock {waited}"
+    );
+}
+
+const JSONPATH_FIELDS_IN_JSONATA: &str = r#"{
+  "QueryLanguage": "JSONata",
+  "StartAt": "Shape",
+  "States": {
+    "Shape": {
+      "Type": "Pass",
+      "InputPath": "$.order",
+      "Parameters": {"id.$": "$.id"},
+      "ResultPath": "$.shaped",
+      "Next": "Report"
+    },
+    "Report": {"Type": "Pass", "Output": {"e": "{% $states.errorOutput %}"}, "Next": "Done"},
+    "Done": {"Type": "Succeed", "QueryLanguage": "JSONPath"}
+  }
+}"#;
+
+#[test]
+fn validate_rejects_jsonpath_fields_in_a_jsonata_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(dir.path(), "mixed.asl.json", JSONPATH_FIELDS_IN_JSONATA);
+    let bad = bad.to_str().unwrap();
+
+    let out = stepgate(&["validate", bad, "--format", "json"]);
+    assert_eq!(code(&out), 1);
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["result"], "FAIL");
+    let wrong = |field: &str| {
+        json!({
+            "severity": "ERROR",
+            "code": "SCHEMA_VALIDATION_FAILED",
+            "message": format!("The QueryLanguage is set to 'JSONata', but field '{field}' is only supported for the 'JSONPath' QueryLanguage"),
+            "location": "/States/Shape"
+        })
+    };
+    assert_eq!(
+        report["diagnostics"],
+        json!([
+            wrong("InputPath"),
+            wrong("Parameters"),
+            wrong("ResultPath"),
+            // $states.errorOutput exists in a Catch only.
+            {"severity": "ERROR", "code": "UNSUPPORTED_JSONATA_EXPRESSION",
+             "message": "Field '$states.errorOutput' does not exist.", "location": "/States/Report/Output/e"},
+            // A JSONata machine holds JSONata states only (the other way round is allowed).
+            {"severity": "ERROR", "code": "SCHEMA_VALIDATION_FAILED",
+             "message": "'QueryLanguage' can not be 'JSONPath' if set to 'JSONata' for whole state machine",
+             "location": "/States/Done"}
+        ])
+    );
+
+    // The text form names the file, the code, the location and the field.
+    let out = stepgate(&["validate", bad]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains(&format!(
+            "{bad}: error[SCHEMA_VALIDATION_FAILED] at /States/Shape: The QueryLanguage is set to 'JSONata', \
+             but field 'InputPath' is only supported for the 'JSONPath' QueryLanguage"
+        )),
+        "{}",
+        stderr(&out)
+    );
+
+    // run refuses it before it starts.
+    let out = stepgate(&["run", bad]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("'ResultPath' is only supported"), "{}", stderr(&out));
+}
+
 // ---- regressions --------------------------------------------------------------------------------
 
 /// `STEPGATE_*` variables that are not config keys (the test suites' STEPGATE_CONFORMANCE_DIR)
@@ -702,4 +1262,25 @@ fn history_timestamps_follow_the_workflow_clock() {
     assert!(exited - entered >= chrono::Duration::seconds(3600), "{entered} -> {exited}");
     let remind_entered = timestamp(&h[5]["timestamp"]);
     assert_eq!(remind_entered, timestamp(&v["output"]["remindedAt"]));
+}
+
+/// AWS records an `EvaluationFailed` event, naming the state and the field, between the state's
+/// entry and `ExecutionFailed` when a JSONata expression fails (recorded on AWS:
+/// localstack `test_assign_reference_variables.snapshot.json`, `test_undefined_reference`).
+#[test]
+#[ignore = "bug: a failed JSONata evaluation records no EvaluationFailed event before ExecutionFailed"]
+fn a_failed_jsonata_evaluation_is_recorded_as_an_evaluation_failed_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rc, v) = run_definition(dir.path(), "undefined", UNDEFINED_OUTPUT, &["--history"]);
+    assert_eq!(rc, 1);
+    assert_eq!(
+        event_types(&v),
+        ["ExecutionStarted", "PassStateEntered", "EvaluationFailed", "ExecutionFailed"]
+    );
+    let h = history(&v);
+    assert_eq!(
+        h[2]["evaluationFailedEventDetails"],
+        json!({"error": "States.QueryEvaluationError", "cause": UNDEFINED_CAUSE, "location": "Output/x", "state": "Shape"})
+    );
+    assert_eq!(h[3]["previousEventId"], 3);
 }

@@ -545,8 +545,41 @@ impl Builder {
                 Some(o) if jsonata => Some(jt("Output", o.as_ref().unwrap_or(&Value::Null))?),
                 _ => None,
             },
-            reads_context: jsonata,
-        })
+            reads_context: false,
+        }
+        .with_context_flag())
+    }
+}
+
+impl State {
+    /// Sets `reads_context`: building `$states.context` costs a copy of the execution's
+    /// input, so it is built only for states whose expressions may read it.
+    fn with_context_flag(mut self) -> State {
+        let t = |o: &Option<JTemplate>| o.as_ref().is_some_and(JTemplate::reads_context);
+        let a = |o: &Option<Assign>| matches!(o, Some(Assign::Jsonata(x)) if x.reads_context());
+        let secs = |x: &Seconds| matches!(x, Seconds::Expr(e) if e.reads_context());
+        let count = |x: &Count| matches!(x, Count::Expr(e) if e.reads_context());
+        let text = |x: &Text| matches!(x, Text::Jsonata(e) if e.reads_context());
+        let kind = match &self.kind {
+            Kind::Choice { rules, .. } => rules.iter().any(|r| {
+                matches!(&r.test, ChoiceTest::Condition(c) if c.reads_context())
+                    || t(&r.output)
+                    || a(&r.assign)
+            }),
+            Kind::Task(task) => secs(&task.timeout) || secs(&task.heartbeat),
+            Kind::Wait(WaitFor::SecondsExpr(x) | WaitFor::TimestampExpr(x)) => x.reads_context(),
+            Kind::Fail { error, cause } => text(error) || text(cause),
+            Kind::Map(m) => {
+                t(&m.items)
+                    || count(&m.max_concurrency)
+                    || count(&m.tolerated_failure_count)
+                    || matches!(&m.tolerated_failure_percentage, Percent::Expr(e) if e.reads_context())
+            }
+            _ => false,
+        };
+        self.reads_context =
+            self.jsonata && (kind || t(&self.arguments) || t(&self.output) || a(&self.assign));
+        self
     }
 }
 

@@ -160,18 +160,88 @@ struct CoreExpr {
     uses: Uses,
     /// Set when the whole expression is `$name` or `$name.field...`, the most common kind.
     lookup: Option<Lookup>,
+    /// Set when it is such a path compared with or combined with a number literal
+    /// (`$states.input.count + 1`, `$n >= 1000`), the next most common kind.
+    arith: Option<Arith>,
     limits: Limits,
 }
 
 impl CoreExpr {
     fn new(ast: AstNode, limits: Limits) -> Self {
-        CoreExpr { uses: Uses::of(&ast), lookup: Lookup::of(&ast), ast, limits }
+        CoreExpr { uses: Uses::of(&ast), lookup: Lookup::of(&ast), arith: Arith::of(&ast), ast, limits }
+    }
+}
+
+/// `path OP number` or `number OP path` with an arithmetic or comparison operator, evaluated
+/// without the engine when the path gives a number (anything else goes to the engine, which
+/// then raises JSONata's own errors).
+struct Arith {
+    path: Lookup,
+    number: f64,
+    path_first: bool,
+    op: BinaryOp,
+}
+
+impl Arith {
+    fn of(ast: &AstNode) -> Option<Arith> {
+        let AstNode::Binary { op, lhs, rhs } = ast else { return None };
+        use BinaryOp::*;
+        if !matches!(
+            op,
+            Add | Subtract
+                | Multiply
+                | Divide
+                | Modulo
+                | Equal
+                | NotEqual
+                | LessThan
+                | LessThanOrEqual
+                | GreaterThan
+                | GreaterThanOrEqual
+        ) {
+            return None;
+        }
+        let (path, number, path_first) = match (&**lhs, &**rhs) {
+            (AstNode::Number(n), other) => (Lookup::of(other)?, *n, false),
+            (other, AstNode::Number(n)) => (Lookup::of(other)?, *n, true),
+            _ => return None,
+        };
+        Some(Arith { path, number, path_first, op: op.clone() })
+    }
+
+    fn run(&self, b: &Bindings<'_>) -> Option<Result<Value, EvalError>> {
+        let v = match self.path.run(b)? {
+            Ok(Value::Number(n)) => n.as_f64()?,
+            _ => return None,
+        };
+        let (x, y) = if self.path_first { (v, self.number) } else { (self.number, v) };
+        use BinaryOp::*;
+        let out = match self.op {
+            Add => number(x + y),
+            Subtract => number(x - y),
+            Multiply => number(x * y),
+            // Division by zero and the like: JSONata's own errors, from the engine.
+            Divide | Modulo if y == 0.0 => return None,
+            Divide => number(x / y),
+            Modulo => number(x % y),
+            Equal => Value::Bool(x == y),
+            NotEqual => Value::Bool(x != y),
+            LessThan => Value::Bool(x < y),
+            LessThanOrEqual => Value::Bool(x <= y),
+            GreaterThan => Value::Bool(x > y),
+            GreaterThanOrEqual => Value::Bool(x >= y),
+            _ => return None,
+        };
+        Some(Ok(out))
     }
 }
 
 impl CompiledExpr for CoreExpr {
     fn eval(&self, b: &Bindings<'_>) -> Result<Value, EvalError> {
         if let Some(result) = self.lookup.as_ref().and_then(|l| l.run(b)) {
+            return result;
+        }
+        if let Some(result) = self.arith.as_ref().and_then(|a| a.run(b)) {
             return result;
         }
         let mut context = Context::new();
@@ -855,6 +925,36 @@ mod tests {
         };
         let b = Bindings { states: &states, variables: &lookup, random: &random, region_partition: "aws" };
         compile(text).expect("compiles").eval(&b)
+    }
+
+    #[test]
+    fn the_arithmetic_fast_path_gives_what_the_engine_gives() {
+        // `(expr)` is a block, which always goes through the engine.
+        let input = json!({"count": 41, "f": 2.5, "s": "x", "neg": -3});
+        for e in [
+            "$states.input.count + 1",
+            "1 + $states.input.count",
+            "$states.input.count - 50",
+            "$states.input.f * 2",
+            "$states.input.count / 4",
+            "$states.input.count % 5",
+            "$states.input.count >= 41",
+            "$states.input.count < 41",
+            "1000 <= $states.input.count",
+            "$states.input.count = 41",
+            "$states.input.count != 41",
+            "$states.input.neg * 1",
+            "$states.input.missing + 1",
+            "$states.input.s > 1",
+            "$states.input.count / 0",
+            "$n + 1",
+        ] {
+            let fast = eval_with(e, input.clone(), &[("n", json!(9))]);
+            let engine = eval_with(&format!("({e})"), input.clone(), &[("n", json!(9))]);
+            assert_eq!(fast, engine, "{e}");
+        }
+        assert!(core("$states.input.count + 1").arith.is_some());
+        assert!(core("$states.input.count + $x").arith.is_none());
     }
 
     fn core(text: &str) -> CoreExpr {
