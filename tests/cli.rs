@@ -1284,3 +1284,25 @@ fn a_failed_jsonata_evaluation_is_recorded_as_an_evaluation_failed_event() {
     );
     assert_eq!(h[3]["previousEventId"], 3);
 }
+
+/// The cause quotes JSONata's error as jsonata-js words it (`T1006: Attempted to invoke a
+/// non-function` on AWS): for T2009 that is `The values {{value}} and {{value2}} either side of
+/// operator {{token}} must be of the same data type` (jsonata-js `errorCodes`), each value as JSON.
+#[test]
+#[ignore = "bug: T2009 keeps jsonata-core's wording (\"The expressions on either side of operator\") instead of jsonata-js's"]
+fn a_comparison_of_mixed_types_fails_with_jsonata_js_wording() {
+    let dir = tempfile::tempdir().unwrap();
+    let definition = r#"{"QueryLanguage": "JSONata", "StartAt": "Compare", "States": {
+        "Compare": {"Type": "Pass", "Output": {"big": "{% $states.input.n > 10 %}"}, "End": true}}}"#;
+    let (rc, v) = run_definition(dir.path(), "compare", definition, &["--input", r#"{"n": "x"}"#]);
+    assert_eq!(rc, 1);
+    assert_eq!(v["error"], "States.QueryEvaluationError");
+    let cause = v["cause"].as_str().unwrap();
+    assert!(
+        cause.ends_with(
+            "threw an error during evaluation. \
+             T2009: The values \"x\" and 10 either side of operator \">\" must be of the same data type"
+        ),
+        "{cause}"
+    );
+}

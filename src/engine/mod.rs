@@ -551,16 +551,22 @@ impl<'e> Exec<'e> {
         });
         let limit = if run.max_concurrency == 0 { total.max(1) } else { run.max_concurrency };
         let tolerant = run.tolerated_count.is_some() || run.tolerated_percentage.is_some();
+        let mut run = run;
+        let items = std::mem::take(&mut run.items);
         let run = &run;
-        // Indexes, not borrowed items, flow through the stream: a closure taking a
-        // reference would not be Send-able across the boxed recursion.
-        let iterations = futures::stream::iter(0..total).map(|i| async move {
-            let item = &run.items[i];
-            let env = StateEnv { x: self, vars, state, retry_count: None, item: Some((i, item)) };
-            let item_ctx = Ctx { machine: ctx.machine, env: &env, limits: ctx.limits };
-            let input = match map_item_input(&item_ctx, spec, run, item.clone()) {
-                Ok(v) => v,
-                Err(f) => return Err(locate(f, state, entered_id)),
+        // Items move into their iterations: without an ItemSelector the item itself is the
+        // input and is never copied.
+        let plain = spec.item_selector.is_none() && spec.item_selector_jsonata.is_none() && spec.batcher.is_none();
+        let iterations = futures::stream::iter(items.into_iter().enumerate()).map(|(i, item)| async move {
+            let input = if plain {
+                item
+            } else {
+                let env = StateEnv { x: self, vars, state, retry_count: None, item: Some((i, &item)) };
+                let item_ctx = Ctx { machine: ctx.machine, env: &env, limits: ctx.limits };
+                match map_item_input(&item_ctx, spec, run, item.clone()) {
+                    Ok(v) => v,
+                    Err(f) => return Err(locate(f, state, entered_id)),
+                }
             };
             let it_started = self.history.emit(started, "MapIterationStarted", || {
                 Some(("mapIterationStartedEventDetails", json!({"name": &*state.name, "index": i})))
