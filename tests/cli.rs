@@ -1268,7 +1268,6 @@ fn history_timestamps_follow_the_workflow_clock() {
 /// entry and `ExecutionFailed` when a JSONata expression fails (recorded on AWS:
 /// localstack `test_assign_reference_variables.snapshot.json`, `test_undefined_reference`).
 #[test]
-#[ignore = "bug: a failed JSONata evaluation records no EvaluationFailed event before ExecutionFailed"]
 fn a_failed_jsonata_evaluation_is_recorded_as_an_evaluation_failed_event() {
     let dir = tempfile::tempdir().unwrap();
     let (rc, v) = run_definition(dir.path(), "undefined", UNDEFINED_OUTPUT, &["--history"]);

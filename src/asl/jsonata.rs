@@ -206,7 +206,7 @@ impl Arith {
             (other, AstNode::Number(n)) => (Lookup::of(other)?, *n, true),
             _ => return None,
         };
-        Some(Arith { path, number, path_first, op: op.clone() })
+        Some(Arith { path, number, path_first, op: *op })
     }
 
     fn run(&self, b: &Bindings<'_>) -> Option<Result<Value, EvalError>> {

@@ -404,7 +404,15 @@ impl<'e> Exec<'e> {
                             last = l;
                             s
                         }
-                        Step::Error(f) => Step::Error(locate(f, state, entered_id)),
+                        Step::Error(f) => {
+                            let f = locate(f, state, entered_id);
+                            if f.error == names::QUERY_EVALUATION_ERROR {
+                                last = self
+                                    .history
+                                    .emit(last, "EvaluationFailed", || evaluation_failed(state, &f));
+                            }
+                            Step::Error(f)
+                        }
                         done => done,
                     };
                     let failure = match step {
@@ -556,7 +564,8 @@ impl<'e> Exec<'e> {
         let run = &run;
         // Items move into their iterations: without an ItemSelector the item itself is the
         // input and is never copied.
-        let plain = spec.item_selector.is_none() && spec.item_selector_jsonata.is_none() && spec.batcher.is_none();
+        let plain =
+            spec.item_selector.is_none() && spec.item_selector_jsonata.is_none() && spec.batcher.is_none();
         let iterations = futures::stream::iter(items.into_iter().enumerate()).map(|(i, item)| async move {
             let input = if plain {
                 item
@@ -757,6 +766,20 @@ fn resource_parts(resource: &str) -> (&str, &str) {
         Some(rest) => rest.split_once(':').unwrap_or((rest, "")),
         None => ("", resource),
     }
+}
+
+/// AWS records a failed JSONata evaluation as its own event, naming the field.
+fn evaluation_failed(state: &State, f: &Failure) -> Option<(&'static str, Value)> {
+    let location = f
+        .cause
+        .split_once("specified for the field '")
+        .and_then(|(_, rest)| rest.split_once('\''))
+        .map(|(field, _)| field)
+        .unwrap_or_default();
+    Some((
+        "evaluationFailedEventDetails",
+        json!({"error": f.error, "cause": f.cause, "location": location, "state": &*state.name}),
+    ))
 }
 
 /// Runtime failures raised while a state runs carry where they happened, as AWS words it.
