@@ -66,6 +66,7 @@ fn workloads(c: &mut Criterion) {
             input: input.clone(),
             record_history: false,
             express: false,
+            ..Start::new(String::new(), String::new(), Value::Null)
         };
         let probe = rt.block_on(engine.run(&machine, start(), None));
         assert_eq!(probe.status.as_str(), "SUCCEEDED", "{name}: {:?} {:?}", probe.error, probe.cause);

@@ -278,6 +278,7 @@ fn run(a: RunArgs) -> Result<ExitCode> {
                 input: input.clone(),
                 record_history: a.history,
                 express: false,
+                ..Start::new(String::new(), String::new(), Value::Null)
             };
             let o = engine.run(&machine, start, mocks.as_ref()).await;
             transitions += o.transitions;

@@ -282,6 +282,7 @@ async fn run_case(case: &Case, shim_dir: &Path) -> Result<(), String> {
         input,
         record_history: false,
         express: d["state_machine_type"] == "EXPRESS",
+        ..Start::new(String::new(), String::new(), Value::Null)
     };
     let o = engine.run(&machine, start, None).await;
     let mut problems = Vec::new();

@@ -45,7 +45,19 @@ pub struct History {
 
 impl History {
     pub fn new(record: bool, clock: Arc<Clock>) -> Self {
-        History { record, clock, last_id: AtomicU64::new(0), events: Mutex::default() }
+        History::resuming(record, clock, 0)
+    }
+
+    /// A history that goes on after event `last_id` (an execution resumed after a restart).
+    pub fn resuming(record: bool, clock: Arc<Clock>, last_id: u64) -> Self {
+        History { record, clock, last_id: AtomicU64::new(last_id), events: Mutex::default() }
+    }
+
+    /// Takes the events recorded since the last call (to journal them).
+    pub fn take_new(&self) -> Vec<Event> {
+        let mut v = std::mem::take(&mut *self.events.lock().unwrap_or_else(|e| e.into_inner()));
+        v.sort_by_key(|e| e.id);
+        v
     }
 
     pub fn recording(&self) -> bool {

@@ -61,7 +61,7 @@ pub struct Outcome {
 }
 
 /// What identifies one execution.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Start {
     pub state_machine_name: String,
     pub execution_name: String,
@@ -69,6 +69,50 @@ pub struct Start {
     pub record_history: bool,
     /// Express executions carry `express` ARNs and no redrive count.
     pub express: bool,
+    /// The random part of an Express execution's ARN (drawn when absent).
+    pub express_id: Option<uuid::Uuid>,
+    /// When the execution started (now when absent).
+    pub start_time: Option<DateTime<Utc>>,
+    /// Where durable progress goes (Standard executions of the daemon).
+    pub journal: Option<Arc<dyn Journal>>,
+    /// Resume a journaled execution instead of starting it.
+    pub resume: Option<Resume>,
+}
+
+impl Start {
+    /// A Standard execution of `state_machine_name` named `execution_name`, no history kept.
+    pub fn new(state_machine_name: impl Into<String>, execution_name: impl Into<String>, input: Value) -> Self {
+        Start {
+            state_machine_name: state_machine_name.into(),
+            execution_name: execution_name.into(),
+            input,
+            record_history: false,
+            express: false,
+            express_id: None,
+            start_time: None,
+            journal: None,
+            resume: None,
+        }
+    }
+}
+
+/// Receives an execution's progress so that it survives a restart: the events since the
+/// last call and, at the top level, where the execution stands. The future resolves once
+/// both are durable; the engine waits for it before the state runs.
+pub trait Journal: Send + Sync {
+    fn checkpoint(&self, events: Vec<Event>, frame: Option<Value>) -> BoxFuture<'static, ()>;
+}
+
+/// Where a journaled execution stood: the top-level state it had entered, with that
+/// state's input and the variables, and the deadline of a Wait it was in.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Resume {
+    pub state: usize,
+    pub input: Value,
+    pub variables: Map<String, Value>,
+    /// The id of the last event journaled.
+    pub last_event_id: u64,
+    pub wake_at: Option<DateTime<Utc>>,
 }
 
 pub struct Engine {
@@ -93,27 +137,55 @@ impl Engine {
     }
 
     /// Runs an execution to its end.
+    /// The ARN of an execution.
+    pub fn execution_arn(&self, state_machine: &str, name: &str, express_id: Option<uuid::Uuid>) -> String {
+        match express_id {
+            Some(id) => {
+                format!("arn:aws:states:{}:{}:express:{state_machine}:{name}:{id}", self.region, self.account)
+            }
+            None => format!("arn:aws:states:{}:{}:execution:{state_machine}:{name}", self.region, self.account),
+        }
+    }
+
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    pub fn account(&self) -> &str {
+        &self.account
+    }
+
     pub async fn run(&self, machine: &Machine, start: Start, mocks: Option<&TestCase>) -> Outcome {
-        let start_time = self.clock.now();
+        let start_time = start.start_time.unwrap_or_else(|| self.clock.now());
+        let resume = start.resume;
+        let history = match &resume {
+            Some(r) => History::resuming(start.record_history, self.clock.clone(), r.last_event_id),
+            None => History::new(start.record_history, self.clock.clone()),
+        };
         let mut x = Exec {
             engine: self,
             // Express ARNs end in a random part; Standard ones are the name itself.
-            express: start.express.then(uuid::Uuid::new_v4),
+            express: start.express.then(|| start.express_id.unwrap_or_else(uuid::Uuid::new_v4)),
+            journal: start.journal,
+            resume: std::sync::Mutex::new(resume.clone()),
             deadline: machine.timeout_seconds.map(|t| start_time + chrono::Duration::seconds(t as i64)),
             timed_out: AtomicBool::new(false),
             sm_name: start.state_machine_name,
             name: start.execution_name,
             start_time,
             input: start.input,
-            history: History::new(start.record_history, self.clock.clone()),
+            history,
             transitions: AtomicU64::new(0),
             mocks,
         };
-        let started = x.history.emit(0, "ExecutionStarted", || {
-            let mut d = payload(None, "input", &x.input);
-            d["roleArn"] = json!(format!("arn:aws:iam::{}:role/stepgate", self.account));
-            Some(("executionStartedEventDetails", d))
-        });
+        let started = match &resume {
+            Some(r) => r.last_event_id,
+            None => x.history.emit(0, "ExecutionStarted", || {
+                let mut d = payload(None, "input", &x.input);
+                d["roleArn"] = json!(format!("arn:aws:iam::{}:role/stepgate", self.account));
+                Some(("executionStartedEventDetails", d))
+            }),
+        };
         let input = if machine.uses_context { x.input.clone() } else { std::mem::take(&mut x.input) };
         let run = x.run_machine(machine, input, started, None);
         // The machine's TimeoutSeconds holds in real time (work that takes too long) and in
@@ -157,6 +229,8 @@ impl Engine {
             }
         };
         let transitions = x.transitions.load(Ordering::Relaxed);
+        // With a journal, `history` holds only what was not journaled yet: the caller
+        // commits it with the execution's end.
         Outcome { status, output, error, cause, history: x.history.into_events(), transitions }
     }
 }
@@ -243,6 +317,9 @@ struct Exec<'e> {
     transitions: AtomicU64,
     mocks: Option<&'e TestCase>,
     express: Option<uuid::Uuid>,
+    journal: Option<Arc<dyn Journal>>,
+    /// Taken by the top-level machine when it starts.
+    resume: std::sync::Mutex<Option<Resume>>,
     /// When the machine's TimeoutSeconds runs out, on the workflow's clock.
     deadline: Option<DateTime<Utc>>,
     timed_out: AtomicBool,
@@ -381,14 +458,43 @@ impl<'e> Exec<'e> {
             let mut index = machine.start;
             let mut input = input;
             let mut last = prev;
+            // Only the top level is journaled: branches and iterations of a state that was
+            // running at a crash run again.
+            let journal = if outer.is_none() { self.journal.clone() } else { None };
+            let mut resumed = None;
+            if journal.is_some() {
+                if let Some(r) = self.resume.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                    index = r.state;
+                    input = r.input.clone();
+                    vars.local = r.variables.clone().into_iter().collect();
+                    resumed = Some(r);
+                }
+            }
             loop {
                 let state = &machine.states[index];
                 self.transitions.fetch_add(1, Ordering::Relaxed);
                 let (entered, exited) = event_names(&state.kind);
-                let entered_id = self.history.emit(last, entered, || {
-                    Some(("stateEnteredEventDetails", payload(Some(("name", &state.name)), "input", &input)))
-                });
+                let entered_id = match resumed.as_ref() {
+                    // The state was entered before the restart: its event is journaled.
+                    Some(r) => r.last_event_id,
+                    None => self.history.emit(last, entered, || {
+                        Some(("stateEnteredEventDetails", payload(Some(("name", &state.name)), "input", &input)))
+                    }),
+                };
                 last = entered_id;
+                let wake_at = resumed.take().and_then(|r| r.wake_at);
+                let mut entry_frame = None;
+                if let Some(j) = &journal {
+                    let frame = Resume {
+                        state: index,
+                        input: input.clone(),
+                        variables: vars.local.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                        last_event_id: entered_id,
+                        wake_at,
+                    };
+                    j.checkpoint(self.history.take_new(), serde_json::to_value(&frame).ok()).await;
+                    entry_frame = Some(frame);
+                }
                 let recoverable = !state.retry.is_empty() || !state.catch.is_empty();
                 let mut attempts = vec![0u32; state.retry.len()];
                 let step = loop {
@@ -399,6 +505,22 @@ impl<'e> Exec<'e> {
                     let env = StateEnv { x: self, vars: &vars, state, retry_count, item: None };
                     let ctx = Ctx { machine, env: &env, limits };
                     let step = match interpreter::step(&ctx, index, input) {
+                        Step::Wait { until, then } if journal.is_some() => {
+                            // The deadline is journaled before the wait, so a restart
+                            // wakes at the same moment instead of waiting again.
+                            let now = self.engine.clock.now();
+                            let t = wake_at.unwrap_or_else(|| match until {
+                                WaitUntil::Seconds(n) => now + chrono::Duration::seconds(n as i64),
+                                WaitUntil::Timestamp(t) => t.with_timezone(&Utc),
+                            });
+                            if let (Some(j), None, Some(f)) = (&journal, wake_at, &entry_frame) {
+                                let frame = Resume { wake_at: Some(t), ..f.clone() };
+                                j.checkpoint(self.history.take_new(), serde_json::to_value(&frame).ok()).await;
+                            }
+                            let (s, l) = Box::pin(self.wait(state, t, *then, entered_id)).await;
+                            last = l;
+                            s
+                        }
                         s @ (Step::Invoke(_) | Step::Wait { .. } | Step::Parallel(_) | Step::Map(_)) => {
                             let (s, l) = Box::pin(self.effect(&ctx, &vars, index, s, last)).await;
                             last = l;
@@ -474,6 +596,19 @@ impl<'e> Exec<'e> {
         .boxed()
     }
 
+    /// A Wait state's timer: sleeps until `t` on the workflow's clock, then goes on with
+    /// `then`.
+    async fn wait(&self, state: &State, t: DateTime<Utc>, then: Step, entered_id: u64) -> (Step, u64) {
+        if (t - self.engine.clock.now()).num_seconds() > self.engine.limits.max_wait_seconds as i64 {
+            let f = locate(Failure::runtime("Wait state delay is too long."), state, entered_id);
+            return (Step::Error(f), entered_id);
+        }
+        if !self.sleep_until(t).await {
+            return (Step::Error(timed_out()), entered_id);
+        }
+        (then, entered_id)
+    }
+
     /// Carries out the effect a step asks for; returns a step without effects.
     async fn effect(
         &self,
@@ -499,18 +634,11 @@ impl<'e> Exec<'e> {
                 }
             }
             Step::Wait { until, then } => {
-                let now = self.engine.clock.now();
                 let t = match until {
-                    WaitUntil::Seconds(n) => now + chrono::Duration::seconds(n as i64),
+                    WaitUntil::Seconds(n) => self.engine.clock.now() + chrono::Duration::seconds(n as i64),
                     WaitUntil::Timestamp(t) => t.with_timezone(&Utc),
                 };
-                if (t - now).num_seconds() > self.engine.limits.max_wait_seconds as i64 {
-                    return (located(Failure::runtime("Wait state delay is too long.")), entered_id);
-                }
-                if !self.sleep_until(t).await {
-                    return (Step::Error(timed_out()), entered_id);
-                }
-                (*then, entered_id)
+                self.wait(state, t, *then, entered_id).await
             }
             Step::Parallel(io) => {
                 let (input, raw) = *io;
