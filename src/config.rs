@@ -19,6 +19,50 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Local functions that Lambda ARNs resolve to, by function name.
     pub functions: BTreeMap<String, FunctionConfig>,
+    /// `stepgate serve`: where the API listens.
+    pub server: ServerConfig,
+    /// Where durable state lives and for how long finished executions are kept.
+    pub storage: StorageConfig,
+    /// The workflows folder (file stem = workflow name).
+    pub workflows: WorkflowsConfig,
+    /// Per-workflow settings, by workflow name: `[workflow.NAME] type = "EXPRESS"`.
+    pub workflow: BTreeMap<String, WorkflowConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// The AWS Step Functions API, /healthz and /metrics. Loopback by default.
+    pub listen: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// The folder of the embedded SQLite store.
+    pub state_dir: String,
+    /// Finished executions are purged after this many days.
+    pub retention_days: u32,
+    /// An execution's history may hold this many events (AWS: 25,000).
+    pub max_history_events: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowsConfig {
+    pub dir: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowConfig {
+    /// STANDARD (durable, the default) or EXPRESS (in memory).
+    #[serde(rename = "type", default = "standard")]
+    pub kind: String,
+}
+
+fn standard() -> String {
+    "STANDARD".into()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -50,12 +94,21 @@ impl Default for Config {
                 max_wait_seconds: limits.max_wait_seconds,
             },
             functions: BTreeMap::new(),
+            server: ServerConfig { listen: "127.0.0.1:8083".into() },
+            storage: StorageConfig {
+                state_dir: "state".into(),
+                retention_days: 90,
+                max_history_events: 25_000,
+            },
+            workflows: WorkflowsConfig { dir: "workflows".into() },
+            workflow: BTreeMap::new(),
         }
     }
 }
 
 /// The keys `STEPGATE_*` variables may set (`STEPGATE_LIMITS__PAYLOAD_BYTES=...`).
-const TOP_LEVEL_KEYS: &[&str] = &["region", "account", "limits", "functions"];
+const TOP_LEVEL_KEYS: &[&str] =
+    &["region", "account", "limits", "functions", "server", "storage", "workflows", "workflow"];
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]

@@ -7,11 +7,16 @@
 //! recording history events as AWS names them. [`config`] supplies the local function
 //! table and limits; `main.rs` is the CLI on top.
 
+pub mod api;
 pub mod asl;
 pub mod config;
 pub mod connectors;
+pub mod daemon;
 pub mod engine;
 pub mod error;
 pub mod interpreter;
+pub mod metrics;
 pub mod mock;
+pub mod service;
+pub mod store;
 pub mod time;

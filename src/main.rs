@@ -30,6 +30,13 @@ enum Format {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the daemon: the AWS Step Functions API over the workflows folder, with durable
+    /// Standard executions.
+    Serve {
+        /// The config file (defaults, then this file, then STEPGATE_* variables).
+        #[arg(long, default_value = "config/stepgate.toml")]
+        config: PathBuf,
+    },
     /// Check Amazon States Language definitions; every problem of every file is reported.
     Validate {
         #[arg(required = true)]
@@ -82,6 +89,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Serve { config } => serve(&config),
         Command::Validate { files, format } => validate_files(&files, format),
         Command::Run {
             file,
@@ -116,6 +124,19 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn serve(config: &Path) -> Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("STEPGATE_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = Config::load(Some(config))?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(stepgate::daemon::serve(config))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// What checking one file found.

@@ -81,7 +81,11 @@ pub struct Start {
 
 impl Start {
     /// A Standard execution of `state_machine_name` named `execution_name`, no history kept.
-    pub fn new(state_machine_name: impl Into<String>, execution_name: impl Into<String>, input: Value) -> Self {
+    pub fn new(
+        state_machine_name: impl Into<String>,
+        execution_name: impl Into<String>,
+        input: Value,
+    ) -> Self {
         Start {
             state_machine_name: state_machine_name.into(),
             execution_name: execution_name.into(),
@@ -115,6 +119,22 @@ pub struct Resume {
     pub wake_at: Option<DateTime<Utc>>,
 }
 
+impl Resume {
+    /// The `state` of an execution whose ExecutionStarted is stored and nothing more.
+    pub const BEFORE_START: usize = usize::MAX;
+
+    /// Resumes an execution that has `last_event_id` events and no state journaled yet.
+    pub fn before_start(last_event_id: u64) -> Resume {
+        Resume {
+            state: Self::BEFORE_START,
+            input: Value::Null,
+            variables: Map::new(),
+            last_event_id,
+            wake_at: None,
+        }
+    }
+}
+
 pub struct Engine {
     registry: Registry,
     clock: Arc<Clock>,
@@ -143,8 +163,14 @@ impl Engine {
             Some(id) => {
                 format!("arn:aws:states:{}:{}:express:{state_machine}:{name}:{id}", self.region, self.account)
             }
-            None => format!("arn:aws:states:{}:{}:execution:{state_machine}:{name}", self.region, self.account),
+            None => {
+                format!("arn:aws:states:{}:{}:execution:{state_machine}:{name}", self.region, self.account)
+            }
         }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     pub fn region(&self) -> &str {
@@ -463,11 +489,15 @@ impl<'e> Exec<'e> {
             let journal = if outer.is_none() { self.journal.clone() } else { None };
             let mut resumed = None;
             if journal.is_some() {
+                // `state: usize::MAX` is an execution whose first events are stored but
+                // whose first state is not: it starts at StartAt.
                 if let Some(r) = self.resume.lock().unwrap_or_else(|e| e.into_inner()).take() {
-                    index = r.state;
-                    input = r.input.clone();
-                    vars.local = r.variables.clone().into_iter().collect();
-                    resumed = Some(r);
+                    if r.state != Resume::BEFORE_START {
+                        index = r.state;
+                        input = r.input.clone();
+                        vars.local = r.variables.clone().into_iter().collect();
+                        resumed = Some(r);
+                    }
                 }
             }
             loop {
@@ -478,7 +508,10 @@ impl<'e> Exec<'e> {
                     // The state was entered before the restart: its event is journaled.
                     Some(r) => r.last_event_id,
                     None => self.history.emit(last, entered, || {
-                        Some(("stateEnteredEventDetails", payload(Some(("name", &state.name)), "input", &input)))
+                        Some((
+                            "stateEnteredEventDetails",
+                            payload(Some(("name", &state.name)), "input", &input),
+                        ))
                     }),
                 };
                 last = entered_id;
@@ -515,7 +548,8 @@ impl<'e> Exec<'e> {
                             });
                             if let (Some(j), None, Some(f)) = (&journal, wake_at, &entry_frame) {
                                 let frame = Resume { wake_at: Some(t), ..f.clone() };
-                                j.checkpoint(self.history.take_new(), serde_json::to_value(&frame).ok()).await;
+                                j.checkpoint(self.history.take_new(), serde_json::to_value(&frame).ok())
+                                    .await;
                             }
                             let (s, l) = Box::pin(self.wait(state, t, *then, entered_id)).await;
                             last = l;

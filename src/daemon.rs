@@ -1,0 +1,151 @@
+//! `stepgate serve`: wiring and lifecycle. Opens the store, builds the engine and the
+//! service, registers the workflows of the workflows folder, resumes the executions that
+//! were running, serves the API, and shuts down on SIGINT/SIGTERM after the server stops
+//! accepting requests (running executions stay journaled and resume at the next start).
+
+use crate::config::Config;
+use crate::connectors::Registry;
+use crate::engine::Engine;
+use crate::service::Service;
+use crate::store::memory::MemoryStore;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{MachineType, StateMachineRecord, Store};
+use crate::time::Clock;
+use chrono::Utc;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("cannot create the state directory {path}: {source}")]
+    StateDir { path: String, source: std::io::Error },
+    #[error("cannot listen on {addr} (server.listen): {source}")]
+    Listen { addr: String, source: std::io::Error },
+    #[error("the workflows folder {path} (workflows.dir) cannot be read: {source}")]
+    Workflows { path: String, source: std::io::Error },
+    #[error("the server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Registers every `*.asl.json` / `*.json` file of `dir` as a state machine named after its
+/// stem. A workflow that does not compile is reported and skipped: the daemon still serves
+/// the others.
+pub fn load_workflows(
+    service: &Service,
+    engine: &Engine,
+    config: &Config,
+    dir: &Path,
+) -> Result<usize, DaemonError> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|source| DaemonError::Workflows { path: dir.display().to_string(), source })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .filter(|p| {
+            // Inputs and mock configs live beside the workflows.
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            !name.ends_with(".input.json") && !name.ends_with(".mock.json")
+        })
+        .collect();
+    files.sort();
+    let mut n = 0;
+    for file in files {
+        let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+        let name = stem.strip_suffix(".asl").unwrap_or(stem).to_string();
+        let definition = match std::fs::read_to_string(&file) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(file = %file.display(), error = %e, "A workflow file cannot be read; it is skipped.");
+                continue;
+            }
+        };
+        let machine_type = match config.workflow.get(&name).map(|w| w.kind.as_str()) {
+            Some("EXPRESS") => MachineType::Express,
+            Some("STANDARD") | None => MachineType::Standard,
+            Some(other) => {
+                tracing::error!(workflow = %name, r#type = %other, "workflow.{name}.type must be STANDARD or EXPRESS; the workflow is skipped.");
+                continue;
+            }
+        };
+        let now = Utc::now();
+        let arn = engine.state_machine_arn(&name);
+        let record = StateMachineRecord {
+            name: name.clone(),
+            arn,
+            definition,
+            machine_type,
+            role_arn: format!("arn:aws:iam::{}:role/stepgate", config.account),
+            created: now,
+            updated: now,
+            tags: Default::default(),
+            revision: 1,
+        };
+        match service.put_state_machine(record) {
+            Ok(()) => n += 1,
+            Err(e) => {
+                tracing::error!(file = %file.display(), error = %e.message, "A workflow is invalid; it is skipped.")
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// Runs the daemon until SIGINT or SIGTERM.
+pub async fn serve(config: Config) -> Result<(), DaemonError> {
+    let state_dir = PathBuf::from(&config.storage.state_dir);
+    std::fs::create_dir_all(&state_dir)
+        .map_err(|source| DaemonError::StateDir { path: state_dir.display().to_string(), source })?;
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&state_dir.join("stepgate.db"))?);
+    let express: Arc<dyn Store> = Arc::new(MemoryStore::default());
+    let engine = Arc::new(Engine::new(
+        Registry::new(config.functions()),
+        Arc::new(Clock::default()),
+        config.limits(),
+        &config.region,
+        &config.account,
+    ));
+    let service = Service::new(engine.clone(), store, express, config.storage.max_history_events);
+    match service.load_stored() {
+        Ok(n) => tracing::info!(state_machines = n, "Loaded the state machines created through the API."),
+        Err(e) => tracing::error!(error = %e.message, "The stored state machines could not be loaded."),
+    }
+    let n = load_workflows(&service, &engine, &config, Path::new(&config.workflows.dir))?;
+    tracing::info!(workflows = n, dir = %config.workflows.dir, "Loaded the workflows folder.");
+    match service.resume_all() {
+        Ok(n) => tracing::info!(executions = n, "Resumed the executions that were running."),
+        Err(e) => tracing::error!(error = %e.message, "Running executions could not be resumed."),
+    }
+    let listener = tokio::net::TcpListener::bind(&config.server.listen)
+        .await
+        .map_err(|source| DaemonError::Listen { addr: config.server.listen.clone(), source })?;
+    let addr = listener.local_addr().map_err(DaemonError::Serve)?;
+    tracing::info!(%addr, "Serving the AWS Step Functions API.");
+    // Tests and supervisors read the bound address (useful with port 0).
+    println!("stepgate listening on {addr}");
+    axum::serve(listener, crate::api::router(service))
+        .with_graceful_shutdown(shutdown())
+        .await
+        .map_err(DaemonError::Serve)
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("Shutting down; running executions resume at the next start.");
+}

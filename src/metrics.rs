@@ -1,0 +1,56 @@
+//! Prometheus counters of the daemon, served at `/metrics`: executions started and
+//! finished (by status), state transitions, and the total time executions took.
+
+use crate::engine::Status;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    started: AtomicU64,
+    finished: [AtomicU64; 4],
+    transitions: AtomicU64,
+    duration_ms: AtomicU64,
+}
+
+const STATUSES: [Status; 4] = [Status::Succeeded, Status::Failed, Status::TimedOut, Status::Aborted];
+
+impl Metrics {
+    pub fn started(&self) {
+        self.started.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn finished(&self, status: Status, transitions: u64, duration_ms: u64) {
+        let i = STATUSES.iter().position(|s| *s == status).unwrap_or(1);
+        self.finished[i].fetch_add(1, Ordering::Relaxed);
+        self.transitions.fetch_add(transitions, Ordering::Relaxed);
+        self.duration_ms.fetch_add(duration_ms, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let _ = writeln!(out, "# HELP stepgate_executions_started_total Executions started.");
+        let _ = writeln!(out, "# TYPE stepgate_executions_started_total counter");
+        let _ = writeln!(out, "stepgate_executions_started_total {}", get(&self.started));
+        let _ = writeln!(out, "# HELP stepgate_executions_finished_total Executions finished, by status.");
+        let _ = writeln!(out, "# TYPE stepgate_executions_finished_total counter");
+        for (s, n) in STATUSES.iter().zip(&self.finished) {
+            let _ =
+                writeln!(out, "stepgate_executions_finished_total{{status=\"{}\"}} {}", s.as_str(), get(n));
+        }
+        let _ = writeln!(out, "# HELP stepgate_state_transitions_total States entered.");
+        let _ = writeln!(out, "# TYPE stepgate_state_transitions_total counter");
+        let _ = writeln!(out, "stepgate_state_transitions_total {}", get(&self.transitions));
+        let _ =
+            writeln!(out, "# HELP stepgate_execution_duration_seconds_total Time finished executions took.");
+        let _ = writeln!(out, "# TYPE stepgate_execution_duration_seconds_total counter");
+        let _ = writeln!(
+            out,
+            "stepgate_execution_duration_seconds_total {:.3}",
+            get(&self.duration_ms) as f64 / 1000.0
+        );
+        out
+    }
+}

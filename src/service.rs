@@ -1,0 +1,786 @@
+//! The Step Functions service behind the API and the triggers: state machines (from the
+//! workflows folder and from CreateStateMachine), executions started on the engine in
+//! their own tasks, Standard ones journaled to the store so a restarted daemon resumes
+//! them, Express ones kept in memory. Operations take and give the AWS API's JSON shapes
+//! and fail with AWS's exception names ([`ApiError`]).
+
+use crate::asl::validate::{self, MachineType as ValidateType};
+use crate::asl::Machine;
+use crate::engine::history::Event;
+use crate::engine::{Engine, Journal, Outcome, Resume, Start, Status};
+use crate::store::{
+    Created, ExecutionRecord, ExecutionStatus, Frame, MachineType, StateMachineRecord, Store, Write,
+};
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::task::AbortHandle;
+
+/// An error as the AWS API reports it: `{"__type": kind, "message": ...}`, HTTP 400.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(kind: &'static str, message: impl Into<String>) -> Self {
+        ApiError { kind, message: message.into() }
+    }
+    fn internal(e: impl std::fmt::Display) -> Self {
+        ApiError::new("InternalServerError", e.to_string())
+    }
+}
+
+type ApiResult = Result<Value, ApiError>;
+
+/// A state machine ready to run.
+struct Loaded {
+    record: StateMachineRecord,
+    machine: Arc<Machine>,
+}
+
+pub struct Service {
+    engine: Arc<Engine>,
+    store: Arc<dyn Store>,
+    /// Express executions and their histories, in memory.
+    express: Arc<dyn Store>,
+    machines: RwLock<HashMap<String, Arc<Loaded>>>,
+    running: Mutex<HashMap<String, AbortHandle>>,
+    max_history_events: u64,
+    metrics: crate::metrics::Metrics,
+}
+
+fn epoch(t: DateTime<Utc>) -> Value {
+    json!(t.timestamp_millis() as f64 / 1000.0)
+}
+
+fn str_field<'a>(body: &'a Value, field: &str) -> Result<&'a str, ApiError> {
+    body.get(field).and_then(Value::as_str).ok_or_else(|| {
+        ApiError::new("ValidationException", format!("1 validation error detected: Value null at '{field}' failed to satisfy constraint: Member must not be null"))
+    })
+}
+
+/// AWS's rule for state machine and execution names.
+fn check_name(name: &str) -> Result<(), ApiError> {
+    let bad = name.is_empty()
+        || name.chars().count() > 80
+        || name
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "<>{}[]?*\"#%\\^|~`$&,;:/".contains(c));
+    if bad {
+        return Err(ApiError::new("InvalidName", format!("Invalid Name: '{name}'")));
+    }
+    Ok(())
+}
+
+impl Service {
+    pub fn new(
+        engine: Arc<Engine>,
+        store: Arc<dyn Store>,
+        express: Arc<dyn Store>,
+        max_history_events: u64,
+    ) -> Arc<Self> {
+        Arc::new(Service {
+            engine,
+            store,
+            express,
+            machines: RwLock::default(),
+            running: Mutex::default(),
+            max_history_events,
+            metrics: crate::metrics::Metrics::default(),
+        })
+    }
+
+    fn state_machine_arn(&self, name: &str) -> String {
+        self.engine.state_machine_arn(name)
+    }
+
+    fn compile(definition: &str, kind: MachineType) -> Result<Machine, ApiError> {
+        let v = validate::parse_text(definition).map_err(|e| {
+            ApiError::new(
+                "InvalidDefinition",
+                format!("Invalid State Machine Definition: '{}'", e.diagnostic()),
+            )
+        })?;
+        let vt = if kind == MachineType::Express { ValidateType::Express } else { ValidateType::Standard };
+        let diags = validate::validate_for(&v, vt);
+        if diags.iter().any(|d| d.severity == validate::Severity::Error) {
+            return Err(ApiError::new("InvalidDefinition", validate::cause(&diags)));
+        }
+        crate::asl::compile(&v).map_err(|d| ApiError::new("InvalidDefinition", validate::cause(&d)))
+    }
+
+    /// Registers a state machine (from the workflows folder or the API) and stores it.
+    pub fn put_state_machine(&self, record: StateMachineRecord) -> Result<(), ApiError> {
+        let machine = Arc::new(Self::compile(&record.definition, record.machine_type)?);
+        self.store.put_state_machine(&record).map_err(ApiError::internal)?;
+        let arn = record.arn.clone();
+        self.machines
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(arn, Arc::new(Loaded { record, machine }));
+        Ok(())
+    }
+
+    /// Loads the state machines the store holds (those created through the API earlier).
+    pub fn load_stored(&self) -> Result<usize, ApiError> {
+        let all = self.store.list_state_machines().map_err(ApiError::internal)?;
+        let mut n = 0;
+        for record in all {
+            match Self::compile(&record.definition, record.machine_type) {
+                Ok(m) => {
+                    let arn = record.arn.clone();
+                    self.machines
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(arn, Arc::new(Loaded { record, machine: Arc::new(m) }));
+                    n += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(state_machine = %record.name, error = %e.message, "A stored state machine no longer compiles; it is skipped.")
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    fn loaded(&self, arn: &str) -> Result<Arc<Loaded>, ApiError> {
+        self.machines.read().unwrap_or_else(|e| e.into_inner()).get(arn).cloned().ok_or_else(|| {
+            ApiError::new("StateMachineDoesNotExist", format!("State Machine Does Not Exist: '{arn}'"))
+        })
+    }
+
+    pub fn create_state_machine(&self, body: &Value) -> ApiResult {
+        let name = str_field(body, "name")?;
+        check_name(name)?;
+        let definition = str_field(body, "definition")?;
+        let kind = match body.get("type").and_then(Value::as_str).unwrap_or("STANDARD") {
+            "STANDARD" => MachineType::Standard,
+            "EXPRESS" => MachineType::Express,
+            other => return Err(ApiError::new("ValidationException", format!("Value '{other}' at 'type' failed to satisfy constraint: Member must satisfy enum value set: [STANDARD, EXPRESS]"))),
+        };
+        let arn = self.state_machine_arn(name);
+        if let Ok(existing) = self.loaded(&arn) {
+            if existing.record.definition == definition && existing.record.machine_type == kind {
+                return Ok(json!({"stateMachineArn": arn, "creationDate": epoch(existing.record.created)}));
+            }
+            return Err(ApiError::new(
+                "StateMachineAlreadyExists",
+                format!("State Machine Already Exists: '{arn}'"),
+            ));
+        }
+        let now = Utc::now();
+        let tags = body
+            .get("tags")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|t| {
+                        Some((t.get("key")?.as_str()?.to_string(), t.get("value")?.as_str()?.to_string()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let record = StateMachineRecord {
+            name: name.to_string(),
+            arn: arn.clone(),
+            definition: definition.to_string(),
+            machine_type: kind,
+            role_arn: body.get("roleArn").and_then(Value::as_str).unwrap_or_default().to_string(),
+            created: now,
+            updated: now,
+            tags,
+            revision: 1,
+        };
+        self.put_state_machine(record)?;
+        Ok(json!({"stateMachineArn": arn, "creationDate": epoch(now)}))
+    }
+
+    pub fn update_state_machine(&self, body: &Value) -> ApiResult {
+        let arn = str_field(body, "stateMachineArn")?;
+        let old = self.loaded(arn)?;
+        let mut record = old.record.clone();
+        if let Some(d) = body.get("definition").and_then(Value::as_str) {
+            record.definition = d.to_string();
+        }
+        if let Some(r) = body.get("roleArn").and_then(Value::as_str) {
+            record.role_arn = r.to_string();
+        }
+        record.updated = Utc::now();
+        record.revision += 1;
+        let updated = record.updated;
+        let revision = record.revision;
+        self.put_state_machine(record)?;
+        Ok(json!({"updateDate": epoch(updated), "revisionId": revision.to_string()}))
+    }
+
+    pub fn describe_state_machine(&self, body: &Value) -> ApiResult {
+        let arn = str_field(body, "stateMachineArn")?;
+        let l = self.loaded(arn)?;
+        Ok(describe_machine(&l.record))
+    }
+
+    pub fn delete_state_machine(&self, body: &Value) -> ApiResult {
+        let arn = str_field(body, "stateMachineArn")?;
+        self.machines.write().unwrap_or_else(|e| e.into_inner()).remove(arn);
+        self.store.delete_state_machine(arn).map_err(ApiError::internal)?;
+        Ok(json!({}))
+    }
+
+    pub fn list_state_machines(&self, _body: &Value) -> ApiResult {
+        let mut all: Vec<Arc<Loaded>> =
+            self.machines.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        all.sort_by(|a, b| a.record.name.cmp(&b.record.name));
+        let items: Vec<Value> = all
+            .iter()
+            .map(|l| {
+                json!({
+                    "stateMachineArn": l.record.arn,
+                    "name": l.record.name,
+                    "type": type_name(l.record.machine_type),
+                    "creationDate": epoch(l.record.created),
+                })
+            })
+            .collect();
+        Ok(json!({"stateMachines": items}))
+    }
+
+    pub fn validate_definition(&self, body: &Value) -> ApiResult {
+        let definition = str_field(body, "definition")?;
+        let kind = if body.get("type").and_then(Value::as_str) == Some("EXPRESS") {
+            ValidateType::Express
+        } else {
+            ValidateType::Standard
+        };
+        let diags = match validate::parse_text(definition) {
+            Ok(v) => validate::validate_for(&v, kind),
+            Err(e) => vec![e.diagnostic()],
+        };
+        let failed = diags.iter().any(|d| d.severity == validate::Severity::Error);
+        Ok(json!({"result": if failed { "FAIL" } else { "OK" }, "diagnostics": diags, "truncated": false}))
+    }
+
+    /// StartExecution: the execution runs in its own task; the reply comes at once.
+    pub async fn start_execution(self: &Arc<Self>, body: &Value) -> ApiResult {
+        let (record, loaded, input) = self.new_execution(body)?;
+        if loaded.record.machine_type == MachineType::Express {
+            let start_time = record.start;
+            let arn = record.arn.clone();
+            let this = self.clone();
+            tokio::spawn(async move { this.run_express(loaded, record).await });
+            return Ok(json!({"executionArn": arn, "startDate": epoch(start_time)}));
+        }
+        let started = json!({"input": record.input, "inputDetails": {"truncated": false}, "roleArn": loaded.record.role_arn});
+        let first = Write::Event {
+            execution_arn: record.arn.clone(),
+            id: 1,
+            event: json!({"timestamp": crate::time::iso(record.start), "type": "ExecutionStarted", "id": 1, "previousEventId": 0, "executionStartedEventDetails": started}),
+        };
+        match self.store.create_execution(record.clone(), vec![first]).await.map_err(ApiError::internal)? {
+            Created::New => {}
+            Created::Existing(e) => {
+                let e = *e;
+                return if e.status == ExecutionStatus::Running && e.input == record.input {
+                    Ok(json!({"executionArn": e.arn, "startDate": epoch(e.start)}))
+                } else {
+                    Err(ApiError::new(
+                        "ExecutionAlreadyExists",
+                        format!("Execution Already Exists: '{}'", e.arn),
+                    ))
+                };
+            }
+        }
+        let reply = json!({"executionArn": record.arn, "startDate": epoch(record.start)});
+        self.metrics.started();
+        self.spawn_standard(loaded, record, input, Some(Resume::before_start(1)));
+        Ok(reply)
+    }
+
+    fn new_execution(&self, body: &Value) -> Result<(ExecutionRecord, Arc<Loaded>, Value), ApiError> {
+        let sm_arn = str_field(body, "stateMachineArn")?;
+        let loaded = self.loaded(sm_arn)?;
+        let name = match body.get("name").and_then(Value::as_str) {
+            Some(n) => {
+                check_name(n)?;
+                n.to_string()
+            }
+            None => uuid::Uuid::new_v4().to_string(),
+        };
+        let text = body.get("input").and_then(Value::as_str).unwrap_or("{}");
+        let input =
+            crate::engine::input::parse(text).map_err(|m| ApiError::new("InvalidExecutionInput", m))?;
+        if text.len() > self.engine.limits().payload_bytes {
+            return Err(ApiError::new(
+                "InvalidExecutionInput",
+                format!("Invalid State Machine Execution Input: 'The input is larger than {} bytes (limits.payload_bytes)'", self.engine.limits().payload_bytes),
+            ));
+        }
+        let express_id = (loaded.record.machine_type == MachineType::Express).then(uuid::Uuid::new_v4);
+        let record = ExecutionRecord {
+            arn: self.engine.execution_arn(&loaded.record.name, &name, express_id),
+            name,
+            state_machine_arn: loaded.record.arn.clone(),
+            state_machine_name: loaded.record.name.clone(),
+            status: ExecutionStatus::Running,
+            input: serde_json::to_string(&input).unwrap_or_default(),
+            output: None,
+            error: None,
+            cause: None,
+            start: self.engine.clock().now(),
+            stop: None,
+            redrive_count: 0,
+        };
+        Ok((record, loaded, input))
+    }
+
+    /// Runs a Standard execution in its own task, journaled to the store.
+    fn spawn_standard(
+        self: &Arc<Self>,
+        loaded: Arc<Loaded>,
+        record: ExecutionRecord,
+        input: Value,
+        resume: Option<Resume>,
+    ) {
+        let this = self.clone();
+        let arn = record.arn.clone();
+        let journal: Arc<dyn Journal> =
+            Arc::new(StoreJournal { store: self.store.clone(), arn: arn.clone() });
+        let task = tokio::spawn(async move {
+            let start = Start {
+                state_machine_name: record.state_machine_name.clone(),
+                execution_name: record.name.clone(),
+                start_time: Some(record.start),
+                record_history: true,
+                journal: Some(journal),
+                resume: resume.clone(),
+                ..Start::new(String::new(), String::new(), input)
+            };
+            let outcome = this.engine.run(&loaded.machine, start, None).await;
+            this.count_finish(&outcome, record.start);
+            this.finish(&record.arn, outcome).await;
+            this.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&record.arn);
+        });
+        self.running.lock().unwrap_or_else(|e| e.into_inner()).insert(arn, task.abort_handle());
+    }
+
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
+    }
+
+    fn count_finish(&self, o: &Outcome, start: DateTime<Utc>) {
+        let ms = (self.engine.clock().now() - start).num_milliseconds().max(0) as u64;
+        self.metrics.finished(o.status, o.transitions, ms);
+    }
+
+    async fn finish(&self, arn: &str, o: Outcome) {
+        let mut writes: Vec<Write> = o
+            .history
+            .iter()
+            .map(|e| Write::Event { execution_arn: arn.to_string(), id: e.id, event: e.to_json() })
+            .collect();
+        writes.push(Write::Finish {
+            execution_arn: arn.to_string(),
+            status: status_of(o.status),
+            output: o.output.as_ref().map(|v| v.to_string()),
+            error: o.error.clone(),
+            cause: o.cause.clone(),
+            stop: self.engine.clock().now(),
+        });
+        writes.push(Write::DeleteFrames { execution_arn: arn.to_string(), prefix: String::new() });
+        if let Err(e) = self.store.commit(writes).await {
+            tracing::error!(execution = %arn, error = %e, "The end of an execution could not be stored.");
+        }
+    }
+
+    async fn run_express(&self, loaded: Arc<Loaded>, record: ExecutionRecord) -> Outcome {
+        let input: Value = serde_json::from_str(&record.input).unwrap_or(Value::Null);
+        let express_id = record.arn.rsplit(':').next().and_then(|s| uuid::Uuid::parse_str(s).ok());
+        if let Err(e) = self.express.create_execution(record.clone(), Vec::new()).await {
+            tracing::warn!(execution = %record.arn, error = %e, "An Express execution could not be recorded.");
+        }
+        let start = Start {
+            state_machine_name: record.state_machine_name.clone(),
+            execution_name: record.name.clone(),
+            express: true,
+            express_id,
+            record_history: true,
+            start_time: Some(record.start),
+            ..Start::new(String::new(), String::new(), input)
+        };
+        self.metrics.started();
+        let o = self.engine.run(&loaded.machine, start, None).await;
+        self.count_finish(&o, record.start);
+        let mut writes: Vec<Write> = o
+            .history
+            .iter()
+            .map(|e| Write::Event { execution_arn: record.arn.clone(), id: e.id, event: e.to_json() })
+            .collect();
+        writes.push(Write::Finish {
+            execution_arn: record.arn.clone(),
+            status: status_of(o.status),
+            output: o.output.as_ref().map(|v| v.to_string()),
+            error: o.error.clone(),
+            cause: o.cause.clone(),
+            stop: self.engine.clock().now(),
+        });
+        let _ = self.express.commit(writes).await;
+        o
+    }
+
+    /// StartSyncExecution: runs an Express execution and answers with its result.
+    pub async fn start_sync_execution(&self, body: &Value) -> ApiResult {
+        let (record, loaded, _) = self.new_execution(body)?;
+        if loaded.record.machine_type != MachineType::Express {
+            return Err(ApiError::new(
+                "StateMachineTypeNotSupported",
+                "This operation is not supported by this type of state machine",
+            ));
+        }
+        let o = self.run_express(loaded.clone(), record.clone()).await;
+        let mut out = json!({
+            "executionArn": record.arn,
+            "stateMachineArn": record.state_machine_arn,
+            "name": record.name,
+            "startDate": epoch(record.start),
+            "stopDate": epoch(self.engine.clock().now()),
+            "status": o.status.as_str(),
+            "input": record.input,
+            "inputDetails": {"included": true},
+            "billingDetails": {"billedMemoryUsedInMB": 64, "billedDurationInMilliseconds": 100},
+        });
+        match o.output {
+            Some(v) => {
+                out["output"] = json!(v.to_string());
+                out["outputDetails"] = json!({"included": true});
+            }
+            None => {
+                if let Some(e) = o.error {
+                    out["error"] = json!(e);
+                }
+                if let Some(c) = o.cause {
+                    out["cause"] = json!(c);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn find_execution(&self, arn: &str) -> Result<(ExecutionRecord, bool), ApiError> {
+        if let Some(e) = self.store.get_execution(arn).map_err(ApiError::internal)? {
+            return Ok((e, false));
+        }
+        if let Some(e) = self.express.get_execution(arn).map_err(ApiError::internal)? {
+            return Ok((e, true));
+        }
+        if !arn.starts_with("arn:") || arn.split(':').count() < 8 {
+            return Err(ApiError::new(
+                "InvalidArn",
+                format!("Invalid Arn: 'Resource type not valid in this context: {arn}'"),
+            ));
+        }
+        Err(ApiError::new("ExecutionDoesNotExist", format!("Execution Does Not Exist: '{arn}'")))
+    }
+
+    pub fn describe_execution(&self, body: &Value) -> ApiResult {
+        let (e, _) = self.find_execution(str_field(body, "executionArn")?)?;
+        Ok(describe_exec(&e))
+    }
+
+    pub fn describe_state_machine_for_execution(&self, body: &Value) -> ApiResult {
+        let (e, _) = self.find_execution(str_field(body, "executionArn")?)?;
+        let l = self.loaded(&e.state_machine_arn)?;
+        let mut d = describe_machine(&l.record);
+        d["updateDate"] = epoch(l.record.updated);
+        Ok(d)
+    }
+
+    pub fn list_executions(&self, body: &Value) -> ApiResult {
+        let sm = str_field(body, "stateMachineArn")?;
+        let l = self.loaded(sm)?;
+        let status = match body.get("statusFilter").and_then(Value::as_str) {
+            None => None,
+            Some(s) => Some(ExecutionStatus::parse(s).ok_or_else(|| {
+                ApiError::new(
+                    "ValidationException",
+                    format!("Value '{s}' at 'statusFilter' failed to satisfy constraint"),
+                )
+            })?),
+        };
+        let limit = body.get("maxResults").and_then(Value::as_u64).filter(|n| *n > 0).unwrap_or(100).min(1000)
+            as usize;
+        let token = body.get("nextToken").and_then(Value::as_str);
+        let store = if l.record.machine_type == MachineType::Express { &self.express } else { &self.store };
+        let (items, next) = store
+            .list_executions(sm, status, token, limit)
+            .map_err(|e| ApiError::new("InvalidToken", e.to_string()))?;
+        let list: Vec<Value> = items
+            .iter()
+            .map(|e| {
+                let mut v = json!({
+                    "executionArn": e.arn, "stateMachineArn": e.state_machine_arn, "name": e.name,
+                    "status": e.status.as_str(), "startDate": epoch(e.start),
+                });
+                if let Some(s) = e.stop {
+                    v["stopDate"] = epoch(s);
+                }
+                v
+            })
+            .collect();
+        let mut out = json!({"executions": list});
+        if let Some(n) = next {
+            out["nextToken"] = json!(n);
+        }
+        Ok(out)
+    }
+
+    pub fn get_execution_history(&self, body: &Value) -> ApiResult {
+        let arn = str_field(body, "executionArn")?;
+        let (_, express) = self.find_execution(arn)?;
+        let store = if express { &self.express } else { &self.store };
+        let reverse = body.get("reverseOrder").and_then(Value::as_bool).unwrap_or(false);
+        let include = body.get("includeExecutionData").and_then(Value::as_bool).unwrap_or(true);
+        let limit = body.get("maxResults").and_then(Value::as_u64).filter(|n| *n > 0).unwrap_or(100).min(1000)
+            as usize;
+        let after = match body.get("nextToken").and_then(Value::as_str) {
+            Some(t) => {
+                t.parse().map_err(|_| ApiError::new("InvalidToken", format!("Invalid Token: '{t}'")))?
+            }
+            None if reverse => u64::MAX,
+            None => 0,
+        };
+        let events = store.history(arn, after, limit + 1, reverse).map_err(ApiError::internal)?;
+        let more = events.len() > limit;
+        let events: Vec<Value> = events.into_iter().take(limit).map(|e| api_event(e, include)).collect();
+        let mut out = json!({"events": events});
+        if more {
+            if let Some(last) = out["events"].as_array().and_then(|a| a.last()).and_then(|e| e["id"].as_u64())
+            {
+                out["nextToken"] = json!(last.to_string());
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn stop_execution(&self, body: &Value) -> ApiResult {
+        let arn = str_field(body, "executionArn")?;
+        let (e, express) = self.find_execution(arn)?;
+        if express {
+            return Err(ApiError::new(
+                "ValidationException",
+                "Express executions cannot be stopped through this API",
+            ));
+        }
+        if e.status != ExecutionStatus::Running {
+            return Err(ApiError::new("ValidationException", format!("Execution is not running: '{arn}'")));
+        }
+        if let Some(h) = self.running.lock().unwrap_or_else(|e| e.into_inner()).remove(arn) {
+            h.abort();
+        }
+        let now = self.engine.clock().now();
+        let error = body.get("error").and_then(Value::as_str).map(str::to_string);
+        let cause = body.get("cause").and_then(Value::as_str).map(str::to_string);
+        let last = self.store.event_count(arn).map_err(ApiError::internal)?;
+        let mut details = Map::new();
+        if let Some(er) = &error {
+            details.insert("error".into(), json!(er));
+        }
+        if let Some(c) = &cause {
+            details.insert("cause".into(), json!(c));
+        }
+        let event = json!({"timestamp": crate::time::iso(now), "type": "ExecutionAborted", "id": last + 1, "previousEventId": last, "executionAbortedEventDetails": details});
+        self.store
+            .commit(vec![
+                Write::Event { execution_arn: arn.to_string(), id: last + 1, event },
+                Write::Finish {
+                    execution_arn: arn.to_string(),
+                    status: ExecutionStatus::Aborted,
+                    output: None,
+                    error,
+                    cause,
+                    stop: now,
+                },
+                Write::DeleteFrames { execution_arn: arn.to_string(), prefix: String::new() },
+            ])
+            .await
+            .map_err(ApiError::internal)?;
+        Ok(json!({"stopDate": epoch(now)}))
+    }
+
+    pub fn tag_resource(&self, body: &Value) -> ApiResult {
+        let arn = str_field(body, "resourceArn")?;
+        let l = self
+            .loaded(arn)
+            .map_err(|_| ApiError::new("ResourceNotFound", format!("Resource not found: '{arn}'")))?;
+        let mut record = l.record.clone();
+        for t in body.get("tags").and_then(Value::as_array).into_iter().flatten() {
+            if let (Some(k), Some(v)) =
+                (t.get("key").and_then(Value::as_str), t.get("value").and_then(Value::as_str))
+            {
+                record.tags.insert(k.to_string(), v.to_string());
+            }
+        }
+        self.put_state_machine(record)?;
+        Ok(json!({}))
+    }
+
+    pub fn untag_resource(&self, body: &Value) -> ApiResult {
+        let arn = str_field(body, "resourceArn")?;
+        let l = self
+            .loaded(arn)
+            .map_err(|_| ApiError::new("ResourceNotFound", format!("Resource not found: '{arn}'")))?;
+        let mut record = l.record.clone();
+        for k in body.get("tagKeys").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str)
+        {
+            record.tags.remove(k);
+        }
+        self.put_state_machine(record)?;
+        Ok(json!({}))
+    }
+
+    pub fn list_tags_for_resource(&self, body: &Value) -> ApiResult {
+        let arn = str_field(body, "resourceArn")?;
+        let l = self
+            .loaded(arn)
+            .map_err(|_| ApiError::new("ResourceNotFound", format!("Resource not found: '{arn}'")))?;
+        let tags: Vec<Value> = l.record.tags.iter().map(|(k, v)| json!({"key": k, "value": v})).collect();
+        Ok(json!({"tags": tags}))
+    }
+
+    /// Resumes every Standard execution that was RUNNING when the daemon stopped.
+    pub fn resume_all(self: &Arc<Self>) -> Result<usize, ApiError> {
+        let running = self.store.running().map_err(ApiError::internal)?;
+        let n = running.len();
+        for record in running {
+            let Ok(loaded) = self.loaded(&record.state_machine_arn) else {
+                tracing::warn!(execution = %record.arn, "A running execution's state machine is gone; it stays RUNNING.");
+                continue;
+            };
+            let frames = self.store.frames(&record.arn).map_err(ApiError::internal)?;
+            let resume = frames
+                .iter()
+                .find(|f| f.path.is_empty())
+                .and_then(|f| serde_json::from_value::<Resume>(f.data.clone()).ok());
+            let input: Value = serde_json::from_str(&record.input).unwrap_or(Value::Null);
+            tracing::info!(execution = %record.arn, at_state = resume.as_ref().map(|r| r.state), "Resuming an execution.");
+            let resume = resume.or_else(|| {
+                // Crashed before its first state was journaled: start over after the
+                // events it has.
+                Some(Resume::before_start(self.store.event_count(&record.arn).unwrap_or(1)))
+            });
+            self.spawn_standard(loaded, record, input, resume);
+        }
+        Ok(n)
+    }
+
+    pub fn max_history_events(&self) -> u64 {
+        self.max_history_events
+    }
+}
+
+fn status_of(s: Status) -> ExecutionStatus {
+    match s {
+        Status::Succeeded => ExecutionStatus::Succeeded,
+        Status::Failed => ExecutionStatus::Failed,
+        Status::TimedOut => ExecutionStatus::TimedOut,
+        Status::Aborted => ExecutionStatus::Aborted,
+    }
+}
+
+fn type_name(t: MachineType) -> &'static str {
+    match t {
+        MachineType::Standard => "STANDARD",
+        MachineType::Express => "EXPRESS",
+    }
+}
+
+fn describe_machine(r: &StateMachineRecord) -> Value {
+    json!({
+        "stateMachineArn": r.arn,
+        "name": r.name,
+        "status": "ACTIVE",
+        "definition": r.definition,
+        "roleArn": r.role_arn,
+        "type": type_name(r.machine_type),
+        "creationDate": epoch(r.created),
+        "loggingConfiguration": {"level": "OFF", "includeExecutionData": false},
+        "revisionId": r.revision.to_string(),
+    })
+}
+
+fn describe_exec(e: &ExecutionRecord) -> Value {
+    let mut v = json!({
+        "executionArn": e.arn,
+        "stateMachineArn": e.state_machine_arn,
+        "name": e.name,
+        "status": e.status.as_str(),
+        "startDate": epoch(e.start),
+        "input": e.input,
+        "inputDetails": {"included": true},
+        "redriveCount": e.redrive_count,
+    });
+    if let Some(s) = e.stop {
+        v["stopDate"] = epoch(s);
+    }
+    if let Some(o) = &e.output {
+        v["output"] = json!(o);
+        v["outputDetails"] = json!({"included": true});
+    }
+    if let Some(er) = &e.error {
+        v["error"] = json!(er);
+    }
+    if let Some(c) = &e.cause {
+        v["cause"] = json!(c);
+    }
+    v
+}
+
+/// A stored event as the API returns it: epoch-seconds timestamps, data left out on request.
+fn api_event(mut e: Value, include_data: bool) -> Value {
+    if let Some(t) =
+        e.get("timestamp").and_then(Value::as_str).and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+    {
+        e["timestamp"] = epoch(t.with_timezone(&Utc));
+    }
+    if !include_data {
+        if let Some(obj) = e.as_object_mut() {
+            for (_, details) in obj.iter_mut().filter(|(k, _)| k.ends_with("EventDetails")) {
+                if let Some(d) = details.as_object_mut() {
+                    for key in ["input", "output"] {
+                        if d.remove(key).is_some() {
+                            d.insert(format!("{key}Details"), json!({"included": false}));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    e
+}
+
+/// Journals a Standard execution's progress to the store (group-committed).
+struct StoreJournal {
+    store: Arc<dyn Store>,
+    arn: String,
+}
+
+impl Journal for StoreJournal {
+    fn checkpoint(&self, events: Vec<Event>, frame: Option<Value>) -> BoxFuture<'static, ()> {
+        let mut writes: Vec<Write> = events
+            .iter()
+            .map(|e| Write::Event { execution_arn: self.arn.clone(), id: e.id, event: e.to_json() })
+            .collect();
+        if let Some(data) = frame {
+            writes.push(Write::Frame(Frame { execution_arn: self.arn.clone(), path: String::new(), data }));
+        }
+        let commit = self.store.commit(writes);
+        let arn = self.arn.clone();
+        Box::pin(async move {
+            if let Err(e) = commit.await {
+                tracing::error!(execution = %arn, error = %e, "A checkpoint could not be stored.");
+            }
+        })
+    }
+}

@@ -1,0 +1,286 @@
+//! The in-memory [`Store`]: Express executions (which AWS never makes durable) and tests.
+//! It keeps the same observable behaviour as the SQLite store (orderings, paging tokens,
+//! frame-prefix deletes, redrive and purge rules) so the engine cannot tell them apart,
+//! except that nothing survives the process. A commit is applied under one lock and its
+//! future is ready at once.
+
+use super::{
+    Created, ExecutionRecord, ExecutionStatus, Frame, Page, StateMachineRecord, Store, StoreError, Write,
+};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use futures::future::{self, BoxFuture, FutureExt};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+/// Executions of one machine ordered by (start, arn): listing walks it backwards.
+type ByStart = BTreeSet<(DateTime<Utc>, String)>;
+
+#[derive(Default)]
+struct Inner {
+    machines: HashMap<String, StateMachineRecord>,
+    executions: HashMap<String, ExecutionRecord>,
+    by_machine: HashMap<String, ByStart>,
+    events: HashMap<String, BTreeMap<u64, Value>>,
+    frames: HashMap<String, BTreeMap<String, Value>>,
+}
+
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+impl MemoryStore {
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves maps that are each still valid on their own;
+        // refusing every later call would turn one bug into a dead daemon.
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Inner {
+    fn apply(&mut self, writes: Vec<Write>) {
+        for w in writes {
+            match w {
+                Write::Event { execution_arn, id, event } => {
+                    self.events.entry(execution_arn).or_default().insert(id, event);
+                }
+                Write::Frame(Frame { execution_arn, path, data }) => {
+                    self.frames.entry(execution_arn).or_default().insert(path, data);
+                }
+                Write::DeleteFrames { execution_arn, prefix } => {
+                    if let Some(frames) = self.frames.get_mut(&execution_arn) {
+                        delete_prefix(frames, &prefix);
+                        if frames.is_empty() {
+                            self.frames.remove(&execution_arn);
+                        }
+                    }
+                }
+                Write::Finish { execution_arn, status, output, error, cause, stop } => {
+                    if let Some(e) = self.executions.get_mut(&execution_arn) {
+                        e.status = status;
+                        e.output = output;
+                        e.error = error;
+                        e.cause = cause;
+                        e.stop = Some(stop);
+                    }
+                }
+                Write::Redrive { execution_arn } => {
+                    if let Some(e) = self.executions.get_mut(&execution_arn) {
+                        if e.status != ExecutionStatus::Running {
+                            redrive(e);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn remove_execution(&mut self, arn: &str) {
+        if let Some(e) = self.executions.remove(arn) {
+            if let Some(set) = self.by_machine.get_mut(&e.state_machine_arn) {
+                set.remove(&(e.start, e.arn));
+                if set.is_empty() {
+                    self.by_machine.remove(&e.state_machine_arn);
+                }
+            }
+        }
+        self.events.remove(arn);
+        self.frames.remove(arn);
+    }
+}
+
+/// What a redrive does to the record: running again, the previous ending forgotten.
+pub(crate) fn redrive(e: &mut ExecutionRecord) {
+    e.status = ExecutionStatus::Running;
+    e.output = None;
+    e.error = None;
+    e.cause = None;
+    e.stop = None;
+    e.redrive_count += 1;
+}
+
+/// Removes `prefix` itself and every path under `prefix/`, but not a sibling that merely
+/// starts with the same characters ("/Map.3" must spare "/Map.30"). Paths below `p` are
+/// exactly the range ["p/", "p0"), because '0' is the byte after '/'.
+fn delete_prefix(frames: &mut BTreeMap<String, Value>, prefix: &str) {
+    if prefix.is_empty() {
+        frames.clear();
+        return;
+    }
+    frames.remove(prefix);
+    let (lo, hi) = (format!("{prefix}/"), format!("{prefix}0"));
+    let doomed: Vec<String> = frames.range(lo..hi).map(|(k, _)| k.clone()).collect();
+    for k in doomed {
+        frames.remove(&k);
+    }
+}
+
+/// The paging token of ListExecutions: the (start, arn) of the last execution returned.
+/// Opaque to clients; shared by both stores so a token means the same thing in each.
+pub(crate) fn encode_token(start: DateTime<Utc>, arn: &str) -> String {
+    let raw = format!("{}.{:09}|{arn}", start.timestamp(), start.timestamp_subsec_nanos());
+    URL_SAFE_NO_PAD.encode(raw)
+}
+
+pub(crate) fn decode_token(token: &str) -> Result<(DateTime<Utc>, String), StoreError> {
+    let bad = || StoreError::Backend(format!("invalid pagination token: {token:?}"));
+    let raw = URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
+    let raw = String::from_utf8(raw).map_err(|_| bad())?;
+    let (time, arn) = raw.split_once('|').ok_or_else(bad)?;
+    let (secs, nanos) = time.split_once('.').ok_or_else(bad)?;
+    let secs: i64 = secs.parse().map_err(|_| bad())?;
+    let nanos: u32 = nanos.parse().map_err(|_| bad())?;
+    let start = DateTime::from_timestamp(secs, nanos).ok_or_else(bad)?;
+    Ok((start, arn.to_string()))
+}
+
+impl Store for MemoryStore {
+    fn put_state_machine(&self, sm: &StateMachineRecord) -> Result<(), StoreError> {
+        self.lock().machines.insert(sm.arn.clone(), sm.clone());
+        Ok(())
+    }
+
+    fn get_state_machine(&self, arn: &str) -> Result<Option<StateMachineRecord>, StoreError> {
+        Ok(self.lock().machines.get(arn).cloned())
+    }
+
+    fn list_state_machines(&self) -> Result<Vec<StateMachineRecord>, StoreError> {
+        let mut all: Vec<StateMachineRecord> = self.lock().machines.values().cloned().collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.arn.cmp(&b.arn)));
+        Ok(all)
+    }
+
+    fn delete_state_machine(&self, arn: &str) -> Result<bool, StoreError> {
+        Ok(self.lock().machines.remove(arn).is_some())
+    }
+
+    fn create_execution(
+        &self,
+        e: ExecutionRecord,
+        writes: Vec<Write>,
+    ) -> BoxFuture<'static, Result<Created, StoreError>> {
+        let mut inner = self.lock();
+        if let Some(existing) = inner.executions.get(&e.arn) {
+            return future::ready(Ok(Created::Existing(Box::new(existing.clone())))).boxed();
+        }
+        inner.by_machine.entry(e.state_machine_arn.clone()).or_default().insert((e.start, e.arn.clone()));
+        inner.executions.insert(e.arn.clone(), e);
+        inner.apply(writes);
+        future::ready(Ok(Created::New)).boxed()
+    }
+
+    fn get_execution(&self, arn: &str) -> Result<Option<ExecutionRecord>, StoreError> {
+        Ok(self.lock().executions.get(arn).cloned())
+    }
+
+    fn list_executions(
+        &self,
+        state_machine_arn: &str,
+        status: Option<ExecutionStatus>,
+        token: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<ExecutionRecord>, StoreError> {
+        let limit = limit.max(1);
+        let after = token.map(decode_token).transpose()?;
+        let inner = self.lock();
+        let Some(set) = inner.by_machine.get(state_machine_arn) else {
+            return Ok((Vec::new(), None));
+        };
+        let keys: Box<dyn Iterator<Item = &(DateTime<Utc>, String)>> = match &after {
+            Some(key) => Box::new(set.range(..key.clone()).rev()),
+            None => Box::new(set.iter().rev()),
+        };
+        let mut items: Vec<ExecutionRecord> = keys
+            .filter_map(|(_, arn)| inner.executions.get(arn))
+            .filter(|e| status.is_none_or(|s| e.status == s))
+            .take(limit + 1)
+            .cloned()
+            .collect();
+        let next = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(|e| encode_token(e.start, &e.arn))
+        } else {
+            None
+        };
+        Ok((items, next))
+    }
+
+    fn running(&self) -> Result<Vec<ExecutionRecord>, StoreError> {
+        let mut all: Vec<ExecutionRecord> = self
+            .lock()
+            .executions
+            .values()
+            .filter(|e| e.status == ExecutionStatus::Running)
+            .cloned()
+            .collect();
+        all.sort_by(|a, b| (a.start, &a.arn).cmp(&(b.start, &b.arn)));
+        Ok(all)
+    }
+
+    fn history(
+        &self,
+        execution_arn: &str,
+        after: u64,
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Vec<Value>, StoreError> {
+        let inner = self.lock();
+        let Some(events) = inner.events.get(execution_arn) else {
+            return Ok(Vec::new());
+        };
+        let page = if !reverse {
+            events.range(after.saturating_add(1)..).take(limit).map(|(_, v)| v.clone()).collect()
+        } else if after == 0 {
+            // Ids start at 1, so "before 0" would always be empty: 0 means "from the end".
+            events.iter().rev().take(limit).map(|(_, v)| v.clone()).collect()
+        } else {
+            events.range(..after).rev().take(limit).map(|(_, v)| v.clone()).collect()
+        };
+        Ok(page)
+    }
+
+    fn event_count(&self, execution_arn: &str) -> Result<u64, StoreError> {
+        Ok(self.lock().events.get(execution_arn).map_or(0, |e| e.len() as u64))
+    }
+
+    fn frames(&self, execution_arn: &str) -> Result<Vec<Frame>, StoreError> {
+        let inner = self.lock();
+        let Some(frames) = inner.frames.get(execution_arn) else {
+            return Ok(Vec::new());
+        };
+        Ok(frames
+            .iter()
+            .map(|(path, data)| Frame {
+                execution_arn: execution_arn.to_string(),
+                path: path.clone(),
+                data: data.clone(),
+            })
+            .collect())
+    }
+
+    fn commit(&self, writes: Vec<Write>) -> BoxFuture<'static, Result<(), StoreError>> {
+        self.lock().apply(writes);
+        future::ready(Ok(())).boxed()
+    }
+
+    fn purge_finished_before(&self, t: DateTime<Utc>) -> Result<usize, StoreError> {
+        let mut inner = self.lock();
+        let doomed: Vec<String> = inner
+            .executions
+            .values()
+            .filter(|e| e.status != ExecutionStatus::Running && e.stop.is_some_and(|s| s < t))
+            .map(|e| e.arn.clone())
+            .collect();
+        for arn in &doomed {
+            inner.remove_execution(arn);
+        }
+        Ok(doomed.len())
+    }
+}

@@ -1,0 +1,191 @@
+//! Durable state: state machines, executions, their history events and the frames an
+//! engine resumes from after a restart. The engine writes through [`Store::commit`], whose
+//! writes from many executions are grouped into one transaction (group commit); the API
+//! reads executions and histories back. `sqlite` is the embedded default; `memory` serves
+//! Express executions and tests. PostgreSQL comes later behind the same trait.
+
+pub mod memory;
+pub mod sqlite;
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum MachineType {
+    Standard,
+    Express,
+}
+
+/// A state machine as the API describes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StateMachineRecord {
+    pub name: String,
+    pub arn: String,
+    /// The definition as the user wrote it (text, so DescribeStateMachine returns it as is).
+    pub definition: String,
+    pub machine_type: MachineType,
+    pub role_arn: String,
+    pub created: DateTime<Utc>,
+    pub updated: DateTime<Utc>,
+    pub tags: BTreeMap<String, String>,
+    /// Increases with every update (UpdateStateMachine's revisionId).
+    pub revision: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ExecutionStatus {
+    Running,
+    Succeeded,
+    Failed,
+    TimedOut,
+    Aborted,
+}
+
+impl ExecutionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutionStatus::Running => "RUNNING",
+            ExecutionStatus::Succeeded => "SUCCEEDED",
+            ExecutionStatus::Failed => "FAILED",
+            ExecutionStatus::TimedOut => "TIMED_OUT",
+            ExecutionStatus::Aborted => "ABORTED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "RUNNING" => ExecutionStatus::Running,
+            "SUCCEEDED" => ExecutionStatus::Succeeded,
+            "FAILED" => ExecutionStatus::Failed,
+            "TIMED_OUT" => ExecutionStatus::TimedOut,
+            "ABORTED" => ExecutionStatus::Aborted,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionRecord {
+    pub arn: String,
+    pub name: String,
+    pub state_machine_arn: String,
+    pub state_machine_name: String,
+    pub status: ExecutionStatus,
+    /// JSON text, as the API returns it.
+    pub input: String,
+    pub output: Option<String>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+    pub start: DateTime<Utc>,
+    pub stop: Option<DateTime<Utc>>,
+    pub redrive_count: u32,
+}
+
+/// Where one running machine (the top level, a Parallel branch, a Map iteration) of an
+/// execution stands: enough for the engine to resume it. `data` is the engine's own
+/// (input, variables, retry counts, timer deadline); the store keeps it as is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Frame {
+    pub execution_arn: String,
+    /// "" for the top level; children are "<parent>/<state>.<branch or item>".
+    pub path: String,
+    pub data: Value,
+}
+
+/// One write of a commit.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    /// Appends a history event (`event` is the GetExecutionHistory JSON, `id` its id).
+    Event { execution_arn: String, id: u64, event: Value },
+    /// Inserts or replaces a frame.
+    Frame(Frame),
+    /// Removes the frames of an execution whose path starts with `prefix` ("" removes all).
+    DeleteFrames { execution_arn: String, prefix: String },
+    /// Ends an execution (its frames stay until deleted).
+    Finish {
+        execution_arn: String,
+        status: ExecutionStatus,
+        output: Option<String>,
+        error: Option<String>,
+        cause: Option<String>,
+        stop: DateTime<Utc>,
+    },
+    /// Puts a finished execution back to RUNNING (RedriveExecution), counting the redrive.
+    Redrive { execution_arn: String },
+}
+
+/// What creating an execution found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Created {
+    New,
+    /// An execution with this ARN exists already (the caller compares inputs: same input is
+    /// the same execution, another is ExecutionAlreadyExists).
+    Existing(Box<ExecutionRecord>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the store at {path} cannot be opened: {message}")]
+    Open { path: String, message: String },
+    #[error("store error: {0}")]
+    Backend(String),
+    #[error("the store's writer has stopped")]
+    Closed,
+}
+
+/// A page of a listing: the items and the token for the next page, if any.
+pub type Page<T> = (Vec<T>, Option<String>);
+
+pub trait Store: Send + Sync + 'static {
+    /// Inserts or replaces a state machine (by ARN).
+    fn put_state_machine(&self, sm: &StateMachineRecord) -> Result<(), StoreError>;
+    fn get_state_machine(&self, arn: &str) -> Result<Option<StateMachineRecord>, StoreError>;
+    /// All state machines, ordered by name.
+    fn list_state_machines(&self) -> Result<Vec<StateMachineRecord>, StoreError>;
+    /// `false` when there was none.
+    fn delete_state_machine(&self, arn: &str) -> Result<bool, StoreError>;
+
+    /// Creates a RUNNING execution together with `writes` (its first events and frame), in
+    /// one durable transaction; or reports the existing execution with that ARN.
+    fn create_execution(
+        &self,
+        e: ExecutionRecord,
+        writes: Vec<Write>,
+    ) -> BoxFuture<'static, Result<Created, StoreError>>;
+    fn get_execution(&self, arn: &str) -> Result<Option<ExecutionRecord>, StoreError>;
+    /// Executions of a state machine, newest first, optionally of one status; `token` is
+    /// what the previous page returned.
+    fn list_executions(
+        &self,
+        state_machine_arn: &str,
+        status: Option<ExecutionStatus>,
+        token: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<ExecutionRecord>, StoreError>;
+    /// Every execution that is RUNNING (to resume after a restart).
+    fn running(&self) -> Result<Vec<ExecutionRecord>, StoreError>;
+    /// History events with ids after `after` (ascending) or before it (`reverse`, descending),
+    /// at most `limit`.
+    fn history(
+        &self,
+        execution_arn: &str,
+        after: u64,
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Vec<Value>, StoreError>;
+    /// How many events an execution has (the 25,000-event limit).
+    fn event_count(&self, execution_arn: &str) -> Result<u64, StoreError>;
+    fn frames(&self, execution_arn: &str) -> Result<Vec<Frame>, StoreError>;
+
+    /// Makes `writes` durable. Writes from many callers within a short window are committed
+    /// in one transaction; the future resolves once this caller's writes are on disk.
+    fn commit(&self, writes: Vec<Write>) -> BoxFuture<'static, Result<(), StoreError>>;
+
+    /// Deletes executions (with their events and frames) that finished before `t`.
+    fn purge_finished_before(&self, t: DateTime<Utc>) -> Result<usize, StoreError>;
+}

@@ -1,0 +1,757 @@
+//! The embedded durable [`Store`]: one SQLite file in the state directory (WAL mode,
+//! `synchronous=FULL`, so a commit that returned is on disk and survives a power cut).
+//!
+//! The engine's commits flow into one writer thread that owns the only write connection.
+//! It takes whatever has queued up while the previous transaction was being synced (group
+//! commit), applies them all in one transaction, commits once, and only then answers every
+//! waiter. Reads (the API, resume after restart) use a small pool of separate connections,
+//! which WAL lets run beside the writer and which see every commit that has been answered.
+
+use super::memory::{decode_token, encode_token};
+use super::{
+    Created, ExecutionRecord, ExecutionStatus, Frame, Page, StateMachineRecord, Store, StoreError, Write,
+};
+use chrono::{DateTime, Utc};
+use futures::future::{self, BoxFuture, FutureExt};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// Schema migrations, in order: the database records how many it has applied in
+/// `schema_version`, and `open` applies the rest. Never edit a released entry; append.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE state_machines (
+    arn TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE TABLE executions (
+    arn TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    state_machine_arn TEXT NOT NULL,
+    state_machine_name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    input TEXT NOT NULL,
+    output TEXT,
+    error TEXT,
+    cause TEXT,
+    start INTEGER NOT NULL,
+    stop INTEGER,
+    redrive_count INTEGER NOT NULL
+);
+CREATE INDEX executions_by_machine ON executions (state_machine_arn, start, arn);
+CREATE INDEX executions_running ON executions (start, arn) WHERE status = 'RUNNING';
+CREATE INDEX executions_by_stop ON executions (stop) WHERE stop IS NOT NULL;
+CREATE TABLE events (
+    execution_arn TEXT NOT NULL,
+    id INTEGER NOT NULL,
+    event TEXT NOT NULL,
+    PRIMARY KEY (execution_arn, id)
+);
+CREATE TABLE frames (
+    execution_arn TEXT NOT NULL,
+    path TEXT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (execution_arn, path)
+);
+"#];
+
+/// Most jobs folded into one transaction: enough to absorb every waiter of a busy daemon,
+/// small enough that one transaction never holds back answers for long.
+const MAX_BATCH: usize = 1024;
+/// Executions deleted per purge transaction, so a large purge does not stall commits.
+const PURGE_CHUNK: usize = 500;
+/// Idle read connections kept for reuse; more are opened on demand under load.
+const MAX_IDLE_READERS: usize = 8;
+
+const EXEC_COLUMNS: &str = "arn, name, state_machine_arn, state_machine_name, status, input, output, error, \
+                            cause, start, stop, redrive_count";
+
+pub struct SqliteStore {
+    path: PathBuf,
+    /// `None` only while dropping: closing it tells the writer to finish and exit.
+    jobs: Option<mpsc::Sender<Job>>,
+    writer: Option<JoinHandle<()>>,
+    readers: Mutex<Vec<Connection>>,
+    stats: Arc<Stats>,
+}
+
+#[derive(Default)]
+struct Stats {
+    transactions: AtomicU64,
+    jobs: AtomicU64,
+}
+
+/// A write prepared on the caller's thread (JSON already serialized, times as integers) so
+/// the single writer thread spends its time in SQLite only.
+enum Op {
+    Event {
+        arn: String,
+        id: i64,
+        json: String,
+    },
+    Frame {
+        arn: String,
+        path: String,
+        json: String,
+    },
+    DeleteFrames {
+        arn: String,
+        prefix: String,
+    },
+    Finish {
+        arn: String,
+        status: &'static str,
+        output: Option<String>,
+        error: Option<String>,
+        cause: Option<String>,
+        stop: i64,
+    },
+    Redrive {
+        arn: String,
+    },
+}
+
+/// `Fn`, not `FnOnce`: a failed group is run again job by job.
+type AdminFn = Box<dyn Fn(&Connection) -> rusqlite::Result<usize> + Send>;
+
+enum Work {
+    Commit(Vec<Op>),
+    Create(Box<ExecutionRecord>, Vec<Op>),
+    /// Rare writes (state machines, purge) that also go through the one writer so that no
+    /// second connection ever competes for the write lock.
+    Admin(AdminFn),
+}
+
+enum Answer {
+    Done,
+    Created(Created),
+    Count(usize),
+}
+
+enum Reply {
+    Async(oneshot::Sender<Result<Answer, StoreError>>),
+    /// For the trait's synchronous methods: a tokio oneshot cannot be waited on from
+    /// inside a runtime without panicking, a std channel can.
+    Blocking(mpsc::SyncSender<Result<Answer, StoreError>>),
+}
+
+impl Reply {
+    fn send(self, r: Result<Answer, StoreError>) {
+        // The caller may have given up waiting (a dropped future): its writes still count.
+        match self {
+            Reply::Async(tx) => drop(tx.send(r)),
+            Reply::Blocking(tx) => drop(tx.send(r)),
+        }
+    }
+}
+
+struct Job {
+    work: Work,
+    reply: Reply,
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn nanos(t: DateTime<Utc>) -> Result<i64, StoreError> {
+    t.timestamp_nanos_opt().ok_or_else(|| {
+        StoreError::Backend(format!("time {t} is outside what the store can hold (1677-2262)"))
+    })
+}
+
+fn from_nanos(n: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_nanos(n)
+}
+
+fn event_id(id: u64) -> Result<i64, StoreError> {
+    i64::try_from(id).map_err(|_| StoreError::Backend(format!("event id {id} is too large")))
+}
+
+fn to_ops(writes: Vec<Write>) -> Result<Vec<Op>, StoreError> {
+    writes
+        .into_iter()
+        .map(|w| {
+            Ok(match w {
+                Write::Event { execution_arn, id, event } => {
+                    Op::Event { arn: execution_arn, id: event_id(id)?, json: event.to_string() }
+                }
+                Write::Frame(Frame { execution_arn, path, data }) => {
+                    Op::Frame { arn: execution_arn, path, json: data.to_string() }
+                }
+                Write::DeleteFrames { execution_arn, prefix } => {
+                    Op::DeleteFrames { arn: execution_arn, prefix }
+                }
+                Write::Finish { execution_arn, status, output, error, cause, stop } => Op::Finish {
+                    arn: execution_arn,
+                    status: status.as_str(),
+                    output,
+                    error,
+                    cause,
+                    stop: nanos(stop)?,
+                },
+                Write::Redrive { execution_arn } => Op::Redrive { arn: execution_arn },
+            })
+        })
+        .collect()
+}
+
+fn apply_op(conn: &Connection, op: &Op) -> rusqlite::Result<()> {
+    match op {
+        Op::Event { arn, id, json } => {
+            // Idempotent so that a replayed append after a crash cannot fail a whole batch.
+            conn.prepare_cached(
+                "INSERT INTO events (execution_arn, id, event) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (execution_arn, id) DO UPDATE SET event = excluded.event",
+            )?
+            .execute(params![arn, id, json])?;
+        }
+        Op::Frame { arn, path, json } => {
+            conn.prepare_cached(
+                "INSERT INTO frames (execution_arn, path, data) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (execution_arn, path) DO UPDATE SET data = excluded.data",
+            )?
+            .execute(params![arn, path, json])?;
+        }
+        Op::DeleteFrames { arn, prefix } if prefix.is_empty() => {
+            conn.prepare_cached("DELETE FROM frames WHERE execution_arn = ?1")?.execute(params![arn])?;
+        }
+        Op::DeleteFrames { arn, prefix } => {
+            // Paths under `p` are exactly ["p/", "p0") in byte order ('0' follows '/'); a
+            // range, unlike LIKE, needs no escaping of '%' or '_' in state names and uses
+            // the primary key index.
+            conn.prepare_cached(
+                "DELETE FROM frames WHERE execution_arn = ?1 AND (path = ?2 OR (path >= ?3 AND path < ?4))",
+            )?
+            .execute(params![arn, prefix, format!("{prefix}/"), format!("{prefix}0")])?;
+        }
+        Op::Finish { arn, status, output, error, cause, stop } => {
+            conn.prepare_cached(
+                "UPDATE executions SET status = ?2, output = ?3, error = ?4, cause = ?5, stop = ?6
+                 WHERE arn = ?1",
+            )?
+            .execute(params![arn, status, output, error, cause, stop])?;
+        }
+        Op::Redrive { arn } => {
+            conn.prepare_cached(
+                "UPDATE executions SET status = 'RUNNING', output = NULL, error = NULL, cause = NULL,
+                 stop = NULL, redrive_count = redrive_count + 1
+                 WHERE arn = ?1 AND status <> 'RUNNING'",
+            )?
+            .execute(params![arn])?;
+        }
+    }
+    Ok(())
+}
+
+fn row_to_execution(row: &Row<'_>) -> rusqlite::Result<ExecutionRecord> {
+    let status: String = row.get(4)?;
+    let status = ExecutionStatus::parse(&status).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            4,
+            rusqlite::types::Type::Text,
+            format!("unknown execution status {status:?}").into(),
+        )
+    })?;
+    let redrive_count: i64 = row.get(11)?;
+    Ok(ExecutionRecord {
+        arn: row.get(0)?,
+        name: row.get(1)?,
+        state_machine_arn: row.get(2)?,
+        state_machine_name: row.get(3)?,
+        status,
+        input: row.get(5)?,
+        output: row.get(6)?,
+        error: row.get(7)?,
+        cause: row.get(8)?,
+        start: from_nanos(row.get(9)?),
+        stop: row.get::<_, Option<i64>>(10)?.map(from_nanos),
+        redrive_count: u32::try_from(redrive_count).unwrap_or(u32::MAX),
+    })
+}
+
+fn select_execution(conn: &Connection, arn: &str) -> rusqlite::Result<Option<ExecutionRecord>> {
+    conn.prepare_cached(&format!("SELECT {EXEC_COLUMNS} FROM executions WHERE arn = ?1"))?
+        .query_row(params![arn], row_to_execution)
+        .optional()
+}
+
+/// Inserts the execution unless one with its ARN exists; its writes go in only if it is new.
+fn create(conn: &Connection, e: &ExecutionRecord, ops: &[Op]) -> rusqlite::Result<Created> {
+    // Both times were checked to be in range before the job was queued.
+    let start = e.start.timestamp_nanos_opt().unwrap_or_default();
+    let stop = e.stop.and_then(|t| t.timestamp_nanos_opt());
+    let inserted = conn
+        .prepare_cached(&format!(
+            "INSERT INTO executions ({EXEC_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+             ON CONFLICT (arn) DO NOTHING"
+        ))?
+        .execute(params![
+            e.arn,
+            e.name,
+            e.state_machine_arn,
+            e.state_machine_name,
+            e.status.as_str(),
+            e.input,
+            e.output,
+            e.error,
+            e.cause,
+            start,
+            stop,
+            i64::from(e.redrive_count),
+        ])?;
+    if inserted == 0 {
+        let existing = select_execution(conn, &e.arn)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+        return Ok(Created::Existing(Box::new(existing)));
+    }
+    for op in ops {
+        apply_op(conn, op)?;
+    }
+    Ok(Created::New)
+}
+
+fn run_work(conn: &Connection, work: &Work) -> rusqlite::Result<Answer> {
+    match work {
+        Work::Commit(ops) => {
+            for op in ops {
+                apply_op(conn, op)?;
+            }
+            Ok(Answer::Done)
+        }
+        Work::Create(e, ops) => create(conn, e, ops).map(Answer::Created),
+        Work::Admin(f) => f(conn).map(Answer::Count),
+    }
+}
+
+fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([])?;
+    Ok(())
+}
+
+/// Runs `jobs` in one transaction: all of them commit, or none.
+fn transaction(conn: &Connection, jobs: &[Job]) -> rusqlite::Result<Vec<Answer>> {
+    exec(conn, "BEGIN IMMEDIATE")?;
+    let result = jobs
+        .iter()
+        .map(|job| run_work(conn, &job.work))
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .and_then(|answers| exec(conn, "COMMIT").map(|()| answers));
+    if result.is_err() && !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    result
+}
+
+/// One group commit. The writes a caller can send do not fail on their own (upserts and
+/// updates with every column given), so the fast path puts the whole batch in one
+/// transaction without per-job savepoints, which would copy every page a job touches
+/// into a sub-journal. If it fails anyway, nothing of it was kept, and each job is run
+/// again in its own transaction so that only the one at fault (or, for a disk fault,
+/// every one) is told.
+fn run_batch(conn: &Connection, jobs: Vec<Job>, stats: &Stats) {
+    match transaction(conn, &jobs) {
+        Ok(answers) => {
+            stats.transactions.fetch_add(1, Ordering::Relaxed);
+            stats.jobs.fetch_add(jobs.len() as u64, Ordering::Relaxed);
+            for (job, answer) in jobs.into_iter().zip(answers) {
+                job.reply.send(Ok(answer));
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, jobs = jobs.len(), "A grouped store transaction failed; retrying its jobs one by one.");
+            for job in jobs {
+                let answer = transaction(conn, std::slice::from_ref(&job));
+                if answer.is_ok() {
+                    stats.transactions.fetch_add(1, Ordering::Relaxed);
+                    stats.jobs.fetch_add(1, Ordering::Relaxed);
+                } else if let Err(e) = &answer {
+                    tracing::error!(error = %e, "A store write failed.");
+                }
+                job.reply.send(answer.map(|mut a| a.remove(0)).map_err(backend));
+            }
+        }
+    }
+}
+
+fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Job>, stats: Arc<Stats>) {
+    // Everything that queued while the previous transaction was syncing goes into the next
+    // one: the batch grows with load and no timer delays a lone committer.
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        run_batch(&conn, batch, &stats);
+    }
+}
+
+fn open_error(path: &Path, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Open { path: path.display().to_string(), message: e.to_string() }
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.set_prepared_statement_cache_capacity(32);
+    // 32 MiB of page cache (negative = KiB): the index pages that every commit touches stay
+    // in memory instead of being read back from the file.
+    conn.pragma_update(None, "cache_size", -32768)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    Ok(())
+}
+
+/// Applies the migrations this file has not seen yet, in one transaction so that two
+/// daemons opening the same new file cannot both create the schema.
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(backend)?;
+    let result = (|| {
+        conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            .map_err(backend)?;
+        let current: i64 = conn
+            .query_row("SELECT COALESCE(MAX(version), 0) FROM schema_version", [], |r| r.get(0))
+            .map_err(backend)?;
+        let current = usize::try_from(current).unwrap_or(usize::MAX);
+        if current > MIGRATIONS.len() {
+            return Err(StoreError::Backend(format!(
+                "the schema is at version {current}, newer than this stepgate knows ({}): \
+                 run the newer stepgate or restore a backup",
+                MIGRATIONS.len()
+            )));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+            conn.execute_batch(sql).map_err(backend)?;
+            conn.execute("INSERT INTO schema_version (version) VALUES (?1)", params![i as i64 + 1])
+                .map_err(backend)?;
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => conn.execute_batch("COMMIT").map_err(backend),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and its schema, and starts the
+    /// writer thread.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| open_error(path, e))?;
+        }
+        let conn = Connection::open(path).map_err(|e| open_error(path, e))?;
+        configure(&conn).map_err(|e| open_error(path, e))?;
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+            .map_err(|e| open_error(path, e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(open_error(path, format!("the file system does not allow WAL mode (got {mode})")));
+        }
+        // FULL syncs the WAL at every commit: an answered commit survives a power cut.
+        conn.pragma_update(None, "synchronous", "FULL").map_err(|e| open_error(path, e))?;
+        migrate(&conn).map_err(|e| open_error(path, e))?;
+
+        let stats = Arc::new(Stats::default());
+        let (tx, rx) = mpsc::channel();
+        let writer_stats = stats.clone();
+        let writer = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer_loop(conn, rx, writer_stats))
+            .map_err(|e| open_error(path, e))?;
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+            jobs: Some(tx),
+            writer: Some(writer),
+            readers: Mutex::new(Vec::new()),
+            stats,
+        })
+    }
+
+    /// Transactions committed so far (each holds one or more callers' writes).
+    pub fn transactions(&self) -> u64 {
+        self.stats.transactions.load(Ordering::Relaxed)
+    }
+
+    /// Jobs (commits, creations, state-machine writes, purge steps) committed so far;
+    /// `jobs() / transactions()` is the average group size.
+    pub fn jobs(&self) -> u64 {
+        self.stats.jobs.load(Ordering::Relaxed)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn submit(&self, work: Work, reply: Reply) -> Result<(), StoreError> {
+        let jobs = self.jobs.as_ref().ok_or(StoreError::Closed)?;
+        jobs.send(Job { work, reply }).map_err(|_| StoreError::Closed)
+    }
+
+    fn submit_async(&self, work: Work) -> BoxFuture<'static, Result<Answer, StoreError>> {
+        let (tx, rx) = oneshot::channel();
+        // Queued now, not at first poll: commits reach the writer in call order.
+        if let Err(e) = self.submit(work, Reply::Async(tx)) {
+            return future::ready(Err(e)).boxed();
+        }
+        async move { rx.await.map_err(|_| StoreError::Closed)? }.boxed()
+    }
+
+    /// Runs a write on the writer thread and waits for its commit, blocking this thread
+    /// for at most one group commit.
+    fn admin(
+        &self,
+        f: impl Fn(&Connection) -> rusqlite::Result<usize> + Send + 'static,
+    ) -> Result<usize, StoreError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.submit(Work::Admin(Box::new(f)), Reply::Blocking(tx))?;
+        match rx.recv().map_err(|_| StoreError::Closed)?? {
+            Answer::Count(n) => Ok(n),
+            _ => Err(StoreError::Backend("the writer gave an unexpected answer".into())),
+        }
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+        let idle = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => {
+                let conn = Connection::open(&self.path).map_err(backend)?;
+                configure(&conn).map_err(backend)?;
+                conn.pragma_update(None, "query_only", true).map_err(backend)?;
+                conn
+            }
+        };
+        let result = f(&conn).map_err(backend);
+        let mut idle = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+        result
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // Closing the queue lets the writer commit what is queued and exit; waiting for it
+        // means a store that is gone has nothing left in flight.
+        self.jobs.take();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(text: &str, col: usize) -> rusqlite::Result<T> {
+    serde_json::from_str(text)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(col, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+impl Store for SqliteStore {
+    fn put_state_machine(&self, sm: &StateMachineRecord) -> Result<(), StoreError> {
+        let record = serde_json::to_string(sm).map_err(backend)?;
+        let (arn, name) = (sm.arn.clone(), sm.name.clone());
+        self.admin(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO state_machines (arn, name, record) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (arn) DO UPDATE SET name = excluded.name, record = excluded.record",
+            )?
+            .execute(params![arn, name, record])
+        })?;
+        Ok(())
+    }
+
+    fn get_state_machine(&self, arn: &str) -> Result<Option<StateMachineRecord>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT record FROM state_machines WHERE arn = ?1")?
+                .query_row(params![arn], |r| parse_json(&r.get::<_, String>(0)?, 0))
+                .optional()
+        })
+    }
+
+    fn list_state_machines(&self) -> Result<Vec<StateMachineRecord>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT record FROM state_machines ORDER BY name, arn")?
+                .query_map([], |r| parse_json(&r.get::<_, String>(0)?, 0))?
+                .collect()
+        })
+    }
+
+    fn delete_state_machine(&self, arn: &str) -> Result<bool, StoreError> {
+        let arn = arn.to_string();
+        let n = self.admin(move |conn| {
+            conn.prepare_cached("DELETE FROM state_machines WHERE arn = ?1")?.execute(params![arn])
+        })?;
+        Ok(n > 0)
+    }
+
+    fn create_execution(
+        &self,
+        e: ExecutionRecord,
+        writes: Vec<Write>,
+    ) -> BoxFuture<'static, Result<Created, StoreError>> {
+        let checked = nanos(e.start).and_then(|_| e.stop.map(nanos).transpose()).and_then(|_| to_ops(writes));
+        let ops = match checked {
+            Ok(ops) => ops,
+            Err(err) => return future::ready(Err(err)).boxed(),
+        };
+        let answer = self.submit_async(Work::Create(Box::new(e), ops));
+        async move {
+            match answer.await? {
+                Answer::Created(c) => Ok(c),
+                _ => Err(StoreError::Backend("the writer gave an unexpected answer".into())),
+            }
+        }
+        .boxed()
+    }
+
+    fn get_execution(&self, arn: &str) -> Result<Option<ExecutionRecord>, StoreError> {
+        self.read(|conn| select_execution(conn, arn))
+    }
+
+    fn list_executions(
+        &self,
+        state_machine_arn: &str,
+        status: Option<ExecutionStatus>,
+        token: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<ExecutionRecord>, StoreError> {
+        let limit = limit.max(1);
+        let after = match token.map(decode_token).transpose()? {
+            Some((start, arn)) => Some((nanos(start)?, arn)),
+            None => None,
+        };
+        let status = status.map(ExecutionStatus::as_str);
+        let fetch = i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1;
+        let mut items = self.read(|conn| match &after {
+            // The row-value comparison lets SQLite seek straight to the page in the index
+            // instead of skipping every row of the earlier pages.
+            Some((start, arn)) => conn
+                .prepare_cached(&format!(
+                    "SELECT {EXEC_COLUMNS} FROM executions
+                     WHERE state_machine_arn = ?1 AND (?2 IS NULL OR status = ?2) AND (start, arn) < (?3, ?4)
+                     ORDER BY start DESC, arn DESC LIMIT ?5"
+                ))?
+                .query_map(params![state_machine_arn, status, start, arn, fetch], row_to_execution)?
+                .collect::<rusqlite::Result<Vec<_>>>(),
+            None => conn
+                .prepare_cached(&format!(
+                    "SELECT {EXEC_COLUMNS} FROM executions
+                     WHERE state_machine_arn = ?1 AND (?2 IS NULL OR status = ?2)
+                     ORDER BY start DESC, arn DESC LIMIT ?3"
+                ))?
+                .query_map(params![state_machine_arn, status, fetch], row_to_execution)?
+                .collect::<rusqlite::Result<Vec<_>>>(),
+        })?;
+        let next = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(|e| encode_token(e.start, &e.arn))
+        } else {
+            None
+        };
+        Ok((items, next))
+    }
+
+    fn running(&self) -> Result<Vec<ExecutionRecord>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {EXEC_COLUMNS} FROM executions WHERE status = 'RUNNING' ORDER BY start, arn"
+            ))?
+            .query_map([], row_to_execution)?
+            .collect()
+        })
+    }
+
+    fn history(
+        &self,
+        execution_arn: &str,
+        after: u64,
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Vec<Value>, StoreError> {
+        // Ids start at 1, so "before 0" would always be empty: in reverse, 0 means "from the end".
+        let after = match (reverse, after) {
+            (true, 0) => i64::MAX,
+            _ => i64::try_from(after).unwrap_or(i64::MAX),
+        };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let sql = if reverse {
+            "SELECT event FROM events WHERE execution_arn = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"
+        } else {
+            "SELECT event FROM events WHERE execution_arn = ?1 AND id > ?2 ORDER BY id LIMIT ?3"
+        };
+        self.read(|conn| {
+            conn.prepare_cached(sql)?
+                .query_map(params![execution_arn, after, limit], |r| parse_json(&r.get::<_, String>(0)?, 0))?
+                .collect()
+        })
+    }
+
+    fn event_count(&self, execution_arn: &str) -> Result<u64, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT COUNT(*) FROM events WHERE execution_arn = ?1")?
+                .query_row(params![execution_arn], |r| r.get::<_, i64>(0))
+        })
+        .map(|n| n as u64)
+    }
+
+    fn frames(&self, execution_arn: &str) -> Result<Vec<Frame>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT path, data FROM frames WHERE execution_arn = ?1 ORDER BY path")?
+                .query_map(params![execution_arn], |r| {
+                    Ok(Frame {
+                        execution_arn: execution_arn.to_string(),
+                        path: r.get(0)?,
+                        data: parse_json(&r.get::<_, String>(1)?, 1)?,
+                    })
+                })?
+                .collect()
+        })
+    }
+
+    fn commit(&self, writes: Vec<Write>) -> BoxFuture<'static, Result<(), StoreError>> {
+        let ops = match to_ops(writes) {
+            Ok(ops) => ops,
+            Err(err) => return future::ready(Err(err)).boxed(),
+        };
+        let answer = self.submit_async(Work::Commit(ops));
+        async move { answer.await.map(|_| ()) }.boxed()
+    }
+
+    fn purge_finished_before(&self, t: DateTime<Utc>) -> Result<usize, StoreError> {
+        let before = t.timestamp_nanos_opt().unwrap_or(if t.timestamp() > 0 { i64::MAX } else { i64::MIN });
+        let mut total = 0;
+        loop {
+            let n = self.admin(move |conn| {
+                let arns: Vec<String> = conn
+                    .prepare_cached(
+                        "SELECT arn FROM executions
+                         WHERE stop IS NOT NULL AND stop < ?1 AND status <> 'RUNNING' LIMIT ?2",
+                    )?
+                    .query_map(params![before, PURGE_CHUNK as i64], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                for arn in &arns {
+                    conn.prepare_cached("DELETE FROM events WHERE execution_arn = ?1")?
+                        .execute(params![arn])?;
+                    conn.prepare_cached("DELETE FROM frames WHERE execution_arn = ?1")?
+                        .execute(params![arn])?;
+                    conn.prepare_cached("DELETE FROM executions WHERE arn = ?1")?.execute(params![arn])?;
+                }
+                Ok(arns.len())
+            })?;
+            total += n;
+            if n < PURGE_CHUNK {
+                return Ok(total);
+            }
+        }
+    }
+}

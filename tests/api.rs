@@ -1,0 +1,436 @@
+//! `stepgate serve` driven the way users drive AWS Step Functions: the real binary on a free
+//! loopback port, with a state directory of its own, called by the aws CLI and by boto3
+//! (both from PyPI: `pip install awscli boto3`). Also: crash recovery under SIGKILL, and bad
+//! requests answered with AWS's errors while the daemon keeps serving.
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ACCOUNT_ARN: &str = "arn:aws:states:us-east-1:123456789012";
+
+struct Daemon {
+    child: Child,
+    addr: String,
+    dir: PathBuf,
+}
+
+impl Daemon {
+    /// Starts the daemon over `dir` (which holds `workflows/` and gets `state/`).
+    fn start(dir: &Path, extra_config: &str) -> Daemon {
+        let config = dir.join("stepgate.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\nstate_dir = \"{}\"\n[workflows]\ndir = \"{}\"\n{extra_config}",
+                dir.join("state").display(),
+                dir.join("workflows").display()
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_stepgate"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env("STEPGATE_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the stepgate binary starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("stepgate listening on ")
+            .unwrap_or_else(|| panic!("{line}"))
+            .to_string();
+        Daemon { child, addr, dir: dir.to_path_buf() }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// `aws stepfunctions ...` against this daemon; the parsed JSON output, or the error text.
+    fn aws(&self, args: &[&str]) -> Result<Value, String> {
+        let out = Command::new("aws")
+            .args(["--endpoint-url", &self.endpoint(), "--output", "json", "stepfunctions"])
+            .args(args)
+            .envs(aws_env())
+            .output()
+            .expect("the aws CLI is installed (pip install awscli)");
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        Ok(if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() })
+    }
+
+    /// A raw HTTP POST, for requests no SDK would send.
+    fn post(&self, target: Option<&str>, body: &[u8]) -> (u16, Value) {
+        let mut s = std::net::TcpStream::connect(&self.addr).unwrap();
+        let mut req = format!(
+            "POST / HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: {}\r\nConnection: close\r\n",
+            self.addr,
+            body.len()
+        );
+        if let Some(t) = target {
+            req.push_str(&format!("X-Amz-Target: {t}\r\n"));
+        }
+        req.push_str("\r\n");
+        s.write_all(req.as_bytes()).unwrap();
+        s.write_all(body).unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).unwrap();
+        let status: u16 = resp.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let body = resp.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+        (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn aws_env() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+        // StartSyncExecution's client adds a `sync-` host prefix; this keeps the endpoint.
+        ("AWS_DISABLE_HOST_PREFIX_INJECTION", "true"),
+        ("AWS_PAGER", ""),
+    ]
+}
+
+fn workflows(dir: &Path, files: &[(&str, Value)]) {
+    let w = dir.join("workflows");
+    std::fs::create_dir_all(&w).unwrap();
+    for (name, def) in files {
+        std::fs::write(w.join(format!("{name}.asl.json")), def.to_string()).unwrap();
+    }
+}
+
+fn wait_for_status(d: &Daemon, arn: &str, want: &str, within: Duration) -> Value {
+    let until = Instant::now() + within;
+    loop {
+        let e = d.aws(&["describe-execution", "--execution-arn", arn]).unwrap();
+        if e["status"] == want {
+            return e;
+        }
+        assert!(Instant::now() < until, "{arn} is {} after {within:?}, not {want}", e["status"]);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn greeter() -> Value {
+    json!({
+        "StartAt": "Greet",
+        "States": {
+            "Greet": {"Type": "Pass", "Parameters": {"greeting.$": "States.Format('Hello, {}!', $.name)"}, "Next": "Nap"},
+            "Nap": {"Type": "Wait", "SecondsPath": "$$.Execution.Input.nap", "End": true}
+        }
+    })
+}
+
+#[test]
+fn the_aws_cli_runs_a_workflow_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    workflows(dir.path(), &[("greeter", greeter())]);
+    let d = Daemon::start(dir.path(), "");
+    let sm = format!("{ACCOUNT_ARN}:stateMachine:greeter");
+
+    let list = d.aws(&["list-state-machines"]).unwrap();
+    assert_eq!(list["stateMachines"][0]["name"], "greeter");
+    let desc = d.aws(&["describe-state-machine", "--state-machine-arn", &sm]).unwrap();
+    assert_eq!(desc["type"], "STANDARD");
+    assert_eq!(serde_json::from_str::<Value>(desc["definition"].as_str().unwrap()).unwrap(), greeter());
+
+    let started = d
+        .aws(&[
+            "start-execution",
+            "--state-machine-arn",
+            &sm,
+            "--name",
+            "first",
+            "--input",
+            r#"{"name":"Ada","nap":0}"#,
+        ])
+        .unwrap();
+    let arn = started["executionArn"].as_str().unwrap().to_string();
+    assert_eq!(arn, format!("{ACCOUNT_ARN}:execution:greeter:first"));
+    let done = wait_for_status(&d, &arn, "SUCCEEDED", Duration::from_secs(20));
+    assert_eq!(
+        serde_json::from_str::<Value>(done["output"].as_str().unwrap()).unwrap(),
+        json!({"greeting": "Hello, Ada!"})
+    );
+
+    // The same name and input is the same execution; another input is refused.
+    let again = d
+        .aws(&[
+            "start-execution",
+            "--state-machine-arn",
+            &sm,
+            "--name",
+            "first",
+            "--input",
+            r#"{"name":"Ada","nap":0}"#,
+        ])
+        .unwrap_err();
+    assert!(again.contains("ExecutionAlreadyExists"), "{again}");
+
+    let history = d.aws(&["get-execution-history", "--execution-arn", &arn]).unwrap();
+    let types: Vec<&str> =
+        history["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        [
+            "ExecutionStarted",
+            "PassStateEntered",
+            "PassStateExited",
+            "WaitStateEntered",
+            "WaitStateExited",
+            "ExecutionSucceeded"
+        ]
+    );
+    let ids: Vec<u64> =
+        history["events"].as_array().unwrap().iter().map(|e| e["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, [1, 2, 3, 4, 5, 6]);
+    // The CLI pages through with --max-items/--page-size; the server pages with nextToken.
+    let page = d
+        .aws(&["get-execution-history", "--execution-arn", &arn, "--page-size", "2", "--reverse-order"])
+        .unwrap();
+    let rev: Vec<u64> =
+        page["events"].as_array().unwrap().iter().map(|e| e["id"].as_u64().unwrap()).collect();
+    assert_eq!(rev, [6, 5, 4, 3, 2, 1]);
+
+    let listed =
+        d.aws(&["list-executions", "--state-machine-arn", &sm, "--status-filter", "SUCCEEDED"]).unwrap();
+    assert_eq!(listed["executions"][0]["executionArn"], arn.as_str());
+}
+
+#[test]
+fn stop_aborts_a_waiting_execution() {
+    let dir = tempfile::tempdir().unwrap();
+    workflows(dir.path(), &[("greeter", greeter())]);
+    let d = Daemon::start(dir.path(), "");
+    let sm = format!("{ACCOUNT_ARN}:stateMachine:greeter");
+    let started = d
+        .aws(&["start-execution", "--state-machine-arn", &sm, "--input", r#"{"name":"B","nap":3600}"#])
+        .unwrap();
+    let arn = started["executionArn"].as_str().unwrap();
+    wait_for_status(&d, arn, "RUNNING", Duration::from_secs(5));
+    d.aws(&["stop-execution", "--execution-arn", arn, "--error", "Operator", "--cause", "not today"])
+        .unwrap();
+    let e = wait_for_status(&d, arn, "ABORTED", Duration::from_secs(5));
+    assert_eq!(e["error"], "Operator");
+    assert_eq!(e["cause"], "not today");
+    let h = d
+        .aws(&["get-execution-history", "--execution-arn", arn, "--reverse-order", "--max-items", "1"])
+        .unwrap();
+    assert_eq!(h["events"][0]["type"], "ExecutionAborted");
+}
+
+#[test]
+fn express_workflows_answer_start_sync_execution() {
+    let dir = tempfile::tempdir().unwrap();
+    let def = json!({"StartAt": "Add", "States": {"Add": {"Type": "Pass", "Parameters": {"sum.$": "States.MathAdd($.a, $.b)"}, "End": true}}});
+    workflows(dir.path(), &[("adder", def)]);
+    let d = Daemon::start(dir.path(), "[workflow.adder]\ntype = \"EXPRESS\"\n");
+    let sm = format!("{ACCOUNT_ARN}:stateMachine:adder");
+    let r = d
+        .aws(&["start-sync-execution", "--state-machine-arn", &sm, "--input", r#"{"a": 2, "b": 40}"#])
+        .unwrap();
+    assert_eq!(r["status"], "SUCCEEDED");
+    assert_eq!(serde_json::from_str::<Value>(r["output"].as_str().unwrap()).unwrap(), json!({"sum": 42}));
+    assert!(r["executionArn"].as_str().unwrap().starts_with(&format!("{ACCOUNT_ARN}:express:adder:")));
+    // Unlike AWS, an Express execution's history can be read back.
+    let h =
+        d.aws(&["get-execution-history", "--execution-arn", r["executionArn"].as_str().unwrap()]).unwrap();
+    assert_eq!(h["events"].as_array().unwrap().len(), 4);
+}
+
+#[test]
+fn state_machines_created_through_the_api_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    workflows(dir.path(), &[]);
+    let d = Daemon::start(dir.path(), "");
+    let def =
+        json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": 7, "End": true}}}).to_string();
+    let bad = d
+        .aws(&[
+            "create-state-machine",
+            "--name",
+            "bad",
+            "--role-arn",
+            "arn:aws:iam::1:role/r",
+            "--definition",
+            r#"{"StartAt": "Nope", "States": {}}"#,
+        ])
+        .unwrap_err();
+    assert!(bad.contains("InvalidDefinition"), "{bad}");
+    let created = d
+        .aws(&[
+            "create-state-machine",
+            "--name",
+            "seven",
+            "--role-arn",
+            "arn:aws:iam::1:role/r",
+            "--definition",
+            &def,
+        ])
+        .unwrap();
+    let sm = created["stateMachineArn"].as_str().unwrap().to_string();
+    d.kill();
+    let d = Daemon::start(dir.path(), "");
+    let desc = d.aws(&["describe-state-machine", "--state-machine-arn", &sm]).unwrap();
+    assert_eq!(desc["name"], "seven");
+    let missing = d
+        .aws(&["describe-state-machine", "--state-machine-arn", &format!("{ACCOUNT_ARN}:stateMachine:none")])
+        .unwrap_err();
+    assert!(missing.contains("StateMachineDoesNotExist"), "{missing}");
+}
+
+#[test]
+fn bad_requests_get_awss_errors_and_the_daemon_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    workflows(dir.path(), &[("greeter", greeter())]);
+    let d = Daemon::start(dir.path(), "");
+    let (status, body) = d.post(Some("AWSStepFunctions.ListStateMachines"), b"{not json");
+    assert_eq!((status, body["__type"].as_str()), (400, Some("SerializationException")));
+    let (status, body) = d.post(Some("AWSStepFunctions.NoSuchOperation"), b"{}");
+    assert_eq!((status, body["__type"].as_str()), (400, Some("UnknownOperationException")));
+    let (status, body) = d.post(None, b"{}");
+    assert_eq!((status, body["__type"].as_str()), (400, Some("UnknownOperationException")));
+    let (status, body) = d.post(
+        Some("AWSStepFunctions.DescribeExecution"),
+        json!({"executionArn": "not-an-arn"}).to_string().as_bytes(),
+    );
+    assert_eq!((status, body["__type"].as_str()), (400, Some("InvalidArn")));
+    let sm = format!("{ACCOUNT_ARN}:stateMachine:greeter");
+    let big = format!("{{\"pad\": \"{}\"}}", "x".repeat(300 * 1024));
+    let (status, body) = d.post(
+        Some("AWSStepFunctions.StartExecution"),
+        json!({"stateMachineArn": sm, "input": big}).to_string().as_bytes(),
+    );
+    assert_eq!((status, body["__type"].as_str()), (400, Some("InvalidExecutionInput")));
+    let (status, body) = d.post(
+        Some("AWSStepFunctions.StartExecution"),
+        json!({"stateMachineArn": sm, "input": "{'a': 1}"}).to_string().as_bytes(),
+    );
+    assert_eq!(status, 400);
+    assert_eq!(body["__type"], "InvalidExecutionInput");
+    assert!(body["message"].as_str().unwrap().contains("was expecting double-quote"), "{body}");
+    // Still serving.
+    assert!(d.aws(&["list-state-machines"]).is_ok());
+}
+
+#[test]
+fn boto3_drives_the_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    workflows(dir.path(), &[("greeter", greeter())]);
+    let d = Daemon::start(dir.path(), "");
+    let script = r#"
+import json, sys, time, boto3
+sfn = boto3.client("stepfunctions", endpoint_url=sys.argv[1])
+sm = sfn.list_state_machines()["stateMachines"][0]["stateMachineArn"]
+arn = sfn.start_execution(stateMachineArn=sm, name="py", input=json.dumps({"name": "Py", "nap": 0}))["executionArn"]
+for _ in range(100):
+    e = sfn.describe_execution(executionArn=arn)
+    if e["status"] != "RUNNING":
+        break
+    time.sleep(0.1)
+pages = sfn.get_paginator("get_execution_history").paginate(executionArn=arn, PaginationConfig={"PageSize": 2})
+ids = [ev["id"] for page in pages for ev in page["events"]]
+print(json.dumps({"status": e["status"], "output": json.loads(e["output"]), "ids": ids}))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, &d.endpoint()])
+        .envs(aws_env())
+        .output()
+        .expect("python3 with boto3 (pip install boto3)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v,
+        json!({"status": "SUCCEEDED", "output": {"greeting": "Hello, Py!"}, "ids": [1, 2, 3, 4, 5, 6]})
+    );
+}
+
+/// Hundreds of executions that wait and call a local function; the daemon is killed with
+/// SIGKILL while they run and restarted: every one ends SUCCEEDED with its own output,
+/// none is lost and none finishes twice.
+#[test]
+fn executions_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let func = dir.path().join("double.py");
+    std::fs::write(
+        &func,
+        "import json,sys\ne=json.load(sys.stdin)\nprint(json.dumps({'n': e['n'], 'double': e['n']*2}))\n",
+    )
+    .unwrap();
+    let def = json!({
+        "StartAt": "Wait",
+        "States": {
+            "Wait": {"Type": "Wait", "SecondsPath": "$.wait", "Next": "Double"},
+            "Double": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:double", "End": true}
+        }
+    });
+    workflows(dir.path(), &[("doubler", def)]);
+    let functions = format!("[functions.double]\ncommand = [\"python3\", \"{}\"]\n", func.display());
+    let d = Daemon::start(dir.path(), &functions);
+    let sm = format!("{ACCOUNT_ARN}:stateMachine:doubler");
+    let n = 200;
+    for i in 0..n {
+        let body = json!({"stateMachineArn": sm, "name": format!("e{i}"), "input": json!({"n": i, "wait": 1 + i % 3}).to_string()});
+        let (status, reply) = d.post(Some("AWSStepFunctions.StartExecution"), body.to_string().as_bytes());
+        assert_eq!(status, 200, "{reply}");
+    }
+    // Kill while executions are waiting and calling the function.
+    std::thread::sleep(Duration::from_millis(1300));
+    let dir_path = d.dir.clone();
+    let pid = d.child.id();
+    unsafe_kill9(pid);
+    drop(d);
+    let d = Daemon::start(&dir_path, &functions);
+    let until = Instant::now() + Duration::from_secs(60);
+    for i in 0..n {
+        let arn = format!("{ACCOUNT_ARN}:execution:doubler:e{i}");
+        let e = loop {
+            let (_, e) = d.post(
+                Some("AWSStepFunctions.DescribeExecution"),
+                json!({"executionArn": arn}).to_string().as_bytes(),
+            );
+            if e["status"] != "RUNNING" || Instant::now() > until {
+                break e;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert_eq!(e["status"], "SUCCEEDED", "{arn}: {e}");
+        let out: Value = serde_json::from_str(e["output"].as_str().unwrap()).unwrap();
+        assert_eq!(out, json!({"n": i, "double": 2 * i}));
+        let (_, h) = d.post(
+            Some("AWSStepFunctions.GetExecutionHistory"),
+            json!({"executionArn": arn, "maxResults": 1000}).to_string().as_bytes(),
+        );
+        let events = h["events"].as_array().unwrap();
+        let ends = events.iter().filter(|e| e["type"] == "ExecutionSucceeded").count();
+        assert_eq!(ends, 1, "{arn} finished {ends} times");
+        let ids: Vec<u64> = events.iter().map(|e| e["id"].as_u64().unwrap()).collect();
+        assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>(), "{arn}: event ids");
+    }
+}
+
+fn unsafe_kill9(pid: u32) {
+    let status = Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+    assert!(status.success());
+}

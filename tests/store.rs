@@ -1,0 +1,614 @@
+//! The store contract, run against every implementation: the same behavioural suite for
+//! `MemoryStore` and `SqliteStore`, then what only the durable one promises (surviving a
+//! reopen, group commit under many concurrent committers, visibility once answered).
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use stepgate::store::memory::MemoryStore;
+use stepgate::store::sqlite::SqliteStore;
+use stepgate::store::{
+    Created, ExecutionRecord, ExecutionStatus, Frame, MachineType, StateMachineRecord, Store, StoreError,
+    Write,
+};
+
+const SM: &str = "arn:aws:states:us-east-1:123456789012:stateMachine:";
+const EX: &str = "arn:aws:states:us-east-1:123456789012:execution:";
+
+fn t0() -> DateTime<Utc> {
+    // Sub-second nanos on purpose: a store must hand back exactly the time it was given.
+    Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0).unwrap() + Duration::nanoseconds(123_456_789)
+}
+
+fn machine(name: &str) -> StateMachineRecord {
+    StateMachineRecord {
+        name: name.into(),
+        arn: format!("{SM}{name}"),
+        definition: r#"{"StartAt":"A","States":{"A":{"Type":"Pass","End":true}}}"#.into(),
+        machine_type: MachineType::Standard,
+        role_arn: "arn:aws:iam::123456789012:role/r".into(),
+        created: t0(),
+        updated: t0(),
+        tags: BTreeMap::from([("team".to_string(), "edge".to_string())]),
+        revision: 1,
+    }
+}
+
+fn execution(machine: &str, name: &str, start: DateTime<Utc>) -> ExecutionRecord {
+    ExecutionRecord {
+        arn: format!("{EX}{machine}:{name}"),
+        name: name.into(),
+        state_machine_arn: format!("{SM}{machine}"),
+        state_machine_name: machine.into(),
+        status: ExecutionStatus::Running,
+        input: r#"{"n":1}"#.into(),
+        output: None,
+        error: None,
+        cause: None,
+        start,
+        stop: None,
+        redrive_count: 0,
+    }
+}
+
+fn event(arn: &str, id: u64) -> Write {
+    Write::Event { execution_arn: arn.into(), id, event: json!({"id": id, "type": "PassStateEntered"}) }
+}
+
+fn frame(arn: &str, path: &str, data: Value) -> Write {
+    Write::Frame(Frame { execution_arn: arn.into(), path: path.into(), data })
+}
+
+fn finish(arn: &str, status: ExecutionStatus, stop: DateTime<Utc>) -> Write {
+    Write::Finish {
+        execution_arn: arn.into(),
+        status,
+        output: Some(r#"{"done":true}"#.into()),
+        error: None,
+        cause: None,
+        stop,
+    }
+}
+
+fn ids(events: &[Value]) -> Vec<u64> {
+    events.iter().map(|e| e["id"].as_u64().unwrap()).collect()
+}
+
+fn paths(store: &dyn Store, arn: &str) -> Vec<String> {
+    store.frames(arn).unwrap().into_iter().map(|f| f.path).collect()
+}
+
+async fn create(store: &dyn Store, e: &ExecutionRecord) {
+    let created = store.create_execution(e.clone(), vec![]).await.unwrap();
+    assert_eq!(created, Created::New);
+}
+
+async fn state_machine_crud(store: &dyn Store) {
+    store.put_state_machine(&machine("zeta")).unwrap();
+    store.put_state_machine(&machine("alpha")).unwrap();
+    assert_eq!(store.get_state_machine(&format!("{SM}zeta")).unwrap(), Some(machine("zeta")));
+    assert_eq!(store.get_state_machine(&format!("{SM}nope")).unwrap(), None);
+    let names: Vec<String> = store.list_state_machines().unwrap().into_iter().map(|m| m.name).collect();
+    assert_eq!(names, ["alpha", "zeta"]);
+
+    let mut updated = machine("zeta");
+    updated.definition = r#"{"StartAt":"B","States":{"B":{"Type":"Succeed"}}}"#.into();
+    updated.revision = 2;
+    updated.updated = t0() + Duration::seconds(5);
+    store.put_state_machine(&updated).unwrap();
+    assert_eq!(store.get_state_machine(&updated.arn).unwrap(), Some(updated.clone()));
+    assert_eq!(store.list_state_machines().unwrap().len(), 2);
+
+    assert!(store.delete_state_machine(&updated.arn).unwrap());
+    assert!(!store.delete_state_machine(&updated.arn).unwrap());
+    assert_eq!(store.get_state_machine(&updated.arn).unwrap(), None);
+    assert_eq!(store.list_state_machines().unwrap(), vec![machine("alpha")]);
+}
+
+async fn create_is_idempotent(store: &dyn Store) {
+    let e = execution("m", "once", t0());
+    let first = store.create_execution(e.clone(), vec![event(&e.arn, 1), frame(&e.arn, "", json!(1))]).await;
+    assert_eq!(first.unwrap(), Created::New);
+
+    let mut again = e.clone();
+    again.input = r#"{"other":true}"#.into();
+    let second = store.create_execution(again, vec![event(&e.arn, 2), frame(&e.arn, "/x.0", json!(2))]).await;
+    // The existing record comes back untouched, and the second call's writes are dropped.
+    assert_eq!(second.unwrap(), Created::Existing(Box::new(e.clone())));
+    assert_eq!(store.event_count(&e.arn).unwrap(), 1);
+    assert_eq!(paths(store, &e.arn), [""]);
+    assert_eq!(store.get_execution(&e.arn).unwrap(), Some(e));
+}
+
+async fn commit_and_read_back(store: &dyn Store) {
+    let e = execution("m", "run", t0());
+    let start = vec![event(&e.arn, 1), frame(&e.arn, "", json!({"state": "A", "input": {"n": 1}}))];
+    assert_eq!(store.create_execution(e.clone(), start).await.unwrap(), Created::New);
+    assert_eq!(store.get_execution(&e.arn).unwrap(), Some(e.clone()));
+    assert_eq!(store.get_execution(&format!("{EX}m:missing")).unwrap(), None);
+
+    store
+        .commit(vec![event(&e.arn, 2), event(&e.arn, 3), frame(&e.arn, "", json!({"state": "B"}))])
+        .await
+        .unwrap();
+    store.commit(vec![frame(&e.arn, "/P.0", json!({"branch": 0}))]).await.unwrap();
+    assert_eq!(ids(&store.history(&e.arn, 0, 100, false).unwrap()), [1, 2, 3]);
+    assert_eq!(
+        store.frames(&e.arn).unwrap(),
+        vec![
+            Frame { execution_arn: e.arn.clone(), path: "".into(), data: json!({"state": "B"}) },
+            Frame { execution_arn: e.arn.clone(), path: "/P.0".into(), data: json!({"branch": 0}) },
+        ]
+    );
+
+    let stop = t0() + Duration::milliseconds(1500);
+    store.commit(vec![event(&e.arn, 4), finish(&e.arn, ExecutionStatus::Succeeded, stop)]).await.unwrap();
+    let done = store.get_execution(&e.arn).unwrap().unwrap();
+    assert_eq!(done.status, ExecutionStatus::Succeeded);
+    assert_eq!(done.output.as_deref(), Some(r#"{"done":true}"#));
+    assert_eq!(done.stop, Some(stop));
+    assert_eq!(done.start, e.start);
+    assert_eq!(store.event_count(&e.arn).unwrap(), 4);
+    // Finishing leaves the frames for the engine to delete.
+    assert_eq!(paths(store, &e.arn), ["", "/P.0"]);
+
+    let failed = execution("m", "fails", t0());
+    create(store, &failed).await;
+    store
+        .commit(vec![Write::Finish {
+            execution_arn: failed.arn.clone(),
+            status: ExecutionStatus::Failed,
+            output: None,
+            error: Some("States.TaskFailed".into()),
+            cause: Some("boom".into()),
+            stop,
+        }])
+        .await
+        .unwrap();
+    let failed = store.get_execution(&failed.arn).unwrap().unwrap();
+    assert_eq!(
+        (failed.status, failed.error.as_deref(), failed.cause.as_deref()),
+        (ExecutionStatus::Failed, Some("States.TaskFailed"), Some("boom"))
+    );
+    assert_eq!(failed.output, None);
+
+    // Event JSON comes back exactly, key order included.
+    let rich =
+        json!({"timestamp": 1.5, "type": "TaskScheduled", "id": 5, "a": {"z": 1, "b": [1, "x", null]}});
+    store
+        .commit(vec![Write::Event { execution_arn: e.arn.clone(), id: 5, event: rich.clone() }])
+        .await
+        .unwrap();
+    assert_eq!(store.history(&e.arn, 4, 1, false).unwrap(), vec![rich.clone()]);
+    assert_eq!(store.history(&e.arn, 4, 1, false).unwrap()[0].to_string(), rich.to_string());
+}
+
+async fn history_paging(store: &dyn Store) {
+    let e = execution("m", "long", t0());
+    create(store, &e).await;
+    let other = execution("m", "other", t0());
+    create(store, &other).await;
+    store.commit((1..=10).map(|i| event(&e.arn, i)).collect()).await.unwrap();
+    store.commit(vec![event(&other.arn, 1)]).await.unwrap();
+
+    assert_eq!(ids(&store.history(&e.arn, 0, 4, false).unwrap()), [1, 2, 3, 4]);
+    assert_eq!(ids(&store.history(&e.arn, 4, 4, false).unwrap()), [5, 6, 7, 8]);
+    assert_eq!(ids(&store.history(&e.arn, 8, 4, false).unwrap()), [9, 10]);
+    assert!(store.history(&e.arn, 10, 4, false).unwrap().is_empty());
+
+    assert_eq!(ids(&store.history(&e.arn, u64::MAX, 4, true).unwrap()), [10, 9, 8, 7]);
+    assert_eq!(ids(&store.history(&e.arn, 0, 4, true).unwrap()), [10, 9, 8, 7], "0 in reverse is the end");
+    assert_eq!(ids(&store.history(&e.arn, 7, 4, true).unwrap()), [6, 5, 4, 3]);
+    assert_eq!(ids(&store.history(&e.arn, 3, 4, true).unwrap()), [2, 1]);
+    assert!(store.history(&e.arn, 1, 4, true).unwrap().is_empty());
+
+    assert_eq!(store.event_count(&e.arn).unwrap(), 10);
+    assert_eq!(store.event_count(&other.arn).unwrap(), 1);
+    assert_eq!(store.event_count("arn:none").unwrap(), 0);
+    assert!(store.history("arn:none", 0, 10, false).unwrap().is_empty());
+}
+
+async fn list_paging_and_filtering(store: &dyn Store) {
+    // Seven executions of "a" one second apart, two more sharing one start time (the ARN
+    // breaks the tie), and one of "b" that must never show up in "a"'s listing.
+    let mut all = Vec::new();
+    for i in 0..7 {
+        all.push(execution("a", &format!("e{i}"), t0() + Duration::seconds(i)));
+    }
+    all.push(execution("a", "tie-x", t0() + Duration::seconds(3)));
+    all.push(execution("a", "tie-y", t0() + Duration::seconds(3)));
+    for e in &all {
+        create(store, e).await;
+    }
+    create(store, &execution("b", "e0", t0() + Duration::seconds(100))).await;
+    for name in ["e1", "e4", "tie-x"] {
+        store
+            .commit(vec![finish(
+                &format!("{EX}a:{name}"),
+                ExecutionStatus::Succeeded,
+                t0() + Duration::hours(1),
+            )])
+            .await
+            .unwrap();
+    }
+
+    let mut expected = all.clone();
+    expected.sort_by(|x, y| (y.start, &y.arn).cmp(&(x.start, &x.arn)));
+    let expected: Vec<String> = expected.into_iter().map(|e| e.name).collect();
+    assert_eq!(expected[..6], ["e6", "e5", "e4", "tie-y", "tie-x", "e3"]);
+
+    let a = format!("{SM}a");
+    let (mut seen, mut token, mut pages) = (Vec::new(), None::<String>, 0);
+    loop {
+        let (items, next) = store.list_executions(&a, None, token.as_deref(), 4).unwrap();
+        assert!(items.len() <= 4);
+        seen.extend(items.into_iter().map(|e| e.name));
+        pages += 1;
+        match next {
+            Some(t) => token = Some(t),
+            None => break,
+        }
+    }
+    assert_eq!(seen, expected);
+    assert_eq!(pages, 3);
+
+    let (one_page, next) = store.list_executions(&a, None, None, 100).unwrap();
+    assert_eq!(one_page.len(), 9);
+    assert_eq!(next, None);
+
+    let (done, next) = store.list_executions(&a, Some(ExecutionStatus::Succeeded), None, 2).unwrap();
+    assert_eq!(done.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["e4", "tie-x"]);
+    let (rest, last) =
+        store.list_executions(&a, Some(ExecutionStatus::Succeeded), next.as_deref(), 2).unwrap();
+    assert_eq!(rest.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["e1"]);
+    assert_eq!(last, None);
+    assert!(store.list_executions(&a, Some(ExecutionStatus::Aborted), None, 10).unwrap().0.is_empty());
+    let (running, _) = store.list_executions(&a, Some(ExecutionStatus::Running), None, 100).unwrap();
+    assert_eq!(running.len(), 6);
+
+    let (b, _) = store.list_executions(&format!("{SM}b"), None, None, 10).unwrap();
+    assert_eq!(b.len(), 1);
+    assert!(store.list_executions(&format!("{SM}none"), None, None, 10).unwrap().0.is_empty());
+
+    let bad = store.list_executions(&a, None, Some("not a token!"), 10);
+    assert!(matches!(bad, Err(StoreError::Backend(_))), "{bad:?}");
+}
+
+async fn delete_frames_by_prefix(store: &dyn Store) {
+    let e = execution("m", "frames", t0());
+    create(store, &e).await;
+    let other = execution("m", "untouched", t0());
+    create(store, &other).await;
+    let all = [
+        "",
+        "/3.1",
+        "/3.1/Inner.0",
+        "/3.1/Inner.0/Deep.2",
+        "/3.10",
+        "/3.10/Inner.0",
+        "/3.11",
+        "/3.1_",
+        "/3.1%",
+        "/3.1.0",
+        "/3.2",
+    ];
+    store.commit(all.iter().map(|p| frame(&e.arn, p, json!(p))).collect()).await.unwrap();
+    store.commit(vec![frame(&other.arn, "/3.1", json!(0))]).await.unwrap();
+
+    store
+        .commit(vec![Write::DeleteFrames { execution_arn: e.arn.clone(), prefix: "/3.1".into() }])
+        .await
+        .unwrap();
+    let mut left = paths(store, &e.arn);
+    left.sort();
+    assert_eq!(left, ["", "/3.1%", "/3.1.0", "/3.10", "/3.10/Inner.0", "/3.11", "/3.1_", "/3.2"]);
+    assert_eq!(paths(store, &other.arn), ["/3.1"]);
+
+    store
+        .commit(vec![Write::DeleteFrames { execution_arn: e.arn.clone(), prefix: "/3.10".into() }])
+        .await
+        .unwrap();
+    let mut left = paths(store, &e.arn);
+    left.sort();
+    assert_eq!(left, ["", "/3.1%", "/3.1.0", "/3.11", "/3.1_", "/3.2"]);
+
+    // A frame replaced, not duplicated.
+    store.commit(vec![frame(&e.arn, "/3.2", json!("new"))]).await.unwrap();
+    let f = store.frames(&e.arn).unwrap();
+    assert_eq!(
+        f.iter().filter(|f| f.path == "/3.2").map(|f| f.data.clone()).collect::<Vec<_>>(),
+        [json!("new")]
+    );
+
+    store
+        .commit(vec![Write::DeleteFrames { execution_arn: e.arn.clone(), prefix: "".into() }])
+        .await
+        .unwrap();
+    assert!(store.frames(&e.arn).unwrap().is_empty());
+    assert_eq!(paths(store, &other.arn), ["/3.1"]);
+}
+
+async fn purge_finished(store: &dyn Store) {
+    let cut = t0() + Duration::days(30);
+    let old = execution("m", "old", t0());
+    let older = execution("m", "older", t0());
+    let recent = execution("m", "recent", t0());
+    let running = execution("m", "running", t0());
+    for e in [&old, &older, &recent, &running] {
+        store
+            .create_execution(e.clone(), vec![event(&e.arn, 1), frame(&e.arn, "", json!({}))])
+            .await
+            .unwrap();
+    }
+    store
+        .commit(vec![
+            finish(&old.arn, ExecutionStatus::Succeeded, cut - Duration::seconds(1)),
+            finish(&older.arn, ExecutionStatus::Aborted, cut - Duration::days(10)),
+            finish(&recent.arn, ExecutionStatus::Failed, cut + Duration::seconds(1)),
+        ])
+        .await
+        .unwrap();
+
+    assert_eq!(store.purge_finished_before(cut).unwrap(), 2);
+    for gone in [&old, &older] {
+        assert_eq!(store.get_execution(&gone.arn).unwrap(), None);
+        assert_eq!(store.event_count(&gone.arn).unwrap(), 0);
+        assert!(store.frames(&gone.arn).unwrap().is_empty());
+    }
+    for kept in [&recent, &running] {
+        assert!(store.get_execution(&kept.arn).unwrap().is_some());
+        assert_eq!(store.event_count(&kept.arn).unwrap(), 1);
+    }
+    let (listed, _) = store.list_executions(&format!("{SM}m"), None, None, 10).unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(store.purge_finished_before(cut).unwrap(), 0);
+    // A running execution is never purged, however old.
+    assert_eq!(store.purge_finished_before(DateTime::<Utc>::MAX_UTC).unwrap(), 1);
+    assert!(store.get_execution(&running.arn).unwrap().is_some());
+}
+
+async fn running_and_redrive(store: &dyn Store) {
+    let a = execution("m", "a", t0() + Duration::seconds(2));
+    let b = execution("m", "b", t0());
+    let c = execution("n", "c", t0() + Duration::seconds(1));
+    for e in [&a, &b, &c] {
+        create(store, e).await;
+    }
+    let names = |s: &dyn Store| s.running().unwrap().into_iter().map(|e| e.name).collect::<Vec<_>>();
+    assert_eq!(names(store), ["b", "c", "a"]);
+
+    store.commit(vec![finish(&c.arn, ExecutionStatus::Failed, t0() + Duration::seconds(9))]).await.unwrap();
+    assert_eq!(names(store), ["b", "a"]);
+
+    store.commit(vec![Write::Redrive { execution_arn: c.arn.clone() }]).await.unwrap();
+    let redriven = store.get_execution(&c.arn).unwrap().unwrap();
+    assert_eq!(redriven.status, ExecutionStatus::Running);
+    assert_eq!(redriven.redrive_count, 1);
+    assert_eq!((redriven.output, redriven.stop), (None, None));
+    assert_eq!(names(store), ["b", "c", "a"]);
+
+    // Redriving a running execution changes nothing.
+    store.commit(vec![Write::Redrive { execution_arn: c.arn.clone() }]).await.unwrap();
+    assert_eq!(store.get_execution(&c.arn).unwrap().unwrap().redrive_count, 1);
+}
+
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(&stepgate::store::memory::MemoryStore::new()).await;
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let store = stepgate::store::sqlite::SqliteStore::open(&dir.path().join("state.db")).unwrap();
+                    super::$name(&store).await;
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    state_machine_crud,
+    create_is_idempotent,
+    commit_and_read_back,
+    history_paging,
+    list_paging_and_filtering,
+    delete_frames_by_prefix,
+    purge_finished,
+    running_and_redrive,
+);
+
+#[tokio::test]
+async fn memory_store_is_a_store_object() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    create(store.as_ref(), &execution("m", "x", t0())).await;
+    assert_eq!(store.running().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn sqlite_data_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/dir/state.db");
+    let e = execution("m", "durable", t0());
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        store.put_state_machine(&machine("m")).unwrap();
+        create(&store, &e).await;
+        store
+            .commit(vec![event(&e.arn, 1), event(&e.arn, 2), frame(&e.arn, "/W.0", json!({"until": 5}))])
+            .await
+            .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.get_state_machine(&machine("m").arn).unwrap(), Some(machine("m")));
+    assert_eq!(store.get_execution(&e.arn).unwrap(), Some(e.clone()));
+    assert_eq!(store.running().unwrap(), vec![e.clone()]);
+    assert_eq!(ids(&store.history(&e.arn, 0, 10, false).unwrap()), [1, 2]);
+    assert_eq!(store.frames(&e.arn).unwrap()[0].data, json!({"until": 5}));
+    // Reopening ran no migration twice.
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    let versions: i64 = raw.query_row("SELECT COUNT(*) FROM schema_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(versions, 1);
+}
+
+#[test]
+fn sqlite_open_reports_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    match SqliteStore::open(dir.path()) {
+        Err(StoreError::Open { path, .. }) => assert_eq!(path, dir.path().display().to_string()),
+        other => panic!("a directory opened as a store: {:?}", other.map(|_| ())),
+    }
+}
+
+#[test]
+fn sqlite_refuses_a_newer_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    drop(SqliteStore::open(&path).unwrap());
+    rusqlite::Connection::open(&path).unwrap().execute("INSERT INTO schema_version VALUES (99)", []).unwrap();
+    let err = SqliteStore::open(&path).err().expect("a newer schema must not open");
+    assert!(err.to_string().contains("newer"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_group_commits_many_concurrent_committers() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("state.db")).unwrap());
+    let (tasks, commits) = (200u64, 20u64);
+    for t in 0..tasks {
+        create(store.as_ref(), &execution("m", &format!("t{t}"), t0() + Duration::seconds(t as i64))).await;
+    }
+    let before = store.transactions();
+    let handles: Vec<_> = (0..tasks)
+        .map(|t| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let arn = format!("{EX}m:t{t}");
+                for i in 1..=commits {
+                    store.commit(vec![event(&arn, i), frame(&arn, "", json!({"at": i}))]).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.await.unwrap();
+    }
+    let transactions = store.transactions() - before;
+    let total = tasks * commits;
+    assert!(transactions * 4 < total, "{transactions} transactions for {total} commits: no grouping");
+    for t in 0..tasks {
+        let arn = format!("{EX}m:t{t}");
+        assert_eq!(store.event_count(&arn).unwrap(), commits);
+        assert_eq!(store.frames(&arn).unwrap()[0].data, json!({"at": commits}));
+    }
+    eprintln!("{total} commits in {transactions} transactions");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_commit_is_readable_from_a_fresh_connection_once_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let e = execution("m", "visible", t0());
+    create(store.as_ref(), &e).await;
+    // Other committers keep the writer busy so that answers come from grouped transactions.
+    let noise: Vec<_> = (0..20)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let arn = format!("{EX}m:noise{n}");
+                for i in 1..=50 {
+                    store.commit(vec![event(&arn, i)]).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for i in 1..=50u64 {
+        store.commit(vec![event(&e.arn, i), frame(&e.arn, "", json!(i))]).await.unwrap();
+        let fresh = rusqlite::Connection::open(&path).unwrap();
+        let count: i64 = fresh
+            .query_row("SELECT COUNT(*) FROM events WHERE execution_arn = ?1", [&e.arn], |r| r.get(0))
+            .unwrap();
+        assert_eq!(count as u64, i);
+        let data: String = fresh
+            .query_row("SELECT data FROM frames WHERE execution_arn = ?1", [&e.arn], |r| r.get(0))
+            .unwrap();
+        assert_eq!(data, i.to_string());
+    }
+    for h in noise {
+        h.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_dropped_commit_futures_still_land_before_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let e = execution("m", "dropped", t0());
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        create(&store, &e).await;
+        for i in 1..=100 {
+            drop(store.commit(vec![event(&e.arn, i)]));
+        }
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.event_count(&e.arn).unwrap(), 100);
+}
+
+/// Durable commits per second with 200 concurrent committers, each commit one event and one
+/// frame, fsync on. Run with:
+/// `cargo test --release --test store -- --ignored --nocapture sqlite_throughput`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn sqlite_throughput() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("state.db")).unwrap());
+    let (tasks, commits) = (200u64, 250u64);
+    for t in 0..tasks {
+        create(store.as_ref(), &execution("m", &format!("t{t}"), t0() + Duration::seconds(t as i64))).await;
+    }
+    let tx_before = store.transactions();
+    let started = std::time::Instant::now();
+    let handles: Vec<_> = (0..tasks)
+        .map(|t| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let arn = format!("{EX}m:t{t}");
+                for i in 1..=commits {
+                    let ev = json!({"id": i, "type": "TaskStateEntered", "timestamp": 1714564800.123,
+                        "stateEnteredEventDetails": {"name": "Step", "input": "{\"n\":1}"}});
+                    let fr = json!({"state": "Step", "input": {"n": i}, "retries": {}});
+                    store
+                        .commit(vec![
+                            Write::Event { execution_arn: arn.clone(), id: i, event: ev },
+                            frame(&arn, "", fr),
+                        ])
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.await.unwrap();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let total = tasks * commits;
+    let transactions = store.transactions() - tx_before;
+    eprintln!(
+        "{total} durable commits (1 event + 1 frame each) by {tasks} committers in {secs:.2}s: {:.0} commits/s, \
+         {transactions} transactions ({:.1} commits each)",
+        total as f64 / secs,
+        total as f64 / transactions as f64
+    );
+}
