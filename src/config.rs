@@ -43,8 +43,6 @@ pub struct StorageConfig {
     pub state_dir: String,
     /// Finished executions are purged after this many days.
     pub retention_days: u32,
-    /// An execution's history may hold this many events (AWS: 25,000).
-    pub max_history_events: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -72,6 +70,8 @@ pub struct LimitsConfig {
     pub payload_bytes: usize,
     /// Longest Wait in seconds (AWS: one year).
     pub max_wait_seconds: u64,
+    /// The most events one execution's history may hold (AWS: 25,000).
+    pub history_events: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -92,14 +92,11 @@ impl Default for Config {
             limits: LimitsConfig {
                 payload_bytes: limits.payload_bytes,
                 max_wait_seconds: limits.max_wait_seconds,
+                history_events: limits.history_events,
             },
             functions: BTreeMap::new(),
             server: ServerConfig { listen: "127.0.0.1:8083".into() },
-            storage: StorageConfig {
-                state_dir: "state".into(),
-                retention_days: 90,
-                max_history_events: 25_000,
-            },
+            storage: StorageConfig { state_dir: "state".into(), retention_days: 90 },
             workflows: WorkflowsConfig { dir: "workflows".into() },
             workflow: BTreeMap::new(),
         }
@@ -138,7 +135,11 @@ impl Config {
     }
 
     pub fn limits(&self) -> Limits {
-        Limits { payload_bytes: self.limits.payload_bytes, max_wait_seconds: self.limits.max_wait_seconds }
+        Limits {
+            payload_bytes: self.limits.payload_bytes,
+            max_wait_seconds: self.limits.max_wait_seconds,
+            history_events: self.limits.history_events,
+        }
     }
 
     pub fn functions(&self) -> Functions {

@@ -107,7 +107,7 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
         &config.region,
         &config.account,
     ));
-    let service = Service::new(engine.clone(), store, express, config.storage.max_history_events);
+    let service = Service::new(engine.clone(), store.clone(), express);
     match service.load_stored() {
         Ok(n) => tracing::info!(state_machines = n, "Loaded the state machines created through the API."),
         Err(e) => tracing::error!(error = %e.message, "The stored state machines could not be loaded."),
@@ -118,6 +118,25 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
         Ok(n) => tracing::info!(executions = n, "Resumed the executions that were running."),
         Err(e) => tracing::error!(error = %e.message, "Running executions could not be resumed."),
     }
+    // Finished executions older than the retention are purged now and then every hour.
+    let retention = chrono::Duration::days(i64::from(config.storage.retention_days));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            let store = store.clone();
+            let purged =
+                tokio::task::spawn_blocking(move || store.purge_finished_before(Utc::now() - retention))
+                    .await;
+            match purged {
+                Ok(Ok(n)) if n > 0 => {
+                    tracing::info!(executions = n, "Purged finished executions past storage.retention_days.")
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "Purging finished executions failed."),
+                _ => {}
+            }
+        }
+    });
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await
         .map_err(|source| DaemonError::Listen { addr: config.server.listen.clone(), source })?;

@@ -49,7 +49,6 @@ pub struct Service {
     express: Arc<dyn Store>,
     machines: RwLock<HashMap<String, Arc<Loaded>>>,
     running: Mutex<HashMap<String, AbortHandle>>,
-    max_history_events: u64,
     metrics: crate::metrics::Metrics,
 }
 
@@ -77,19 +76,13 @@ fn check_name(name: &str) -> Result<(), ApiError> {
 }
 
 impl Service {
-    pub fn new(
-        engine: Arc<Engine>,
-        store: Arc<dyn Store>,
-        express: Arc<dyn Store>,
-        max_history_events: u64,
-    ) -> Arc<Self> {
+    pub fn new(engine: Arc<Engine>, store: Arc<dyn Store>, express: Arc<dyn Store>) -> Arc<Self> {
         Arc::new(Service {
             engine,
             store,
             express,
             machines: RwLock::default(),
             running: Mutex::default(),
-            max_history_events,
             metrics: crate::metrics::Metrics::default(),
         })
     }
@@ -673,10 +666,6 @@ impl Service {
             self.spawn_standard(loaded, record, input, resume);
         }
         Ok(n)
-    }
-
-    pub fn max_history_events(&self) -> u64 {
-        self.max_history_events
     }
 }
 

@@ -1305,3 +1305,25 @@ fn a_comparison_of_mixed_types_fails_with_jsonata_js_wording() {
         "{cause}"
     );
 }
+
+/// `limits.history_events` bounds an execution's history (AWS's 25,000-event quota): a loop
+/// that would go past it fails with States.Runtime naming the key that raises it.
+#[test]
+fn an_execution_stops_at_the_history_event_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("stepgate.toml"), "[limits]\nhistory_events = 40\n").unwrap();
+    let config = dir.path().join("stepgate.toml");
+    let counter = r#"{"StartAt": "Init", "States": {
+        "Init": {"Type": "Pass", "Result": {"n": 0}, "Next": "Check"},
+        "Check": {"Type": "Choice", "Choices": [{"Variable": "$.n", "NumericGreaterThanEquals": 100, "Next": "Done"}], "Default": "Inc"},
+        "Inc": {"Type": "Pass", "Parameters": {"n.$": "States.MathAdd($.n, 1)"}, "Next": "Check"},
+        "Done": {"Type": "Succeed"}}}"#;
+    let (rc, v) = run_definition(dir.path(), "counter", counter, &["--config", config.to_str().unwrap()]);
+    assert_eq!(rc, 1);
+    assert_eq!(v["status"], "FAILED");
+    assert_eq!(v["error"], "States.Runtime");
+    assert!(
+        v["cause"].as_str().unwrap().contains("limit of 40 history events (limits.history_events)"),
+        "{v}"
+    );
+}

@@ -502,6 +502,12 @@ impl<'e> Exec<'e> {
             }
             loop {
                 let state = &machine.states[index];
+                if self.history.count() >= limits.history_events {
+                    return Err(Failure::runtime(format!(
+                        "The execution reached the limit of {} history events (limits.history_events).",
+                        limits.history_events
+                    )));
+                }
                 self.transitions.fetch_add(1, Ordering::Relaxed);
                 let (entered, exited) = event_names(&state.kind);
                 let entered_id = match resumed.as_ref() {

@@ -70,11 +70,13 @@ pub struct Limits {
     pub payload_bytes: usize,
     /// The longest Wait, in seconds (AWS: one year).
     pub max_wait_seconds: u64,
+    /// The most events one execution's history may hold (AWS: 25,000).
+    pub history_events: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { payload_bytes: 256 * 1024, max_wait_seconds: 31_622_400 }
+        Limits { payload_bytes: 256 * 1024, max_wait_seconds: 31_622_400, history_events: 25_000 }
     }
 }
 

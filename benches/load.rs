@@ -1,0 +1,642 @@
+//! Daemon load generator: sits outside the crate and drives the real `stepgate serve` binary
+//! over loopback HTTP, the way AWS SDK clients would, to measure the whole path (HTTP, the
+//! API, the engine, the SQLite journal with fsync) rather than the interpreter alone.
+//!
+//! Two phases, each against a fresh daemon with its own temporary state and workflows folders:
+//! - `standard`: N clients start durable Standard executions of a chain of Pass states
+//!   (`StartExecution`), then one poller waits for all of them (`DescribeExecution`);
+//!   reports executions/s and state transitions/s.
+//! - `sync`: C keep-alive connections send `StartSyncExecution` to a 3-state Express
+//!   workflow back to back for a fixed time; reports requests/s and latency p50/p99.
+//!
+//! Run with `cargo bench --bench load` (optionally `-- standard` or `-- sync`). Sizes come
+//! from environment variables, listed in [`Settings::from_env`]. Everything is bounded by
+//! count and time; the daemons are stopped at the end of each phase.
+//!
+//! HTTP/1.1 is written by hand over `TcpStream`: the requests are fixed-shape, and a client
+//! crate would add its own overhead to the client side, which shares the machine's cores
+//! with the daemon.
+
+use serde_json::{json, Value};
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::{Child, ChildStdout, Command};
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+const REGION_ACCOUNT: &str = "us-east-1:123456789012";
+const STANDARD_WORKFLOW: &str = "chain";
+const EXPRESS_WORKFLOW: &str = "sync3";
+const EXPRESS_STATES: usize = 3;
+/// One request that takes longer than this means the daemon is stuck, not slow.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+struct Settings {
+    bin: PathBuf,
+    std_clients: usize,
+    std_executions: usize,
+    std_states: usize,
+    sync_connections: Vec<usize>,
+    sync_seconds: f64,
+    sync_warmup_seconds: f64,
+    sync_max_requests: u64,
+    client_threads: usize,
+    /// Upper bound on one phase: past it the phase fails instead of waiting on.
+    phase_timeout: Duration,
+    /// When set, `perf record` samples the daemon during each measured phase into this folder.
+    perf_dir: Option<PathBuf>,
+}
+
+fn env_or<T: FromStr>(name: &str, default: T) -> T {
+    match std::env::var(name) {
+        Ok(v) => v.trim().parse().unwrap_or_else(|_| panic!("{name}={v:?} is not a valid value")),
+        Err(_) => default,
+    }
+}
+
+impl Settings {
+    fn from_env() -> Settings {
+        let sync_connections = std::env::var("STEPGATE_LOAD_SYNC_CONNECTIONS")
+            .unwrap_or_else(|_| "16,64".into())
+            .split(',')
+            .map(|c| c.trim().parse().expect("STEPGATE_LOAD_SYNC_CONNECTIONS: comma-separated counts"))
+            .collect();
+        Settings {
+            bin: std::env::var_os("STEPGATE_LOAD_BIN")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_stepgate"))),
+            std_clients: env_or("STEPGATE_LOAD_STD_CLIENTS", 64),
+            std_executions: env_or("STEPGATE_LOAD_STD_EXECUTIONS", 4000),
+            std_states: env_or("STEPGATE_LOAD_STD_STATES", 10),
+            sync_connections,
+            sync_seconds: env_or("STEPGATE_LOAD_SYNC_SECONDS", 5.0),
+            sync_warmup_seconds: env_or("STEPGATE_LOAD_SYNC_WARMUP_SECONDS", 1.0),
+            sync_max_requests: env_or("STEPGATE_LOAD_SYNC_MAX_REQUESTS", 2_000_000),
+            client_threads: env_or("STEPGATE_LOAD_CLIENT_THREADS", 1),
+            phase_timeout: Duration::from_secs_f64(env_or("STEPGATE_LOAD_TIMEOUT_SECONDS", 300.0)),
+            perf_dir: std::env::var_os("STEPGATE_LOAD_PERF").map(PathBuf::from),
+        }
+    }
+}
+
+fn chain(states: usize) -> Value {
+    let mut map = serde_json::Map::new();
+    for i in 1..=states {
+        let state = if i == states {
+            json!({"Type": "Pass", "End": true})
+        } else {
+            json!({"Type": "Pass", "Next": format!("P{}", i + 1)})
+        };
+        map.insert(format!("P{i}"), state);
+    }
+    json!({"Comment": "stepgate load bench", "StartAt": "P1", "States": map})
+}
+
+fn machine_arn(name: &str) -> String {
+    format!("arn:aws:states:{REGION_ACCOUNT}:stateMachine:{name}")
+}
+
+// ---------------------------------------------------------------------------------------
+// The daemon under test.
+
+struct Daemon {
+    child: Child,
+    addr: SocketAddr,
+    dir: tempfile::TempDir,
+    /// Held open: the daemon's stdout must stay writable for as long as it runs.
+    _stdout: BufReader<ChildStdout>,
+    perf: Option<std::process::Child>,
+}
+
+impl Daemon {
+    async fn start(s: &Settings, phase: &str) -> Result<Daemon> {
+        let dir = tempfile::Builder::new().prefix("stepgate-load-").tempdir()?;
+        let workflows = dir.path().join("workflows");
+        std::fs::create_dir_all(&workflows)?;
+        let write = |name: &str, def: Value| {
+            std::fs::write(workflows.join(format!("{name}.asl.json")), serde_json::to_string_pretty(&def)?)
+        };
+        write(STANDARD_WORKFLOW, chain(s.std_states))?;
+        write(EXPRESS_WORKFLOW, chain(EXPRESS_STATES))?;
+        let quoted = |p: &Path| serde_json::to_string(&p.display().to_string());
+        let config = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n\n[storage]\nstate_dir = {}\n\n[workflows]\ndir = {}\n\n\
+             [workflow.{EXPRESS_WORKFLOW}]\ntype = \"EXPRESS\"\n",
+            quoted(&dir.path().join("state"))?,
+            quoted(&workflows)?,
+        );
+        let config_file = dir.path().join("stepgate.toml");
+        std::fs::write(&config_file, config)?;
+        let log = std::fs::File::create(dir.path().join("daemon.log"))?;
+        let mut child = Command::new(&s.bin)
+            .arg("serve")
+            .arg("--config")
+            .arg(&config_file)
+            .env("STEPGATE_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("{}: {e} (set STEPGATE_LOAD_BIN)", s.bin.display()))?;
+        let mut stdout = BufReader::new(child.stdout.take().expect("a piped stdout"));
+        let mut line = String::new();
+        let ready = tokio::time::timeout(Duration::from_secs(30), stdout.read_line(&mut line)).await;
+        let addr = match ready {
+            Ok(Ok(_)) => line.trim().strip_prefix("stepgate listening on ").and_then(|a| a.parse().ok()),
+            _ => None,
+        };
+        let Some(addr) = addr else {
+            let log = std::fs::read_to_string(dir.path().join("daemon.log")).unwrap_or_default();
+            return Err(format!("the daemon did not report its address (stdout {line:?}); its log:\n{log}").into());
+        };
+        let mut d = Daemon { child, addr, dir, _stdout: stdout, perf: None };
+        d.perf = d.start_perf(s, phase);
+        Ok(d)
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id().unwrap_or(0)
+    }
+
+    fn start_perf(&self, s: &Settings, phase: &str) -> Option<std::process::Child> {
+        let dir = s.perf_dir.as_ref()?;
+        std::fs::create_dir_all(dir).ok()?;
+        let out = dir.join(format!("{phase}.perf.data"));
+        let child = std::process::Command::new("perf")
+            .args(["record", "-F", "999", "-g", "-o"])
+            .arg(&out)
+            .args(["-p", &self.pid().to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        match child {
+            Ok(c) => {
+                eprintln!("perf: sampling daemon pid {} into {}", self.pid(), out.display());
+                // perf needs a moment to attach before the load starts.
+                std::thread::sleep(Duration::from_millis(500));
+                Some(c)
+            }
+            Err(e) => {
+                eprintln!("perf: {e}; continuing without a profile");
+                None
+            }
+        }
+    }
+
+    /// SIGTERM, as a supervisor would send; the daemon drains and exits. SIGKILL past 10 s.
+    async fn stop(mut self) {
+        if let Some(mut perf) = self.perf.take() {
+            signal(perf.id(), "-INT");
+            let _ = perf.wait();
+        }
+        signal(self.pid(), "-TERM");
+        if tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await.is_err() {
+            eprintln!("the daemon did not stop within 10 s of SIGTERM; killing it");
+            let _ = self.child.kill().await;
+        }
+        drop(self.dir);
+    }
+}
+
+/// Signals one process we started, by its id (no libc dependency for `kill(2)`).
+fn signal(pid: u32, sig: &str) {
+    if pid != 0 {
+        let _ = std::process::Command::new("kill").arg(sig).arg(pid.to_string()).status();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// A minimal HTTP/1.1 keep-alive client.
+
+struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    request: Vec<u8>,
+}
+
+struct Response {
+    status: u16,
+    body: Vec<u8>,
+}
+
+impl Response {
+    fn json(&self) -> Result<Value> {
+        Ok(serde_json::from_slice(&self.body)?)
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+impl Conn {
+    async fn connect(addr: SocketAddr) -> Result<Conn> {
+        let stream = TcpStream::connect(addr).await?;
+        // Each request is one small write answered by one small response: Nagle would only
+        // add delay.
+        stream.set_nodelay(true)?;
+        Ok(Conn { stream, buf: Vec::with_capacity(8192), request: Vec::with_capacity(1024) })
+    }
+
+    async fn call(&mut self, operation: &str, body: &str) -> Result<Response> {
+        self.request.clear();
+        self.request.extend_from_slice(
+            format!(
+                "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-amz-json-1.0\r\n\
+                 X-Amz-Target: AWSStepFunctions.{operation}\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        self.request.extend_from_slice(body.as_bytes());
+        match tokio::time::timeout(CALL_TIMEOUT, self.exchange()).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("{operation}: no response within {CALL_TIMEOUT:?}").into()),
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Result<Response> {
+        self.request.clear();
+        self.request.extend_from_slice(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes());
+        match tokio::time::timeout(CALL_TIMEOUT, self.exchange()).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("GET {path}: no response within {CALL_TIMEOUT:?}").into()),
+        }
+    }
+
+    async fn exchange(&mut self) -> Result<Response> {
+        self.stream.write_all(&self.request).await?;
+        loop {
+            if let Some((used, response)) = parse_response(&self.buf)? {
+                self.buf.drain(..used);
+                return Ok(response);
+            }
+            let mut chunk = [0u8; 16384];
+            let n = self.stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the daemon closed the connection").into());
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// One complete response at the start of `buf` and the bytes it took, or `None` when more
+/// bytes are needed. Handles `Content-Length` and chunked bodies.
+fn parse_response(buf: &[u8]) -> Result<Option<(usize, Response)>> {
+    let Some(head_end) = find(buf, b"\r\n\r\n") else { return Ok(None) };
+    let head = std::str::from_utf8(&buf[..head_end])?;
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status: u16 = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("bad status line {status_line:?}"))?;
+    let mut length = None;
+    let mut chunked = false;
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else { continue };
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("content-length") {
+            length = Some(value.parse::<usize>()?);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") && value.eq_ignore_ascii_case("chunked") {
+            chunked = true;
+        }
+    }
+    let mut at = head_end + 4;
+    if !chunked {
+        let length = length.unwrap_or(0);
+        if buf.len() < at + length {
+            return Ok(None);
+        }
+        return Ok(Some((at + length, Response { status, body: buf[at..at + length].to_vec() })));
+    }
+    let mut body = Vec::new();
+    loop {
+        let Some(line_end) = find(&buf[at..], b"\r\n") else { return Ok(None) };
+        let size_text = std::str::from_utf8(&buf[at..at + line_end])?;
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)?;
+        at += line_end + 2;
+        if size == 0 {
+            // No trailers are sent by the daemon: the terminating empty line follows.
+            if buf.len() < at + 2 {
+                return Ok(None);
+            }
+            return Ok(Some((at + 2, Response { status, body })));
+        }
+        if buf.len() < at + size + 2 {
+            return Ok(None);
+        }
+        body.extend_from_slice(&buf[at..at + size]);
+        at += size + 2;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Phase 1: durable Standard executions.
+
+struct StandardResult {
+    executions: usize,
+    states: usize,
+    clients: usize,
+    starts_seconds: f64,
+    server_seconds: f64,
+    observed_seconds: f64,
+    not_succeeded: usize,
+    transitions_metric: Option<u64>,
+}
+
+fn wall_seconds(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+async fn standard(s: &Settings) -> Result<StandardResult> {
+    let daemon = Daemon::start(s, "standard").await?;
+    eprintln!(
+        "standard: daemon pid {} on {}; {} clients start {} executions of {} Pass states",
+        daemon.pid(),
+        daemon.addr,
+        s.std_clients,
+        s.std_executions,
+        s.std_states
+    );
+    let result = tokio::time::timeout(s.phase_timeout, run_standard(s, daemon.addr)).await;
+    daemon.stop().await;
+    match result {
+        Ok(r) => r,
+        Err(_) => Err(format!("the standard phase took longer than {:?}", s.phase_timeout).into()),
+    }
+}
+
+async fn run_standard(s: &Settings, addr: SocketAddr) -> Result<StandardResult> {
+    let sm = machine_arn(STANDARD_WORKFLOW);
+    let next = Arc::new(AtomicUsize::new(0));
+    let t0_wall = SystemTime::now();
+    let t0 = Instant::now();
+    let mut clients = Vec::new();
+    for _ in 0..s.std_clients {
+        let (next, sm, total) = (next.clone(), sm.clone(), s.std_executions);
+        clients.push(tokio::spawn(async move {
+            let mut conn = Conn::connect(addr).await?;
+            let mut started = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    return Ok::<_, Box<dyn std::error::Error + Send + Sync>>(started);
+                }
+                let input = json!({"hello": "world", "n": i}).to_string();
+                let body = json!({"stateMachineArn": sm, "name": format!("load-{i}"), "input": input});
+                let r = conn.call("StartExecution", &body.to_string()).await?;
+                if r.status != 200 {
+                    return Err(format!("StartExecution: HTTP {}: {}", r.status, r.text()).into());
+                }
+                let arn = r.json()?["executionArn"].as_str().ok_or("StartExecution: no executionArn")?.to_string();
+                started.push((i, arn));
+            }
+        }));
+    }
+    let mut arns = Vec::with_capacity(s.std_executions);
+    for c in clients {
+        arns.extend(c.await??);
+    }
+    let starts_seconds = t0.elapsed().as_secs_f64();
+    // Executions finish about in start order, so one poller walking that order waits only
+    // on the stragglers and adds little load of its own next to the running executions.
+    arns.sort_unstable();
+    let mut conn = Conn::connect(addr).await?;
+    let mut last_stop = 0.0f64;
+    let mut not_succeeded = 0;
+    for (_, arn) in &arns {
+        let body = json!({"executionArn": arn}).to_string();
+        loop {
+            let r = conn.call("DescribeExecution", &body).await?;
+            if r.status != 200 {
+                return Err(format!("DescribeExecution: HTTP {}: {}", r.status, r.text()).into());
+            }
+            let v = r.json()?;
+            let status = v["status"].as_str().unwrap_or("");
+            if status == "RUNNING" {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                continue;
+            }
+            if status != "SUCCEEDED" {
+                not_succeeded += 1;
+                if not_succeeded == 1 {
+                    eprintln!("standard: {arn} ended {status}: {v}");
+                }
+            }
+            last_stop = last_stop.max(v["stopDate"].as_f64().unwrap_or(0.0));
+            break;
+        }
+    }
+    let observed_seconds = t0.elapsed().as_secs_f64();
+    let server_seconds = last_stop - wall_seconds(t0_wall);
+    let metrics = conn.get("/metrics").await?.text();
+    let transitions_metric = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("stepgate_state_transitions_total "))
+        .and_then(|n| n.trim().parse().ok());
+    Ok(StandardResult {
+        executions: arns.len(),
+        states: s.std_states,
+        clients: s.std_clients,
+        starts_seconds,
+        server_seconds,
+        observed_seconds,
+        not_succeeded,
+        transitions_metric,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Phase 2: StartSyncExecution on an Express workflow.
+
+struct SyncResult {
+    connections: usize,
+    requests: usize,
+    seconds: f64,
+    errors: u64,
+    /// Sorted, in microseconds.
+    latencies: Vec<u32>,
+}
+
+impl SyncResult {
+    fn percentile_ms(&self, p: f64) -> f64 {
+        if self.latencies.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((self.latencies.len() as f64 * p).ceil() as usize).clamp(1, self.latencies.len()) - 1;
+        self.latencies[i] as f64 / 1000.0
+    }
+}
+
+async fn sync(s: &Settings, connections: usize) -> Result<SyncResult> {
+    let daemon = Daemon::start(s, &format!("sync-c{connections}")).await?;
+    eprintln!(
+        "sync: daemon pid {} on {}; {connections} connections for {:.1} s after {:.1} s of warm-up",
+        daemon.pid(),
+        daemon.addr,
+        s.sync_seconds,
+        s.sync_warmup_seconds
+    );
+    let limit = s.phase_timeout;
+    let result = tokio::time::timeout(limit, run_sync(s, daemon.addr, connections)).await;
+    daemon.stop().await;
+    match result {
+        Ok(r) => r,
+        Err(_) => Err(format!("the sync phase took longer than {limit:?}").into()),
+    }
+}
+
+async fn run_sync(s: &Settings, addr: SocketAddr, connections: usize) -> Result<SyncResult> {
+    let body = Arc::new(
+        json!({"stateMachineArn": machine_arn(EXPRESS_WORKFLOW), "input": r#"{"hello":"world","n":1}"#})
+            .to_string(),
+    );
+    let begin = Instant::now();
+    let measure_from = begin + Duration::from_secs_f64(s.sync_warmup_seconds);
+    let measure_to = measure_from + Duration::from_secs_f64(s.sync_seconds);
+    let budget = Arc::new(AtomicU64::new(s.sync_max_requests));
+    let errors = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (body, budget, errors) = (body.clone(), budget.clone(), errors.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Conn::connect(addr).await?;
+            let mut latencies: Vec<u32> = Vec::with_capacity(1 << 16);
+            // The last request to end inside the window; the rate is taken over the window
+            // actually covered when the request budget ends it early.
+            let mut last_end = measure_from;
+            loop {
+                let sent = Instant::now();
+                if sent >= measure_to {
+                    break;
+                }
+                let measured = sent >= measure_from;
+                if measured && budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| b.checked_sub(1)).is_err() {
+                    break;
+                }
+                let r = conn.call("StartSyncExecution", &body).await?;
+                let done = Instant::now();
+                if r.status != 200 || find(&r.body, br#""status":"SUCCEEDED""#).is_none() {
+                    if errors.fetch_add(1, Ordering::Relaxed) == 0 {
+                        eprintln!("sync: HTTP {}: {}", r.status, r.text());
+                    }
+                    continue;
+                }
+                if measured && done <= measure_to {
+                    latencies.push((done - sent).as_micros().min(u32::MAX as u128) as u32);
+                    last_end = done;
+                }
+            }
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>((latencies, last_end))
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut last_end = measure_from;
+    for t in tasks {
+        let (l, end) = t.await??;
+        latencies.extend(l);
+        last_end = last_end.max(end);
+    }
+    latencies.sort_unstable();
+    let seconds = if budget.load(Ordering::Relaxed) == 0 {
+        (last_end - measure_from).as_secs_f64()
+    } else {
+        s.sync_seconds
+    };
+    Ok(SyncResult {
+        connections,
+        requests: latencies.len(),
+        seconds,
+        errors: errors.load(Ordering::Relaxed),
+        latencies,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+
+fn main() -> Result<()> {
+    // `cargo bench` passes `--bench`; any other word selects phases by name.
+    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let wanted = |phase: &str| filters.is_empty() || filters.iter().any(|f| phase.contains(f.as_str()));
+    let s = Settings::from_env();
+    let rt = if s.client_threads <= 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(s.client_threads).enable_all().build()?
+    };
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    println!(
+        "stepgate daemon load: {} (client: {} thread(s); {cores} cores shared by client and daemon)",
+        s.bin.display(),
+        s.client_threads
+    );
+    let mut summary = Vec::new();
+    rt.block_on(async {
+        if wanted("standard") {
+            let r = standard(&s).await?;
+            let transitions = r.executions * r.states;
+            let line = format!(
+                "standard: {} clients, {} executions x {} Pass states (SQLite, fsync on): \
+                 {:.0} executions/s, {:.0} transitions/s (last stopDate {:.2} s after the first start; \
+                 all starts answered in {:.2} s, at {:.0}/s; all seen finished by the poller at {:.2} s, \
+                 {:.0} transitions/s); daemon counted {} transitions; {} not SUCCEEDED",
+                r.clients,
+                r.executions,
+                r.states,
+                r.executions as f64 / r.server_seconds,
+                transitions as f64 / r.server_seconds,
+                r.server_seconds,
+                r.starts_seconds,
+                r.executions as f64 / r.starts_seconds,
+                r.observed_seconds,
+                transitions as f64 / r.observed_seconds,
+                r.transitions_metric.map_or("?".into(), |n| n.to_string()),
+                r.not_succeeded,
+            );
+            println!("{line}");
+            summary.push(line);
+        }
+        if wanted("sync") {
+            for &c in &s.sync_connections {
+                let r = sync(&s, c).await?;
+                let line = format!(
+                    "sync: C={}, {} StartSyncExecution of a {EXPRESS_STATES}-state Express workflow in {:.2} s: \
+                     {:.0} requests/s, latency p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms; {} errors",
+                    r.connections,
+                    r.requests,
+                    r.seconds,
+                    r.requests as f64 / r.seconds,
+                    r.percentile_ms(0.50),
+                    r.percentile_ms(0.99),
+                    r.percentile_ms(0.999),
+                    r.latencies.last().map_or(f64::NAN, |&l| l as f64 / 1000.0),
+                    r.errors,
+                );
+                println!("{line}");
+                summary.push(line);
+            }
+        }
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+    })?;
+    println!("\nsummary:");
+    for line in summary {
+        println!("  {line}");
+    }
+    Ok(())
+}
