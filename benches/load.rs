@@ -156,7 +156,9 @@ impl Daemon {
         };
         let Some(addr) = addr else {
             let log = std::fs::read_to_string(dir.path().join("daemon.log")).unwrap_or_default();
-            return Err(format!("the daemon did not report its address (stdout {line:?}); its log:\n{log}").into());
+            return Err(
+                format!("the daemon did not report its address (stdout {line:?}); its log:\n{log}").into()
+            );
         };
         let mut d = Daemon { child, addr, dir, _stdout: stdout, perf: None };
         d.perf = d.start_perf(s, phase);
@@ -283,7 +285,9 @@ impl Conn {
             let mut chunk = [0u8; 16384];
             let n = self.stream.read(&mut chunk).await?;
             if n == 0 {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the daemon closed the connection").into());
+                return Err(
+                    io::Error::new(io::ErrorKind::UnexpectedEof, "the daemon closed the connection").into()
+                );
             }
             self.buf.extend_from_slice(&chunk[..n]);
         }
@@ -404,7 +408,8 @@ async fn run_standard(s: &Settings, addr: SocketAddr) -> Result<StandardResult> 
                 if r.status != 200 {
                     return Err(format!("StartExecution: HTTP {}: {}", r.status, r.text()).into());
                 }
-                let arn = r.json()?["executionArn"].as_str().ok_or("StartExecution: no executionArn")?.to_string();
+                let arn =
+                    r.json()?["executionArn"].as_str().ok_or("StartExecution: no executionArn")?.to_string();
                 started.push((i, arn));
             }
         }));
@@ -527,7 +532,11 @@ async fn run_sync(s: &Settings, addr: SocketAddr, connections: usize) -> Result<
                     break;
                 }
                 let measured = sent >= measure_from;
-                if measured && budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| b.checked_sub(1)).is_err() {
+                if measured
+                    && budget
+                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| b.checked_sub(1))
+                        .is_err()
+                {
                     break;
                 }
                 let r = conn.call("StartSyncExecution", &body).await?;

@@ -34,6 +34,28 @@ pub struct Config {
 pub struct ServerConfig {
     /// The AWS Step Functions API, /healthz and /metrics. Loopback by default.
     pub listen: String,
+    /// With keys, every API call must carry a SigV4 signature from one of them; without,
+    /// the daemon only listens on loopback.
+    #[serde(default)]
+    pub access_keys: Vec<AccessKey>,
+}
+
+/// `[[server.access_keys]]`: a key pair the aws CLI and SDKs sign requests with.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessKey {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+impl std::fmt::Debug for AccessKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A config printed in a log or an error must not leak the secret.
+        f.debug_struct("AccessKey")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -95,7 +117,7 @@ impl Default for Config {
                 history_events: limits.history_events,
             },
             functions: BTreeMap::new(),
-            server: ServerConfig { listen: "127.0.0.1:8083".into() },
+            server: ServerConfig { listen: "127.0.0.1:8083".into(), access_keys: Vec::new() },
             storage: StorageConfig { state_dir: "state".into(), retention_days: 90 },
             workflows: WorkflowsConfig { dir: "workflows".into() },
             workflow: BTreeMap::new(),
@@ -128,10 +150,42 @@ impl Config {
             TOP_LEVEL_KEYS.contains(&top.as_str())
         });
         fig = fig.merge(env.split("__"));
-        fig.extract().map_err(|e| {
+        let config: Config = fig.extract().map_err(|e| {
             let all: Vec<String> = e.into_iter().map(|e| e.to_string()).collect();
             ConfigError(all.join("\n"))
-        })
+        })?;
+        config.check_access_keys()?;
+        Ok(config)
+    }
+
+    /// Empty or repeated key ids would make a signature's key ambiguous; every problem is listed.
+    fn check_access_keys(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (i, k) in self.server.access_keys.iter().enumerate() {
+            if k.access_key_id.trim().is_empty() {
+                problems.push(format!("server.access_keys[{i}].access_key_id is empty"));
+            } else if !seen.insert(k.access_key_id.as_str()) {
+                problems.push(format!(
+                    "server.access_keys[{i}].access_key_id \"{}\" appears more than once",
+                    k.access_key_id
+                ));
+            }
+            if k.access_key_id.contains(['/', ' ', ',']) {
+                problems.push(format!(
+                    "server.access_keys[{i}].access_key_id \"{}\" may not contain '/', ',' or spaces",
+                    k.access_key_id
+                ));
+            }
+            if k.secret_access_key.is_empty() {
+                problems.push(format!("server.access_keys[{i}].secret_access_key is empty"));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError(problems.join("\n")))
+        }
     }
 
     pub fn limits(&self) -> Limits {
@@ -176,6 +230,51 @@ mod tests {
             let c = Config::load(None).map_err(|e| e.to_string())?;
             assert_eq!(c.region, "eu-north-1");
             assert_eq!(c.limits.payload_bytes, 1024);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn access_keys_come_from_the_file_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("stepgate.toml");
+        std::fs::write(
+            &f,
+            "[[server.access_keys]]\naccess_key_id = \"ops\"\nsecret_access_key = \"s3cr3t\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&f)).unwrap();
+        assert_eq!(c.server.access_keys[0].access_key_id, "ops");
+        assert_eq!(c.server.access_keys[0].secret_access_key, "s3cr3t");
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+
+        std::fs::write(&f, "[[server.access_keys]]\naccess_key_id = \"ops\"\nsecret = \"x\"\n").unwrap();
+        let err = Config::load(Some(&f)).unwrap_err().to_string();
+        assert!(err.contains("secret"), "{err}");
+
+        std::fs::write(
+            &f,
+            "[[server.access_keys]]\naccess_key_id = \"ops\"\nsecret_access_key = \"\"\n\
+             [[server.access_keys]]\naccess_key_id = \"ops\"\nsecret_access_key = \"y\"\n",
+        )
+        .unwrap();
+        let err = Config::load(Some(&f)).unwrap_err().to_string();
+        assert!(err.contains("server.access_keys[0].secret_access_key is empty"), "{err}");
+        assert!(err.contains("server.access_keys[1].access_key_id \"ops\" appears more than once"), "{err}");
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail hands back figment::Error
+    fn access_keys_come_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(
+                "STEPGATE_SERVER__ACCESS_KEYS",
+                r#"[{access_key_id="ops", secret_access_key="from-env"}]"#,
+            );
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.server.access_keys.len(), 1);
+            assert_eq!(c.server.access_keys[0].secret_access_key, "from-env");
+            assert_eq!(c.server.listen, "127.0.0.1:8083");
             Ok(())
         });
     }

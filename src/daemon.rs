@@ -2,8 +2,9 @@
 //! service, registers the workflows of the workflows folder, resumes the executions that
 //! were running, serves the API, and shuts down on SIGINT/SIGTERM after the server stops
 //! accepting requests (running executions stay journaled and resume at the next start).
+//! Without `server.access_keys` it refuses to listen anywhere but on loopback.
 
-use crate::config::Config;
+use crate::config::{Config, ServerConfig};
 use crate::connectors::Registry;
 use crate::engine::Engine;
 use crate::service::Service;
@@ -27,6 +28,12 @@ pub enum DaemonError {
     Workflows { path: String, source: std::io::Error },
     #[error("the server failed: {0}")]
     Serve(std::io::Error),
+    #[error(
+        "server.listen is {listen}, which is not a loopback address, and no access keys are configured: \
+         set server.access_keys (access_key_id and secret_access_key) so that every API call must be \
+         signed, or listen on 127.0.0.1"
+    )]
+    Unauthenticated { listen: String },
 }
 
 /// Registers every `*.asl.json` / `*.json` file of `dir` as a state machine named after its
@@ -95,6 +102,8 @@ pub fn load_workflows(
 
 /// Runs the daemon until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> Result<(), DaemonError> {
+    // Before anything runs: a refused start must not resume executions first.
+    require_keys_off_loopback(&config.server).await?;
     let state_dir = PathBuf::from(&config.storage.state_dir);
     std::fs::create_dir_all(&state_dir)
         .map_err(|source| DaemonError::StateDir { path: state_dir.display().to_string(), source })?;
@@ -144,10 +153,31 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     tracing::info!(%addr, "Serving the AWS Step Functions API.");
     // Tests and supervisors read the bound address (useful with port 0).
     println!("stepgate listening on {addr}");
-    axum::serve(listener, crate::api::router(service))
+    let auth = crate::api::sigv4::Verifier::new(
+        config.server.access_keys.iter().map(|k| (k.access_key_id.clone(), k.secret_access_key.clone())),
+    );
+    axum::serve(listener, crate::api::router(service, auth))
         .with_graceful_shutdown(shutdown())
         .await
         .map_err(DaemonError::Serve)
+}
+
+/// An API anyone on the network can call without a key is refused: without access keys the
+/// daemon only listens on loopback.
+async fn require_keys_off_loopback(server: &ServerConfig) -> Result<(), DaemonError> {
+    if !server.access_keys.is_empty() {
+        return Ok(());
+    }
+    // Resolved as bind resolves it: a host name may stand for several addresses. One that
+    // does not resolve is left for bind to report.
+    let Ok(addrs) = tokio::net::lookup_host(&server.listen).await else {
+        return Ok(());
+    };
+    if addrs.into_iter().all(|a| a.ip().to_canonical().is_loopback()) {
+        Ok(())
+    } else {
+        Err(DaemonError::Unauthenticated { listen: server.listen.clone() })
+    }
 }
 
 async fn shutdown() {
@@ -167,4 +197,27 @@ async fn shutdown() {
         _ = term => {},
     }
     tracing::info!("Shutting down; running executions resume at the next start.");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::AccessKey;
+
+    fn server(listen: &str, keys: usize) -> ServerConfig {
+        let key = AccessKey { access_key_id: "ops".into(), secret_access_key: "s".into() };
+        ServerConfig { listen: listen.into(), access_keys: vec![key; keys] }
+    }
+
+    #[tokio::test]
+    async fn only_loopback_is_served_without_access_keys() {
+        for listen in ["127.0.0.1:0", "[::1]:0", "localhost:0", "[::ffff:127.0.0.1]:0"] {
+            assert!(require_keys_off_loopback(&server(listen, 0)).await.is_ok(), "{listen}");
+        }
+        for listen in ["0.0.0.0:8083", "[::]:8083", "192.0.2.7:8083"] {
+            let e = require_keys_off_loopback(&server(listen, 0)).await.unwrap_err().to_string();
+            assert!(e.contains("server.access_keys") && e.contains(listen), "{e}");
+            assert!(require_keys_off_loopback(&server(listen, 1)).await.is_ok(), "{listen}");
+        }
+    }
 }

@@ -382,7 +382,11 @@ impl Service {
             cause: o.cause.clone(),
             stop: self.engine.clock().now(),
         });
-        writes.push(Write::DeleteFrames { execution_arn: arn.to_string(), prefix: String::new() });
+        // A failed, timed-out or aborted execution keeps its frame: RedriveExecution
+        // restarts it from there.
+        if o.status == Status::Succeeded {
+            writes.push(Write::DeleteFrames { execution_arn: arn.to_string(), prefix: String::new() });
+        }
         if let Err(e) = self.store.commit(writes).await {
             tracing::error!(execution = %arn, error = %e, "The end of an execution could not be stored.");
         }
@@ -595,11 +599,58 @@ impl Service {
                     cause,
                     stop: now,
                 },
-                Write::DeleteFrames { execution_arn: arn.to_string(), prefix: String::new() },
             ])
             .await
             .map_err(ApiError::internal)?;
         Ok(json!({"stopDate": epoch(now)}))
+    }
+
+    /// RedriveExecution: a FAILED, TIMED_OUT or ABORTED Standard execution starts again at
+    /// the top-level state where it stopped, with that state's input and the variables.
+    pub async fn redrive_execution(self: &Arc<Self>, body: &Value) -> ApiResult {
+        let arn = str_field(body, "executionArn")?;
+        let (record, express) = self.find_execution(arn)?;
+        let not_redrivable = |why: &str| {
+            ApiError::new("ExecutionNotRedrivable", format!("Execution is not redrivable: {why}"))
+        };
+        if express {
+            return Err(not_redrivable("Express executions cannot be redriven"));
+        }
+        if !matches!(
+            record.status,
+            ExecutionStatus::Failed | ExecutionStatus::TimedOut | ExecutionStatus::Aborted
+        ) {
+            return Err(not_redrivable(&format!("its status is {}", record.status.as_str())));
+        }
+        let loaded = self.loaded(&record.state_machine_arn)?;
+        let frames = self.store.frames(arn).map_err(ApiError::internal)?;
+        let resume = frames
+            .iter()
+            .find(|f| f.path.is_empty())
+            .and_then(|f| serde_json::from_value::<Resume>(f.data.clone()).ok());
+        let last = self.store.event_count(arn).map_err(ApiError::internal)?;
+        let now = self.engine.clock().now();
+        let redrive_count = record.redrive_count + 1;
+        let event = json!({
+            "timestamp": crate::time::iso(now), "type": "ExecutionRedriven", "id": last + 1,
+            "previousEventId": last, "executionRedrivenEventDetails": {"redriveCount": redrive_count}
+        });
+        self.store
+            .commit(vec![
+                Write::Redrive { execution_arn: arn.to_string() },
+                Write::Event { execution_arn: arn.to_string(), id: last + 1, event },
+            ])
+            .await
+            .map_err(ApiError::internal)?;
+        let resume = match resume {
+            Some(r) => Resume { last_event_id: last + 1, wake_at: None, reenter: true, ..r },
+            // It failed before its first state was journaled: from the start.
+            None => Resume::before_start(last + 1),
+        };
+        let input: Value = serde_json::from_str(&record.input).unwrap_or(Value::Null);
+        self.metrics.started();
+        self.spawn_standard(loaded, record, input, Some(resume));
+        Ok(json!({"redriveDate": epoch(now)}))
     }
 
     pub fn tag_resource(&self, body: &Value) -> ApiResult {

@@ -434,3 +434,61 @@ fn unsafe_kill9(pid: u32) {
     let status = Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
     assert!(status.success());
 }
+
+/// RedriveExecution restarts a failed execution at the state that failed: the states before
+/// it do not run again, and the history tells the redrive.
+#[test]
+fn redrive_restarts_a_failed_execution_where_it_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("ready");
+    let func = dir.path().join("flaky.py");
+    std::fs::write(
+        &func,
+        format!(
+            "import json,os,sys\ne=json.load(sys.stdin)\nif not os.path.exists({:?}):\n    print(json.dumps({{'errorType': 'NotReady', 'errorMessage': 'not yet'}}))\n    sys.exit(1)\nprint(json.dumps({{'done': e['n']}}))\n",
+            flag.display().to_string()
+        ),
+    )
+    .unwrap();
+    let def = json!({
+        "StartAt": "Prepare",
+        "States": {
+            "Prepare": {"Type": "Pass", "Parameters": {"n.$": "States.MathAdd($.n, 1)"}, "Next": "Call"},
+            "Call": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:flaky", "End": true}
+        }
+    });
+    workflows(dir.path(), &[("flaky", def)]);
+    let d = Daemon::start(
+        dir.path(),
+        &format!("[functions.flaky]\ncommand = [\"python3\", \"{}\"]\n", func.display()),
+    );
+    let sm = format!("{ACCOUNT_ARN}:stateMachine:flaky");
+    let arn = d.aws(&["start-execution", "--state-machine-arn", &sm, "--input", r#"{"n": 41}"#]).unwrap()
+        ["executionArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let failed = wait_for_status(&d, &arn, "FAILED", Duration::from_secs(20));
+    assert_eq!(failed["error"], "NotReady");
+    let refused = d
+        .aws(&["redrive-execution", "--execution-arn", &format!("{ACCOUNT_ARN}:execution:flaky:nope")])
+        .unwrap_err();
+    assert!(refused.contains("ExecutionDoesNotExist"), "{refused}");
+
+    std::fs::write(&flag, "").unwrap();
+    d.aws(&["redrive-execution", "--execution-arn", &arn]).unwrap();
+    let done = wait_for_status(&d, &arn, "SUCCEEDED", Duration::from_secs(20));
+    assert_eq!(serde_json::from_str::<Value>(done["output"].as_str().unwrap()).unwrap(), json!({"done": 42}));
+    assert_eq!(done["redriveCount"], 1);
+    let h = d.aws(&["get-execution-history", "--execution-arn", &arn]).unwrap();
+    let types: Vec<&str> =
+        h["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types.iter().filter(|t| **t == "PassStateEntered").count(), 1, "{types:?}");
+    assert_eq!(types.iter().filter(|t| **t == "ExecutionRedriven").count(), 1, "{types:?}");
+    assert_eq!(types.last(), Some(&"ExecutionSucceeded"));
+    let ids: Vec<u64> = h["events"].as_array().unwrap().iter().map(|e| e["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>());
+    // A succeeded execution is not redrivable.
+    let again = d.aws(&["redrive-execution", "--execution-arn", &arn]).unwrap_err();
+    assert!(again.contains("ExecutionNotRedrivable"), "{again}");
+}

@@ -117,6 +117,9 @@ pub struct Resume {
     /// The id of the last event journaled.
     pub last_event_id: u64,
     pub wake_at: Option<DateTime<Utc>>,
+    /// Enter `state` anew (RedriveExecution) instead of going on inside it.
+    #[serde(default)]
+    pub reenter: bool,
 }
 
 impl Resume {
@@ -131,6 +134,7 @@ impl Resume {
             variables: Map::new(),
             last_event_id,
             wake_at: None,
+            reenter: false,
         }
     }
 }
@@ -496,7 +500,9 @@ impl<'e> Exec<'e> {
                         index = r.state;
                         input = r.input.clone();
                         vars.local = r.variables.clone().into_iter().collect();
-                        resumed = Some(r);
+                        if !r.reenter {
+                            resumed = Some(r);
+                        }
                     }
                 }
             }
@@ -530,6 +536,7 @@ impl<'e> Exec<'e> {
                         variables: vars.local.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
                         last_event_id: entered_id,
                         wake_at,
+                        reenter: false,
                     };
                     j.checkpoint(self.history.take_new(), serde_json::to_value(&frame).ok()).await;
                     entry_frame = Some(frame);
