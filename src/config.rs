@@ -65,6 +65,8 @@ pub struct StorageConfig {
     pub state_dir: String,
     /// Finished executions are purged after this many days.
     pub retention_days: u32,
+    /// How many Express executions (with their histories) are kept in memory, newest first.
+    pub express_executions: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -118,7 +120,11 @@ impl Default for Config {
             },
             functions: BTreeMap::new(),
             server: ServerConfig { listen: "127.0.0.1:8083".into(), access_keys: Vec::new() },
-            storage: StorageConfig { state_dir: "state".into(), retention_days: 90 },
+            storage: StorageConfig {
+                state_dir: "state".into(),
+                retention_days: 90,
+                express_executions: 10_000,
+            },
             workflows: WorkflowsConfig { dir: "workflows".into() },
             workflow: BTreeMap::new(),
         }

@@ -108,7 +108,7 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     std::fs::create_dir_all(&state_dir)
         .map_err(|source| DaemonError::StateDir { path: state_dir.display().to_string(), source })?;
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&state_dir.join("stepgate.db"))?);
-    let express: Arc<dyn Store> = Arc::new(MemoryStore::default());
+    let express: Arc<dyn Store> = Arc::new(MemoryStore::bounded(config.storage.express_executions));
     let engine = Arc::new(Engine::new(
         Registry::new(config.functions()),
         Arc::new(Clock::default()),

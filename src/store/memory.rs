@@ -25,16 +25,26 @@ struct Inner {
     by_machine: HashMap<String, ByStart>,
     events: HashMap<String, BTreeMap<u64, Value>>,
     frames: HashMap<String, BTreeMap<String, Value>>,
+    /// Executions in the order they were created, for a bounded store's evictions.
+    order: std::collections::VecDeque<String>,
 }
 
 #[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    /// At most this many executions are kept; the oldest finished ones go first.
+    capacity: Option<usize>,
 }
 
 impl MemoryStore {
     pub fn new() -> MemoryStore {
         MemoryStore::default()
+    }
+
+    /// A store that keeps at most `capacity` executions (a ring: the oldest finished
+    /// execution goes when a new one comes), so Express histories cannot grow without end.
+    pub fn bounded(capacity: usize) -> MemoryStore {
+        MemoryStore { inner: Mutex::default(), capacity: Some(capacity.max(1)) }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -171,8 +181,24 @@ impl Store for MemoryStore {
             return future::ready(Ok(Created::Existing(Box::new(existing.clone())))).boxed();
         }
         inner.by_machine.entry(e.state_machine_arn.clone()).or_default().insert((e.start, e.arn.clone()));
+        inner.order.push_back(e.arn.clone());
         inner.executions.insert(e.arn.clone(), e);
         inner.apply(writes);
+        if let Some(cap) = self.capacity {
+            // Running executions are skipped (and kept in order) until they finish.
+            let mut scanned = 0;
+            while inner.executions.len() > cap && scanned < inner.order.len() {
+                let Some(arn) = inner.order.pop_front() else { break };
+                let running =
+                    inner.executions.get(&arn).is_some_and(|x| x.status == ExecutionStatus::Running);
+                if running {
+                    inner.order.push_back(arn);
+                    scanned += 1;
+                } else {
+                    inner.remove_execution(&arn);
+                }
+            }
+        }
         future::ready(Ok(Created::New)).boxed()
     }
 
@@ -282,5 +308,41 @@ impl Store for MemoryStore {
             inner.remove_execution(arn);
         }
         Ok(doomed.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exec(i: u32, status: ExecutionStatus) -> ExecutionRecord {
+        ExecutionRecord {
+            arn: format!("arn:aws:states:us-east-1:1:express:m:e{i}:x"),
+            name: format!("e{i}"),
+            state_machine_arn: "arn:aws:states:us-east-1:1:stateMachine:m".into(),
+            state_machine_name: "m".into(),
+            status,
+            input: "{}".into(),
+            output: None,
+            error: None,
+            cause: None,
+            start: Utc::now(),
+            stop: None,
+            redrive_count: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bounded_store_keeps_the_newest_and_every_running_execution() {
+        let store = MemoryStore::bounded(3);
+        store.create_execution(exec(0, ExecutionStatus::Running), vec![]).await.unwrap();
+        for i in 1..6 {
+            store.create_execution(exec(i, ExecutionStatus::Succeeded), vec![]).await.unwrap();
+        }
+        let kept: Vec<String> = (0..6)
+            .filter(|i| store.get_execution(&exec(*i, ExecutionStatus::Running).arn).unwrap().is_some())
+            .map(|i| format!("e{i}"))
+            .collect();
+        assert_eq!(kept, ["e0", "e4", "e5"]);
     }
 }
