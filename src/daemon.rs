@@ -153,6 +153,7 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     tracing::info!(%addr, "Serving the AWS Step Functions API.");
     // Tests and supervisors read the bound address (useful with port 0).
     println!("stepgate listening on {addr}");
+    notify_systemd();
     let auth = crate::api::sigv4::Verifier::new(
         config.server.access_keys.iter().map(|k| (k.access_key_id.clone(), k.secret_access_key.clone())),
     );
@@ -180,6 +181,24 @@ async fn require_keys_off_loopback(server: &ServerConfig) -> Result<(), DaemonEr
     }
 }
 
+/// Tells systemd (Type=notify) that the daemon is ready, and keeps its watchdog fed while the
+/// runtime is alive. Outside systemd both are no-ops.
+fn notify_systemd() {
+    if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+        tracing::debug!(error = %e, "sd_notify READY failed (not under systemd?).");
+    }
+    if let Some(period) = sd_notify::watchdog_enabled() {
+        tokio::spawn(async move {
+            // Twice per period, as systemd recommends.
+            let mut tick = tokio::time::interval(period / 2);
+            loop {
+                tick.tick().await;
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+            }
+        });
+    }
+}
+
 async fn shutdown() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -196,6 +215,7 @@ async fn shutdown() {
         _ = ctrl_c => {},
         _ = term => {},
     }
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     tracing::info!("Shutting down; running executions resume at the next start.");
 }
 

@@ -39,10 +39,14 @@ enum Command {
     },
     /// Check Amazon States Language definitions; every problem of every file is reported.
     Validate {
-        #[arg(required = true)]
+        #[arg(required_unless_present = "config")]
         files: Vec<PathBuf>,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
+        /// Also check this config file and every workflow of its workflows folder (what the
+        /// systemd unit runs before starting the daemon).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Run one execution of a definition in-process and print its result.
     Run {
@@ -90,7 +94,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Serve { config } => serve(&config),
-        Command::Validate { files, format } => validate_files(&files, format),
+        Command::Validate { files, format, config } => validate_with_config(files, format, config),
         Command::Run {
             file,
             input,
@@ -161,6 +165,39 @@ fn has_errors(c: &Checked) -> bool {
         Checked::Syntax(_) => true,
         Checked::Diagnostics(d) => d.iter().any(|d| d.severity == validate::Severity::Error),
     }
+}
+
+fn validate_with_config(
+    mut files: Vec<PathBuf>,
+    format: Format,
+    config: Option<PathBuf>,
+) -> Result<ExitCode> {
+    if let Some(c) = config {
+        let config = match Config::load(Some(&c)) {
+            Ok(config) => config,
+            Err(e) => {
+                eprintln!("{e}");
+                return Ok(ExitCode::from(1));
+            }
+        };
+        files.extend(workflow_files(Path::new(&config.workflows.dir))?);
+    }
+    validate_files(&files, format)
+}
+
+/// The workflow files of a workflows folder, as `serve` reads them.
+fn workflow_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read the workflows folder {} (workflows.dir)", dir.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            name.ends_with(".json") && !name.ends_with(".input.json") && !name.ends_with(".mock.json")
+        })
+        .collect();
+    files.sort();
+    Ok(files)
 }
 
 fn validate_files(files: &[PathBuf], format: Format) -> Result<ExitCode> {

@@ -492,3 +492,38 @@ fn redrive_restarts_a_failed_execution_where_it_failed() {
     let again = d.aws(&["redrive-execution", "--execution-arn", &arn]).unwrap_err();
     assert!(again.contains("ExecutionNotRedrivable"), "{again}");
 }
+
+/// Under systemd (Type=notify) the daemon says READY=1 on $NOTIFY_SOCKET once it serves.
+#[test]
+fn the_daemon_tells_systemd_when_it_is_ready() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    workflows(dir.path(), &[("greeter", greeter())]);
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let config = dir.path().join("stepgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\nstate_dir = \"{}\"\n[workflows]\ndir = \"{}\"\n",
+            dir.path().join("state").display(),
+            dir.path().join("workflows").display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stepgate"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("STEPGATE_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = socket.recv(&mut buf);
+    let _ = child.kill();
+    let _ = child.wait();
+    let msg = String::from_utf8_lossy(&buf[..n.expect("a notification within 20 s")]).into_owned();
+    assert!(msg.contains("READY=1"), "{msg}");
+}

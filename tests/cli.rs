@@ -1327,3 +1327,30 @@ fn an_execution_stops_at_the_history_event_limit() {
         "{v}"
     );
 }
+
+/// What the systemd unit runs before starting the daemon: the config and every workflow of
+/// its folder, with the bad key or workflow named.
+#[test]
+fn validate_config_checks_the_config_and_its_workflows() {
+    let out = stepgate(&["validate", "--config", "config/stepgate.toml"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).contains("workflows/order.asl.json: OK"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad_key = write(dir.path(), "bad.toml", "[server]\nlisen = \"127.0.0.1:1\"\n");
+    let out = stepgate(&["validate", "--config", bad_key.to_str().unwrap()]);
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("lisen"), "{}", stderr(&out));
+
+    let wf = dir.path().join("wf");
+    std::fs::create_dir(&wf).unwrap();
+    write(
+        &wf,
+        "broken.asl.json",
+        r#"{"StartAt": "Nowhere", "States": {"A": {"Type": "Pass", "End": true}}}"#,
+    );
+    let cfg = write(dir.path(), "ok.toml", &format!("[workflows]\ndir = \"{}\"\n", wf.display()));
+    let out = stepgate(&["validate", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("broken.asl.json"), "{}", stderr(&out));
+}
