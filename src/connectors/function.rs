@@ -41,18 +41,29 @@ impl Functions {
 
 const INVOKE: &str = "arn:aws:states:::lambda:invoke";
 
+/// The parts of `arn:PARTITION:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`: the name
+/// when `s` is such an ARN. One pass over the text (this runs for every Task call).
+fn lambda_arn_name(s: &str) -> Option<&str> {
+    let mut parts = s.splitn(8, ':');
+    let ok = parts.next() == Some("arn")
+        && parts.next().is_some()
+        && parts.next() == Some("lambda")
+        && parts.next().is_some()
+        && parts.next().is_some()
+        && parts.next() == Some("function");
+    if !ok {
+        return None;
+    }
+    parts.next().filter(|n| !n.is_empty())
+}
+
 /// The function name inside a Lambda ARN (`...:function:NAME[:QUALIFIER]`) or a plain name.
 fn function_name(arn_or_name: &str) -> &str {
-    match arn_or_name.split_once(":function:") {
-        Some((_, rest)) => rest.split(':').next().unwrap_or(rest),
-        None => arn_or_name,
-    }
+    lambda_arn_name(arn_or_name).unwrap_or(arn_or_name)
 }
 
 fn is_lambda_arn(resource: &str) -> bool {
-    resource.starts_with("arn:")
-        && resource.split(':').nth(2) == Some("lambda")
-        && resource.contains(":function:")
+    lambda_arn_name(resource).is_some()
 }
 
 impl Connector for Functions {
@@ -90,8 +101,8 @@ impl Connector for Functions {
         };
         let f = self.table.get(function_name(&name_field)).cloned();
         Box::pin(async move {
-            let name = function_name(&name_field);
             let Some(f) = f else {
+                let name = function_name(&name_field);
                 let arn = if name_field.starts_with("arn:") {
                     name_field.clone()
                 } else {

@@ -8,7 +8,8 @@ pub mod function;
 use crate::error::Failure;
 use futures::future::BoxFuture;
 use serde_json::Value;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 /// One Task invocation as a connector sees it.
 #[derive(Debug, Clone)]
@@ -37,21 +38,32 @@ pub trait Connector: Send + Sync {
     fn invoke(&self, call: Call) -> BoxFuture<'static, Result<Value, Failure>>;
 }
 
+/// A resource resolved to its connector, and how its history events are named.
+pub type Resolved = Option<(Arc<dyn Connector>, EventFamily)>;
+
 /// The table of connectors, searched in order.
 #[derive(Clone, Default)]
 pub struct Registry {
     rows: Vec<Arc<dyn Connector>>,
+    /// Resources already resolved: a workflow calls the same few resources over and over,
+    /// and parsing an ARN costs more than a lookup.
+    resolved: Arc<RwLock<HashMap<Arc<str>, Resolved>>>,
 }
 
 impl Registry {
     /// The connectors this build has, configured from the config's tables.
     pub fn new(functions: function::Functions) -> Self {
-        Registry { rows: vec![Arc::new(functions)] }
+        Registry { rows: vec![Arc::new(functions)], resolved: Arc::default() }
     }
 
     /// Finds the connector for a resource.
-    pub fn resolve(&self, resource: &str) -> Option<&Arc<dyn Connector>> {
-        self.rows.iter().find(|c| c.handles(resource))
+    pub fn resolve(&self, resource: &Arc<str>) -> Resolved {
+        if let Some(r) = self.resolved.read().unwrap_or_else(|e| e.into_inner()).get(resource) {
+            return r.clone();
+        }
+        let r = self.rows.iter().find(|c| c.handles(resource)).map(|c| (c.clone(), c.family(resource)));
+        self.resolved.write().unwrap_or_else(|e| e.into_inner()).insert(resource.clone(), r.clone());
+        r
     }
 }
 

@@ -816,8 +816,9 @@ impl<'e> Exec<'e> {
 
     async fn invoke(&self, state: &State, inv: Invoke, entered_id: u64) -> (Result<Value, Failure>, u64) {
         let Invoke { resource, params, timeout_seconds, heartbeat_seconds: _, raw: _ } = inv;
-        let connector = self.engine.registry.resolve(&resource);
-        let family = connector.map(|c| c.family(&resource)).unwrap_or(EventFamily::Task);
+        let resolved = self.engine.registry.resolve(&resource);
+        let family = resolved.as_ref().map(|(_, f)| *f).unwrap_or(EventFamily::Task);
+        let connector = resolved.map(|(c, _)| c);
         let (scheduled, started, succeeded, failed, timed_out, prefix) = match family {
             EventFamily::LambdaFunction => (
                 "LambdaFunctionScheduled",
