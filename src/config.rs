@@ -241,32 +241,37 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail hands back figment::Error
     fn access_keys_come_from_the_file_and_are_checked() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("stepgate.toml");
-        std::fs::write(
-            &f,
-            "[[server.access_keys]]\naccess_key_id = \"ops\"\nsecret_access_key = \"s3cr3t\"\n",
-        )
-        .unwrap();
-        let c = Config::load(Some(&f)).unwrap();
-        assert_eq!(c.server.access_keys[0].access_key_id, "ops");
-        assert_eq!(c.server.access_keys[0].secret_access_key, "s3cr3t");
-        assert!(!format!("{c:?}").contains("s3cr3t"));
+        // In a Jail: the environment test below sets STEPGATE_SERVER__ACCESS_KEYS meanwhile.
+        figment::Jail::expect_with(|jail| {
+            let f = Path::new("stepgate.toml");
+            jail.create_file(
+                f,
+                "[[server.access_keys]]\naccess_key_id = \"ops\"\nsecret_access_key = \"s3cr3t\"\n",
+            )?;
+            let c = Config::load(Some(f)).map_err(|e| e.to_string())?;
+            assert_eq!(c.server.access_keys[0].access_key_id, "ops");
+            assert_eq!(c.server.access_keys[0].secret_access_key, "s3cr3t");
+            assert!(!format!("{c:?}").contains("s3cr3t"));
 
-        std::fs::write(&f, "[[server.access_keys]]\naccess_key_id = \"ops\"\nsecret = \"x\"\n").unwrap();
-        let err = Config::load(Some(&f)).unwrap_err().to_string();
-        assert!(err.contains("secret"), "{err}");
+            jail.create_file(f, "[[server.access_keys]]\naccess_key_id = \"ops\"\nsecret = \"x\"\n")?;
+            let err = Config::load(Some(f)).unwrap_err().to_string();
+            assert!(err.contains("secret"), "{err}");
 
-        std::fs::write(
-            &f,
-            "[[server.access_keys]]\naccess_key_id = \"ops\"\nsecret_access_key = \"\"\n\
-             [[server.access_keys]]\naccess_key_id = \"ops\"\nsecret_access_key = \"y\"\n",
-        )
-        .unwrap();
-        let err = Config::load(Some(&f)).unwrap_err().to_string();
-        assert!(err.contains("server.access_keys[0].secret_access_key is empty"), "{err}");
-        assert!(err.contains("server.access_keys[1].access_key_id \"ops\" appears more than once"), "{err}");
+            jail.create_file(
+                f,
+                "[[server.access_keys]]\naccess_key_id = \"ops\"\nsecret_access_key = \"\"\n\
+                 [[server.access_keys]]\naccess_key_id = \"ops\"\nsecret_access_key = \"y\"\n",
+            )?;
+            let err = Config::load(Some(f)).unwrap_err().to_string();
+            assert!(err.contains("server.access_keys[0].secret_access_key is empty"), "{err}");
+            assert!(
+                err.contains("server.access_keys[1].access_key_id \"ops\" appears more than once"),
+                "{err}"
+            );
+            Ok(())
+        });
     }
 
     #[test]
@@ -286,13 +291,17 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail hands back figment::Error
     fn functions_come_from_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("stepgate.toml");
-        std::fs::write(&f, "[functions.Echo]\ncommand = [\"cat\"]\n").unwrap();
-        let c = Config::load(Some(&f)).unwrap();
-        assert_eq!(c.functions["Echo"].command, vec!["cat".to_string()]);
-        assert_eq!(c.region, "us-east-1");
-        assert!(c.functions().get("Echo").is_some());
+        // Inside a Jail: other tests set STEPGATE_* variables, and a Jail runs alone and
+        // starts with none of them (regression: this test raced with those).
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("stepgate.toml", "[functions.Echo]\ncommand = [\"cat\"]\n")?;
+            let c = Config::load(Some(std::path::Path::new("stepgate.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(c.functions["Echo"].command, vec!["cat".to_string()]);
+            assert_eq!(c.region, "us-east-1");
+            assert!(c.functions().get("Echo").is_some());
+            Ok(())
+        });
     }
 }

@@ -161,7 +161,11 @@ impl Verifier {
         } else {
             // What the client should have signed helps the operator find the disagreement;
             // it holds no secret.
-            tracing::debug!(access_key_id = auth.access_key_id, canonical_request = %canonical, "A signature does not match.");
+            tracing::debug!(
+                access_key_id = auth.access_key_id,
+                canonical_request = %canonical,
+                "A signature does not match."
+            );
             Err(AuthError::mismatch())
         }
     }
@@ -213,8 +217,8 @@ impl<'a> Authorization<'a> {
         let parts: Vec<&str> = credential.split('/').collect();
         let [access_key_id, date, region, service, terminator] = parts[..] else {
             return Err(AuthError::incomplete(format!(
-                "Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, \
-                 got '{credential}'"
+                "Credential must have exactly 5 slash-delimited elements, \
+                 e.g. keyid/date/region/service/term, got '{credential}'"
             )));
         };
         Ok(Authorization { access_key_id, date, region, service, terminator, signed_headers, signature })
@@ -385,7 +389,9 @@ fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
     let mut outer = Sha256::new();
     outer.update(k.map(|b| b ^ 0x5c));
     outer.update(inner.finalize());
-    outer.finalize().into()
+    let mut mac = [0u8; 32];
+    mac.copy_from_slice(&outer.finalize());
+    mac
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -405,8 +411,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::HeaderValue;
     use chrono::TimeZone;
-    use http::HeaderValue;
 
     // The credentials and time of the AWS SigV4 test suite (AWS General Reference).
     const AKID: &str = "AKIDEXAMPLE";
@@ -468,7 +474,8 @@ mod tests {
         assert_eq!(
             canonical,
             format!(
-                "GET\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\n{EMPTY_SHA256}"
+                "GET\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\n\
+                 host;x-amz-date\n{EMPTY_SHA256}"
             )
         );
         assert_eq!(
@@ -575,7 +582,8 @@ mod tests {
         assert_eq!(late.kind, "InvalidSignatureException");
         assert_eq!(
             late.message,
-            "Signature expired: 20240301T120000Z is now earlier than 20240301T121500Z (20240301T123000Z - 15 min.)"
+            "Signature expired: 20240301T120000Z is now earlier than 20240301T121500Z \
+             (20240301T123000Z - 15 min.)"
         );
         let early = v.verify(&post(&h, BOTOCORE_BODY), botocore_time() - Duration::minutes(16)).unwrap_err();
         assert_eq!(early.kind, "InvalidSignatureException");
