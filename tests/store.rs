@@ -393,6 +393,33 @@ async fn running_and_redrive(store: &dyn Store) {
     assert_eq!(store.get_execution(&c.arn).unwrap().unwrap().redrive_count, 1);
 }
 
+async fn writes_to_an_unknown_execution_are_refused_whole(store: &dyn Store) {
+    let e = execution("m", "real", t0());
+    create(store, &e).await;
+    let nope = format!("{EX}m:nope");
+    let refused = store.commit(vec![event(&e.arn, 1), event(&nope, 1)]).await;
+    assert!(matches!(&refused, Err(StoreError::Backend(m)) if m.contains(&nope)), "{refused:?}");
+    // Nothing of a refused commit is kept, not even its writes for a real execution.
+    assert_eq!(store.event_count(&e.arn).unwrap(), 0);
+    for w in [
+        frame(&nope, "", json!(1)),
+        Write::DeleteFrames { execution_arn: nope.clone(), prefix: "".into() },
+        finish(&nope, ExecutionStatus::Succeeded, t0()),
+        Write::Redrive { execution_arn: nope.clone() },
+    ] {
+        assert!(store.commit(vec![w]).await.is_err());
+    }
+
+    let f = execution("m", "refused", t0());
+    assert!(store.create_execution(f.clone(), vec![event(&f.arn, 1), event(&nope, 1)]).await.is_err());
+    assert_eq!(store.get_execution(&f.arn).unwrap(), None);
+    assert_eq!(store.event_count(&f.arn).unwrap(), 0);
+    assert_eq!(store.list_executions(&format!("{SM}m"), None, None, 10).unwrap().0, vec![e.clone()]);
+
+    store.commit(vec![event(&e.arn, 1)]).await.unwrap();
+    assert_eq!(store.event_count(&e.arn).unwrap(), 1);
+}
+
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -408,7 +435,8 @@ macro_rules! suite {
                 #[tokio::test]
                 async fn $name() {
                     let dir = tempfile::tempdir().unwrap();
-                    let store = stepgate::store::sqlite::SqliteStore::open(&dir.path().join("state.db")).unwrap();
+                    let path = dir.path().join("state.db");
+                    let store = stepgate::store::sqlite::SqliteStore::open(&path).unwrap();
                     super::$name(&store).await;
                 }
             )*
@@ -425,6 +453,7 @@ suite!(
     delete_frames_by_prefix,
     purge_finished,
     running_and_redrive,
+    writes_to_an_unknown_execution_are_refused_whole,
 );
 
 #[tokio::test]
@@ -432,6 +461,21 @@ async fn memory_store_is_a_store_object() {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     create(store.as_ref(), &execution("m", "x", t0())).await;
     assert_eq!(store.running().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn bounded_memory_store_evicts_the_oldest_finished_executions() {
+    let store = MemoryStore::bounded(2);
+    let (a, b, c) = (execution("m", "a", t0()), execution("m", "b", t0()), execution("m", "c", t0()));
+    create(&store, &a).await;
+    create(&store, &b).await;
+    store.commit(vec![event(&b.arn, 1), finish(&b.arn, ExecutionStatus::Succeeded, t0())]).await.unwrap();
+    // "a" is older but still running: the finished "b" goes instead.
+    create(&store, &c).await;
+    assert!(store.get_execution(&a.arn).unwrap().is_some());
+    assert_eq!(store.get_execution(&b.arn).unwrap(), None);
+    assert_eq!(store.event_count(&b.arn).unwrap(), 0);
+    assert!(store.get_execution(&c.arn).unwrap().is_some());
 }
 
 #[tokio::test]
@@ -513,6 +557,23 @@ async fn sqlite_group_commits_many_concurrent_committers() {
     eprintln!("{total} commits in {transactions} transactions");
 }
 
+#[tokio::test]
+async fn sqlite_a_bad_commit_fails_alone_in_its_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("state.db")).unwrap();
+    let e = execution("m", "good", t0());
+    create(&store, &e).await;
+    // All queued before any is awaited, so the writer takes most of them in one group.
+    let mut pending: Vec<_> = (1..=40).map(|i| store.commit(vec![event(&e.arn, i)])).collect();
+    let bad = store.commit(vec![event(&format!("{EX}m:nope"), 1)]);
+    pending.extend((41..=80).map(|i| store.commit(vec![event(&e.arn, i)])));
+    for result in futures::future::join_all(pending).await {
+        result.unwrap();
+    }
+    assert!(bad.await.is_err());
+    assert_eq!(store.event_count(&e.arn).unwrap(), 80);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_commit_is_readable_from_a_fresh_connection_once_answered() {
     let dir = tempfile::tempdir().unwrap();
@@ -520,6 +581,9 @@ async fn sqlite_commit_is_readable_from_a_fresh_connection_once_answered() {
     let store = Arc::new(SqliteStore::open(&path).unwrap());
     let e = execution("m", "visible", t0());
     create(store.as_ref(), &e).await;
+    for n in 0..20 {
+        create(store.as_ref(), &execution("m", &format!("noise{n}"), t0())).await;
+    }
     // Other committers keep the writer busy so that answers come from grouped transactions.
     let noise: Vec<_> = (0..20)
         .map(|n| {
@@ -536,11 +600,19 @@ async fn sqlite_commit_is_readable_from_a_fresh_connection_once_answered() {
         store.commit(vec![event(&e.arn, i), frame(&e.arn, "", json!(i))]).await.unwrap();
         let fresh = rusqlite::Connection::open(&path).unwrap();
         let count: i64 = fresh
-            .query_row("SELECT COUNT(*) FROM events WHERE execution_arn = ?1", [&e.arn], |r| r.get(0))
+            .query_row(
+                "SELECT COUNT(*) FROM events JOIN executions ON seq = execution WHERE arn = ?1",
+                [&e.arn],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(count as u64, i);
         let data: String = fresh
-            .query_row("SELECT data FROM frames WHERE execution_arn = ?1", [&e.arn], |r| r.get(0))
+            .query_row(
+                "SELECT data FROM frames JOIN executions ON seq = execution WHERE arn = ?1",
+                [&e.arn],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(data, i.to_string());
     }
@@ -606,7 +678,8 @@ async fn sqlite_throughput() {
     let total = tasks * commits;
     let transactions = store.transactions() - tx_before;
     eprintln!(
-        "{total} durable commits (1 event + 1 frame each) by {tasks} committers in {secs:.2}s: {:.0} commits/s, \
+        "{total} durable commits (1 event + 1 frame each) by {tasks} committers in {secs:.2}s: \
+         {:.0} commits/s, \
          {transactions} transactions ({:.1} commits each)",
         total as f64 / secs,
         total as f64 / transactions as f64

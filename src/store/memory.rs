@@ -54,8 +54,22 @@ impl MemoryStore {
     }
 }
 
+fn execution_of(w: &Write) -> &str {
+    match w {
+        Write::Event { execution_arn, .. }
+        | Write::Frame(Frame { execution_arn, .. })
+        | Write::DeleteFrames { execution_arn, .. }
+        | Write::Finish { execution_arn, .. }
+        | Write::Redrive { execution_arn } => execution_arn,
+    }
+}
+
 impl Inner {
-    fn apply(&mut self, writes: Vec<Write>) {
+    /// Applies all of `writes` or, if one names an execution that does not exist, none.
+    fn apply(&mut self, writes: Vec<Write>) -> Result<(), StoreError> {
+        if let Some(w) = writes.iter().find(|w| !self.executions.contains_key(execution_of(w))) {
+            return Err(StoreError::Backend(format!("there is no execution {}", execution_of(w))));
+        }
         for w in writes {
             match w {
                 Write::Event { execution_arn, id, event } => {
@@ -90,6 +104,7 @@ impl Inner {
                 }
             }
         }
+        Ok(())
     }
 
     fn remove_execution(&mut self, arn: &str) {
@@ -182,8 +197,14 @@ impl Store for MemoryStore {
         }
         inner.by_machine.entry(e.state_machine_arn.clone()).or_default().insert((e.start, e.arn.clone()));
         inner.order.push_back(e.arn.clone());
-        inner.executions.insert(e.arn.clone(), e);
-        inner.apply(writes);
+        let arn = e.arn.clone();
+        inner.executions.insert(arn.clone(), e);
+        if let Err(err) = inner.apply(writes) {
+            // Nothing of a refused creation stays, as in a rolled-back transaction.
+            inner.remove_execution(&arn);
+            inner.order.retain(|a| *a != arn);
+            return future::ready(Err(err)).boxed();
+        }
         if let Some(cap) = self.capacity {
             // Running executions are skipped (and kept in order) until they finish.
             let mut scanned = 0;
@@ -292,8 +313,7 @@ impl Store for MemoryStore {
     }
 
     fn commit(&self, writes: Vec<Write>) -> BoxFuture<'static, Result<(), StoreError>> {
-        self.lock().apply(writes);
-        future::ready(Ok(())).boxed()
+        future::ready(self.lock().apply(writes)).boxed()
     }
 
     fn purge_finished_before(&self, t: DateTime<Utc>) -> Result<usize, StoreError> {
