@@ -643,7 +643,14 @@ impl Service {
             .await
             .map_err(ApiError::internal)?;
         let resume = match resume {
-            Some(r) => Resume { last_event_id: last + 1, wake_at: None, reenter: true, ..r },
+            Some(r) => Resume {
+                last_event_id: last + 1,
+                entered_event_id: None,
+                wake_at: None,
+                reenter: true,
+                attempts: Vec::new(),
+                ..r
+            },
             // It failed before its first state was journaled: from the start.
             None => Resume::before_start(last + 1),
         };

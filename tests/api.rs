@@ -527,3 +527,42 @@ fn the_daemon_tells_systemd_when_it_is_ready() {
     let msg = String::from_utf8_lossy(&buf[..n.expect("a notification within 20 s")]).into_owned();
     assert!(msg.contains("READY=1"), "{msg}");
 }
+
+/// A Retry backoff running at a crash resumes with its attempt count: the Task is not given
+/// a fresh set of attempts by the restart.
+#[test]
+fn retry_counts_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let func = dir.path().join("broken.py");
+    std::fs::write(&func, "import json\nprint(json.dumps({'errorType': 'Broken', 'errorMessage': 'always'}))\nraise SystemExit(1)\n").unwrap();
+    let def = json!({
+        "StartAt": "Call",
+        "States": {"Call": {
+            "Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:broken",
+            "Retry": [{"ErrorEquals": ["Broken"], "IntervalSeconds": 3, "MaxAttempts": 2, "BackoffRate": 1}],
+            "End": true
+        }}
+    });
+    workflows(dir.path(), &[("broken", def)]);
+    let functions = format!("[functions.broken]\ncommand = [\"python3\", \"{}\"]\n", func.display());
+    let d = Daemon::start(dir.path(), &functions);
+    let sm = format!("{ACCOUNT_ARN}:stateMachine:broken");
+    let arn = d.aws(&["start-execution", "--state-machine-arn", &sm]).unwrap()["executionArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The first attempt fails at once; kill the daemon during the first 3 s backoff.
+    std::thread::sleep(Duration::from_millis(1500));
+    let dir_path = d.dir.clone();
+    unsafe_kill9(d.child.id());
+    drop(d);
+    let d = Daemon::start(&dir_path, &functions);
+    let e = wait_for_status(&d, &arn, "FAILED", Duration::from_secs(30));
+    assert_eq!(e["error"], "Broken");
+    let h = d.aws(&["get-execution-history", "--execution-arn", &arn]).unwrap();
+    let events = h["events"].as_array().unwrap();
+    let calls = events.iter().filter(|e| e["type"] == "LambdaFunctionScheduled").count();
+    assert_eq!(calls, 3, "1 attempt + MaxAttempts 2 retries, restart or not: {h}");
+    let ids: Vec<u64> = events.iter().map(|e| e["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>());
+}

@@ -120,6 +120,12 @@ pub struct Resume {
     /// Enter `state` anew (RedriveExecution) instead of going on inside it.
     #[serde(default)]
     pub reenter: bool,
+    /// The id of the state's entered event, when events came after it (a Retry).
+    #[serde(default)]
+    pub entered_event_id: Option<u64>,
+    /// How often each retrier of the state has been used.
+    #[serde(default)]
+    pub attempts: Vec<u32>,
 }
 
 impl Resume {
@@ -135,6 +141,8 @@ impl Resume {
             last_event_id,
             wake_at: None,
             reenter: false,
+            entered_event_id: None,
+            attempts: Vec::new(),
         }
     }
 }
@@ -516,33 +524,51 @@ impl<'e> Exec<'e> {
                 }
                 self.transitions.fetch_add(1, Ordering::Relaxed);
                 let (entered, exited) = event_names(&state.kind);
-                let entered_id = match resumed.as_ref() {
-                    // The state was entered before the restart: its event is journaled.
-                    Some(r) => r.last_event_id,
-                    None => self.history.emit(last, entered, || {
-                        Some((
-                            "stateEnteredEventDetails",
-                            payload(Some(("name", &state.name)), "input", &input),
-                        ))
-                    }),
+                let (entered_id, journaled) = match resumed.as_ref() {
+                    // The state was entered before the restart: its events are journaled.
+                    Some(r) => (r.entered_event_id.unwrap_or(r.last_event_id), r.last_event_id),
+                    None => {
+                        let id = self.history.emit(last, entered, || {
+                            Some((
+                                "stateEnteredEventDetails",
+                                payload(Some(("name", &state.name)), "input", &input),
+                            ))
+                        });
+                        (id, id)
+                    }
                 };
-                last = entered_id;
-                let wake_at = resumed.take().and_then(|r| r.wake_at);
+                last = journaled;
+                let (wake_at, resumed_attempts) = match resumed.take() {
+                    Some(r) => (r.wake_at, r.attempts),
+                    None => (None, Vec::new()),
+                };
                 let mut entry_frame = None;
                 if let Some(j) = &journal {
                     let frame = Resume {
                         state: index,
                         input: input.clone(),
                         variables: vars.local.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-                        last_event_id: entered_id,
+                        last_event_id: journaled,
+                        entered_event_id: Some(entered_id),
                         wake_at,
                         reenter: false,
+                        attempts: resumed_attempts.clone(),
                     };
                     j.checkpoint(self.history.take_new(), serde_json::to_value(&frame).ok()).await;
                     entry_frame = Some(frame);
                 }
                 let recoverable = !state.retry.is_empty() || !state.catch.is_empty();
-                let mut attempts = vec![0u32; state.retry.len()];
+                // Retry counts survive a restart; so does a backoff that was running.
+                let mut attempts = if resumed_attempts.len() == state.retry.len() {
+                    resumed_attempts
+                } else {
+                    vec![0u32; state.retry.len()]
+                };
+                if let (Some(t), false) = (wake_at, matches!(state.kind, Kind::Wait(_))) {
+                    if !Box::pin(self.sleep_until(t)).await {
+                        return Err(timed_out());
+                    }
+                }
                 let step = loop {
                     let raw = if recoverable { Some(input.clone()) } else { None };
                     let retry_count =
@@ -596,7 +622,22 @@ impl<'e> Exec<'e> {
                         Recovery::Retry { delay_seconds, retrier } => {
                             attempts[retrier] += 1;
                             let delay = chrono::Duration::microseconds((delay_seconds.max(0.0) * 1e6) as i64);
-                            if !Box::pin(self.sleep_until(self.engine.clock.now() + delay)).await {
+                            let wake = self.engine.clock.now() + delay;
+                            if let (Some(j), Some(f)) = (&journal, &entry_frame) {
+                                let events = self.history.take_new();
+                                let frame = Resume {
+                                    last_event_id: events
+                                        .last()
+                                        .map(|e| e.id)
+                                        .unwrap_or(f.last_event_id)
+                                        .max(last),
+                                    wake_at: Some(wake),
+                                    attempts: attempts.clone(),
+                                    ..f.clone()
+                                };
+                                j.checkpoint(events, serde_json::to_value(&frame).ok()).await;
+                            }
+                            if !Box::pin(self.sleep_until(wake)).await {
                                 break Step::Error(timed_out());
                             }
                             input = raw;
