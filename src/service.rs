@@ -241,6 +241,115 @@ impl Service {
         Ok(json!({"stateMachines": items}))
     }
 
+    /// TestState: runs one state on an input, outside any state machine, and says what it
+    /// produced and where it would go. Transitions are not followed: the state's targets
+    /// become end states that stand for them. A Retry that would retry answers RETRIABLE
+    /// instead of waiting; a Catch that catches answers CAUGHT_ERROR.
+    pub async fn test_state(&self, body: &Value) -> ApiResult {
+        const NAME: &str = "TestState";
+        let text = str_field(body, "definition")?;
+        let mut state: Value = serde_json::from_str(text).map_err(|e| {
+            ApiError::new(
+                "InvalidDefinition",
+                format!("Invalid State Machine Definition: 'INVALID_JSON_DESCRIPTION: {e}'"),
+            )
+        })?;
+        let input = crate::engine::input::parse(body.get("input").and_then(Value::as_str).unwrap_or("{}"))
+            .map_err(|m| ApiError::new("InvalidExecutionInput", m))?;
+        let obj = state.as_object_mut().ok_or_else(|| {
+            ApiError::new("InvalidDefinition", "Invalid State Machine Definition: a state must be an object")
+        })?;
+        // Every transition target becomes a stand-in end state named after its index.
+        let mut targets: Vec<String> = Vec::new();
+        fn stand_in(targets: &mut Vec<String>, t: &mut Value) {
+            if let Some(name) = t.as_str() {
+                targets.push(name.to_string());
+                *t = json!(format!("__stepgate_target_{}", targets.len() - 1));
+            }
+        }
+        if let Some(n) = obj.get_mut("Next") {
+            stand_in(&mut targets, n);
+        }
+        if let Some(d) = obj.get_mut("Default") {
+            stand_in(&mut targets, d);
+        }
+        for rule in obj.get_mut("Choices").and_then(Value::as_array_mut).into_iter().flatten() {
+            if let Some(n) = rule.get_mut("Next") {
+                stand_in(&mut targets, n);
+            }
+        }
+        let catch_from = targets.len();
+        for c in obj.get_mut("Catch").and_then(Value::as_array_mut).into_iter().flatten() {
+            if let Some(n) = c.get_mut("Next") {
+                stand_in(&mut targets, n);
+            }
+        }
+        let retriers = obj.remove("Retry");
+        let mut states = Map::new();
+        states.insert(NAME.into(), state.clone());
+        for i in 0..targets.len() {
+            states.insert(format!("__stepgate_target_{i}"), json!({"Type": "Pass", "End": true}));
+        }
+        let definition = json!({"StartAt": NAME, "States": states});
+        let machine = Self::compile(&definition.to_string(), MachineType::Standard)?;
+        let start = Start {
+            record_history: true,
+            ..Start::new("TestState", uuid::Uuid::new_v4().to_string(), input)
+        };
+        let o = self.engine.run(&machine, start, None).await;
+        // Which stand-in the run ended in, if any: the last state entered.
+        let reached = o
+            .history
+            .iter()
+            .rev()
+            .find_map(|e| e.details.as_ref().and_then(|(_, d)| d.get("name")).and_then(Value::as_str))
+            .and_then(|n| n.strip_prefix("__stepgate_target_"))
+            .and_then(|i| i.parse::<usize>().ok());
+        let mut out = Map::new();
+        match (o.status, reached) {
+            (Status::Succeeded, Some(i)) if i >= catch_from => {
+                out.insert("status".into(), json!("CAUGHT_ERROR"));
+                out.insert("nextState".into(), json!(targets[i]));
+                let failed = o.history.iter().rev().find_map(|e| {
+                    e.details
+                        .as_ref()
+                        .and_then(|(_, d)| Some((d.get("error")?.as_str()?, d.get("cause")?.as_str()?)))
+                });
+                if let Some((error, cause)) = failed {
+                    out.insert("error".into(), json!(error));
+                    out.insert("cause".into(), json!(cause));
+                }
+            }
+            (Status::Succeeded, reached) => {
+                out.insert("status".into(), json!("SUCCEEDED"));
+                if let Some(i) = reached {
+                    out.insert("nextState".into(), json!(targets[i]));
+                }
+            }
+            _ => {
+                let error = o.error.clone().unwrap_or_default();
+                let retriable = retriers.as_ref().and_then(Value::as_array).is_some_and(|rs| {
+                    rs.iter().any(|r| {
+                        let max = r.get("MaxAttempts").and_then(Value::as_u64).unwrap_or(3);
+                        max > 0
+                            && r.get("ErrorEquals").and_then(Value::as_array).is_some_and(|es| {
+                                es.iter()
+                                    .filter_map(Value::as_str)
+                                    .any(|p| crate::interpreter::errors::error_matches(p, &error))
+                            })
+                    })
+                });
+                out.insert("status".into(), json!(if retriable { "RETRIABLE" } else { "FAILED" }));
+                out.insert("error".into(), json!(error));
+                out.insert("cause".into(), json!(o.cause.unwrap_or_default()));
+            }
+        }
+        if let Some(v) = o.output {
+            out.insert("output".into(), json!(v.to_string()));
+        }
+        Ok(Value::Object(out))
+    }
+
     pub fn validate_definition(&self, body: &Value) -> ApiResult {
         let definition = str_field(body, "definition")?;
         let kind = if body.get("type").and_then(Value::as_str) == Some("EXPRESS") {

@@ -566,3 +566,51 @@ fn retry_counts_survive_sigkill() {
     let ids: Vec<u64> = events.iter().map(|e| e["id"].as_u64().unwrap()).collect();
     assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>());
 }
+
+/// TestState runs one state on an input and says where it would go, as AWS's TestState does.
+#[test]
+fn test_state_runs_one_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let func = dir.path().join("broken.py");
+    std::fs::write(&func, "import json\nprint(json.dumps({'errorType': 'Broken', 'errorMessage': 'always'}))\nraise SystemExit(1)\n").unwrap();
+    workflows(dir.path(), &[]);
+    let d = Daemon::start(
+        dir.path(),
+        &format!("[functions.broken]\ncommand = [\"python3\", \"{}\"]\n", func.display()),
+    );
+    let role = "arn:aws:iam::123456789012:role/test";
+    let test = |def: Value, input: &str| {
+        d.aws(&["test-state", "--definition", &def.to_string(), "--role-arn", role, "--input", input])
+            .unwrap()
+    };
+    let pass = test(
+        json!({"Type": "Pass", "Parameters": {"sum.$": "States.MathAdd($.a, 1)"}, "Next": "After"}),
+        r#"{"a": 1}"#,
+    );
+    assert_eq!(pass["status"], "SUCCEEDED");
+    assert_eq!(pass["nextState"], "After");
+    assert_eq!(serde_json::from_str::<Value>(pass["output"].as_str().unwrap()).unwrap(), json!({"sum": 2}));
+
+    let choice = test(
+        json!({"Type": "Choice", "Choices": [{"Variable": "$.a", "NumericGreaterThan": 5, "Next": "Big"}], "Default": "Small"}),
+        r#"{"a": 9}"#,
+    );
+    assert_eq!((choice["status"].as_str(), choice["nextState"].as_str()), (Some("SUCCEEDED"), Some("Big")));
+
+    let task = json!({"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:broken", "End": true});
+    let mut caught = task.clone();
+    caught["Catch"] = json!([{"ErrorEquals": ["States.ALL"], "Next": "Recover"}]);
+    let r = test(caught, "{}");
+    assert_eq!(
+        (r["status"].as_str(), r["nextState"].as_str(), r["error"].as_str()),
+        (Some("CAUGHT_ERROR"), Some("Recover"), Some("Broken"))
+    );
+
+    let mut retried = task.clone();
+    retried["Retry"] = json!([{"ErrorEquals": ["Broken"], "IntervalSeconds": 60}]);
+    let r = test(retried, "{}");
+    assert_eq!((r["status"].as_str(), r["error"].as_str()), (Some("RETRIABLE"), Some("Broken")));
+
+    let r = test(task, "{}");
+    assert_eq!((r["status"].as_str(), r["error"].as_str()), (Some("FAILED"), Some("Broken")));
+}

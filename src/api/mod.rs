@@ -104,6 +104,7 @@ async fn dispatch(
         "ListStateMachines" => s.list_state_machines(&body),
         "DescribeStateMachineForExecution" => s.describe_state_machine_for_execution(&body),
         "ValidateStateMachineDefinition" => s.validate_definition(&body),
+        "TestState" => s.test_state(&body).await,
         "StartExecution" => s.start_execution(&body).await,
         "StartSyncExecution" => s.start_sync_execution(&body).await,
         "StopExecution" => s.stop_execution(&body).await,
