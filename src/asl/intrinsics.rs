@@ -875,20 +875,28 @@ fn java_double(d: f64) -> String {
     }
 }
 
-/// `java.util.Random`: the same seed gives the same numbers as AWS's Java runtime would.
-struct JavaRandom(u64);
+/// `java.util.Random`: the same seed gives the same numbers as AWS's Java runtime would
+/// (States.MathRandom here, `$random(seed)` in JSONata).
+pub(crate) struct JavaRandom(u64);
 
 impl JavaRandom {
     const MULTIPLIER: u64 = 0x5_DEEC_E66D;
     const MASK: u64 = (1 << 48) - 1;
 
-    fn new(seed: i64) -> Self {
+    pub(crate) fn new(seed: i64) -> Self {
         JavaRandom((seed as u64 ^ Self::MULTIPLIER) & Self::MASK)
     }
 
     fn next(&mut self, bits: u32) -> i32 {
         self.0 = self.0.wrapping_mul(Self::MULTIPLIER).wrapping_add(0xB) & Self::MASK;
         (self.0 >> (48 - bits)) as i32
+    }
+
+    /// `nextDouble()`: 53 bits, in [0, 1).
+    pub(crate) fn next_double(&mut self) -> f64 {
+        let hi = self.next(26) as u64;
+        let lo = self.next(27) as u64;
+        ((hi << 27) + lo) as f64 / (1u64 << 53) as f64
     }
 
     /// `nextInt(bound)` for bounds that fit an `int`; a wider span (possible only when the

@@ -832,7 +832,7 @@ fn random(args: &[JValue], random: &Random) -> Result<JValue, String> {
         None => Ok(JValue::Number(random.unit())),
         Some(JValue::Number(seed)) if seed.is_finite() => {
             // A seeded draw is java.util.Random's nextDouble, like States.MathRandom's seed.
-            let mut java = JavaRandom::new(*seed as i64);
+            let mut java = super::intrinsics::JavaRandom::new(*seed as i64);
             Ok(JValue::Number(java.next_double()))
         }
         Some(_) => Err(signature_error("random", 1)),
@@ -881,27 +881,6 @@ impl Random {
     /// A number in [0, 1) from 53 random bits.
     fn unit(&self) -> f64 {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
-/// `java.util.Random`, for seeded `$random(seed)`.
-struct JavaRandom(u64);
-
-impl JavaRandom {
-    const MULTIPLIER: u64 = 0x5_DEEC_E66D;
-    const MASK: u64 = (1 << 48) - 1;
-
-    fn new(seed: i64) -> Self {
-        JavaRandom((seed as u64 ^ Self::MULTIPLIER) & Self::MASK)
-    }
-
-    fn next(&mut self, bits: u32) -> u64 {
-        self.0 = self.0.wrapping_mul(Self::MULTIPLIER).wrapping_add(0xB) & Self::MASK;
-        self.0 >> (48 - bits)
-    }
-
-    fn next_double(&mut self) -> f64 {
-        ((self.next(26) << 27) + self.next(27)) as f64 / (1u64 << 53) as f64
     }
 }
 

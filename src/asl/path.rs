@@ -163,7 +163,7 @@ impl Path {
                             message: format!(
                                 "Invalid path '{}' : length() is not applicable to {}",
                                 self.text,
-                                kind(cur)
+                                type_name(cur)
                             ),
                         }),
                     }
@@ -260,7 +260,8 @@ fn leak_len(n: usize) -> &'static Value {
     g.get_or_insert_with(HashMap::new).entry(n).or_insert_with(|| Box::leak(Box::new(Value::from(n))))
 }
 
-fn kind(v: &Value) -> &'static str {
+/// The JSON type of a value, as AWS's messages name it.
+pub fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "boolean",

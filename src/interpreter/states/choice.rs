@@ -28,7 +28,7 @@ pub fn enter(
                         names::QUERY_EVALUATION_ERROR,
                         format!(
                             "The JSONata expression specified for the field 'Condition' returned an unexpected result type. Expected 'boolean', but was '{}' for value: {}",
-                            kind(&other),
+                            crate::asl::path::type_name(&other),
                             compact(&other)
                         ),
                     ))
@@ -59,15 +59,4 @@ pub fn enter(
         None => None,
     };
     Ok(Step::Next { next, output: io::output(ctx, state, effective)?, assign })
-}
-
-pub(crate) fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
 }

@@ -39,7 +39,7 @@ pub fn enter(ctx: &Ctx<'_>, state: &State, spec: &MapSpec, raw: Value) -> Result
                     names::QUERY_EVALUATION_ERROR,
                     format!(
                         "The JSONata expression '{text}' specified for the field 'Items' returned an unexpected result type. Expected 'array', but was '{}' for value: {}",
-                        super::choice::kind(&other),
+                        crate::asl::path::type_name(&other),
                         compact(&other)
                     ),
                 ));
