@@ -72,12 +72,24 @@ impl History {
         kind: &'static str,
         details: impl FnOnce() -> Option<(&'static str, Value)>,
     ) -> u64 {
+        self.emit_at(previous, kind, None, details)
+    }
+
+    /// Like [`History::emit`], stamped `at` (when the caller has read the clock already, so
+    /// the event and `$$.State.EnteredTime` agree to the millisecond).
+    pub fn emit_at(
+        &self,
+        previous: u64,
+        kind: &'static str,
+        at: Option<DateTime<Utc>>,
+        details: impl FnOnce() -> Option<(&'static str, Value)>,
+    ) -> u64 {
         let id = self.last_id.fetch_add(1, Ordering::Relaxed) + 1;
         if self.record {
             let e = Event {
                 id,
                 previous_event_id: previous,
-                timestamp: self.clock.now(),
+                timestamp: at.unwrap_or_else(|| self.clock.now()),
                 kind,
                 details: details(),
             };

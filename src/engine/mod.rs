@@ -383,13 +383,18 @@ struct StateEnv<'a> {
     state: &'a State,
     retry_count: Option<u32>,
     item: Option<(usize, &'a Value)>,
+    /// When the state was entered (read once, when a history or `$$` needs it).
+    entered_at: Option<DateTime<Utc>>,
 }
 
 impl Env for StateEnv<'_> {
     fn context(&self) -> Cow<'_, Value> {
         let x = self.x;
         let mut state = Map::new();
-        state.insert("EnteredTime".into(), Value::String(iso(x.engine.clock.now())));
+        state.insert(
+            "EnteredTime".into(),
+            Value::String(iso(self.entered_at.unwrap_or_else(|| x.engine.clock.now()))),
+        );
         state.insert("Name".into(), Value::String(self.state.name.to_string()));
         if let Some(n) = self.retry_count {
             state.insert("RetryCount".into(), Value::from(n));
@@ -524,11 +529,14 @@ impl<'e> Exec<'e> {
                 }
                 self.transitions.fetch_add(1, Ordering::Relaxed);
                 let (entered, exited) = event_names(&state.kind);
+                // One clock read serves the entered event and `$$.State.EnteredTime`.
+                let entered_at =
+                    (self.history.recording() || machine.uses_context).then(|| self.engine.clock.now());
                 let (entered_id, journaled) = match resumed.as_ref() {
                     // The state was entered before the restart: its events are journaled.
                     Some(r) => (r.entered_event_id.unwrap_or(r.last_event_id), r.last_event_id),
                     None => {
-                        let id = self.history.emit(last, entered, || {
+                        let id = self.history.emit_at(last, entered, entered_at, || {
                             Some((
                                 "stateEnteredEventDetails",
                                 payload(Some(("name", &state.name)), "input", &input),
@@ -574,7 +582,7 @@ impl<'e> Exec<'e> {
                     let retry_count =
                         matches!(state.kind, Kind::Task(_) | Kind::Parallel { .. } | Kind::Map(_))
                             .then(|| attempts.iter().sum());
-                    let env = StateEnv { x: self, vars: &vars, state, retry_count, item: None };
+                    let env = StateEnv { x: self, vars: &vars, state, retry_count, item: None, entered_at };
                     let ctx = Ctx { machine, env: &env, limits };
                     let step = match interpreter::step(&ctx, index, input) {
                         Step::Wait { until, then } if journal.is_some() => {
@@ -786,7 +794,14 @@ impl<'e> Exec<'e> {
             let input = if plain {
                 item
             } else {
-                let env = StateEnv { x: self, vars, state, retry_count: None, item: Some((i, &item)) };
+                let env = StateEnv {
+                    x: self,
+                    vars,
+                    state,
+                    retry_count: None,
+                    item: Some((i, &item)),
+                    entered_at: None,
+                };
                 let item_ctx = Ctx { machine: ctx.machine, env: &env, limits: ctx.limits };
                 match map_item_input(&item_ctx, spec, run, item.clone()) {
                     Ok(v) => v,
