@@ -10,8 +10,16 @@
 //!   workflow back to back for a fixed time; reports requests/s and latency p50/p99.
 //!
 //! Run with `cargo bench --bench load` (optionally `-- standard` or `-- sync`). Sizes come
-//! from environment variables, listed in [`Settings::from_env`]. Everything is bounded by
-//! count and time; the daemons are stopped at the end of each phase.
+//! from environment variables (defaults in brackets): `STEPGATE_LOAD_STD_CLIENTS` [64],
+//! `STEPGATE_LOAD_STD_EXECUTIONS` [4000], `STEPGATE_LOAD_STD_STATES` [10],
+//! `STEPGATE_LOAD_SYNC_CONNECTIONS` [16,64], `STEPGATE_LOAD_SYNC_SECONDS` [5],
+//! `STEPGATE_LOAD_SYNC_WARMUP_SECONDS` [1], `STEPGATE_LOAD_SYNC_MAX_REQUESTS` [2000000],
+//! `STEPGATE_LOAD_CLIENT_THREADS` [1], `STEPGATE_LOAD_TIMEOUT_SECONDS` [300] (per phase),
+//! `STEPGATE_LOAD_BIN` [the crate's own binary], `STEPGATE_LOAD_PERF` [unset; a folder for
+//! `perf record` profiles of the daemon]. Everything is bounded by count and time; the
+//! daemons are stopped at the end of each phase. Each result line ends with the cores the
+//! daemon, the client and everything else kept busy: the machine is shared, and "others"
+//! above ~0.1 means the run was disturbed.
 //!
 //! HTTP/1.1 is written by hand over `TcpStream`: the requests are fixed-shape, and a client
 //! crate would add its own overhead to the client side, which shares the machine's cores
@@ -362,6 +370,80 @@ struct StandardResult {
     observed_seconds: f64,
     not_succeeded: usize,
     transitions_metric: Option<u64>,
+    /// Cores busy in the daemon and in this client, from the first start to the last finish.
+    cores: Cores,
+}
+
+/// CPU time (user + system) a process has used so far, from `/proc/PID/stat`. USER_HZ is
+/// 100 on every Linux this runs on; reading it would need libc.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    (ticks(11) + ticks(12)) as f64 / 100.0
+}
+
+/// CPU time the whole machine has spent busy (not idle, not waiting on I/O), from `/proc/stat`.
+fn machine_busy_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+    // guest time is already counted in user time.
+    let total: u64 = ticks.iter().take(8).sum();
+    total.saturating_sub(idle) as f64 / 100.0
+}
+
+/// The cores the daemon, this client and everything else on the machine kept busy between
+/// two [`CpuMark`]s: the machine is shared, and "others" shows when a run was disturbed.
+#[derive(Clone, Copy)]
+struct CpuMark {
+    at: Instant,
+    daemon: f64,
+    client: f64,
+    machine: f64,
+}
+
+struct Cores {
+    daemon: f64,
+    client: f64,
+    others: f64,
+}
+
+impl std::fmt::Display for Cores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cores busy: daemon {:.2}, client {:.2}, others {:.2}",
+            self.daemon, self.client, self.others
+        )
+    }
+}
+
+impl CpuMark {
+    fn now(daemon_pid: u32) -> CpuMark {
+        CpuMark {
+            at: Instant::now(),
+            daemon: cpu_seconds(daemon_pid),
+            client: cpu_seconds(std::process::id()),
+            machine: machine_busy_seconds(),
+        }
+    }
+
+    fn cores_since(&self, start: &CpuMark) -> Cores {
+        let wall = (self.at - start.at).as_secs_f64().max(1e-9);
+        let daemon = (self.daemon - start.daemon) / wall;
+        let client = (self.client - start.client) / wall;
+        let machine = (self.machine - start.machine) / wall;
+        Cores { daemon, client, others: (machine - daemon - client).max(0.0) }
+    }
 }
 
 fn wall_seconds(t: SystemTime) -> f64 {
@@ -378,7 +460,7 @@ async fn standard(s: &Settings) -> Result<StandardResult> {
         s.std_executions,
         s.std_states
     );
-    let result = tokio::time::timeout(s.phase_timeout, run_standard(s, daemon.addr)).await;
+    let result = tokio::time::timeout(s.phase_timeout, run_standard(s, daemon.addr, daemon.pid())).await;
     daemon.stop().await;
     match result {
         Ok(r) => r,
@@ -386,9 +468,10 @@ async fn standard(s: &Settings) -> Result<StandardResult> {
     }
 }
 
-async fn run_standard(s: &Settings, addr: SocketAddr) -> Result<StandardResult> {
+async fn run_standard(s: &Settings, addr: SocketAddr, daemon_pid: u32) -> Result<StandardResult> {
     let sm = machine_arn(STANDARD_WORKFLOW);
     let next = Arc::new(AtomicUsize::new(0));
+    let cpu0 = CpuMark::now(daemon_pid);
     let t0_wall = SystemTime::now();
     let t0 = Instant::now();
     let mut clients = Vec::new();
@@ -449,6 +532,7 @@ async fn run_standard(s: &Settings, addr: SocketAddr) -> Result<StandardResult> 
         }
     }
     let observed_seconds = t0.elapsed().as_secs_f64();
+    let cores = CpuMark::now(daemon_pid).cores_since(&cpu0);
     let server_seconds = last_stop - wall_seconds(t0_wall);
     let metrics = conn.get("/metrics").await?.text();
     let transitions_metric = metrics
@@ -464,6 +548,7 @@ async fn run_standard(s: &Settings, addr: SocketAddr) -> Result<StandardResult> 
         observed_seconds,
         not_succeeded,
         transitions_metric,
+        cores,
     })
 }
 
@@ -477,6 +562,8 @@ struct SyncResult {
     errors: u64,
     /// Sorted, in microseconds.
     latencies: Vec<u32>,
+    /// Cores busy in the daemon and in this client during the measured window.
+    cores: Cores,
 }
 
 impl SyncResult {
@@ -499,7 +586,7 @@ async fn sync(s: &Settings, connections: usize) -> Result<SyncResult> {
         s.sync_warmup_seconds
     );
     let limit = s.phase_timeout;
-    let result = tokio::time::timeout(limit, run_sync(s, daemon.addr, connections)).await;
+    let result = tokio::time::timeout(limit, run_sync(s, daemon.addr, daemon.pid(), connections)).await;
     daemon.stop().await;
     match result {
         Ok(r) => r,
@@ -507,7 +594,7 @@ async fn sync(s: &Settings, connections: usize) -> Result<SyncResult> {
     }
 }
 
-async fn run_sync(s: &Settings, addr: SocketAddr, connections: usize) -> Result<SyncResult> {
+async fn run_sync(s: &Settings, addr: SocketAddr, daemon_pid: u32, connections: usize) -> Result<SyncResult> {
     let body = Arc::new(
         json!({"stateMachineArn": machine_arn(EXPRESS_WORKFLOW), "input": r#"{"hello":"world","n":1}"#})
             .to_string(),
@@ -517,6 +604,12 @@ async fn run_sync(s: &Settings, addr: SocketAddr, connections: usize) -> Result<
     let measure_to = measure_from + Duration::from_secs_f64(s.sync_seconds);
     let budget = Arc::new(AtomicU64::new(s.sync_max_requests));
     let errors = Arc::new(AtomicU64::new(0));
+    let cpu = tokio::spawn(async move {
+        tokio::time::sleep_until(measure_from.into()).await;
+        let start = CpuMark::now(daemon_pid);
+        tokio::time::sleep_until(measure_to.into()).await;
+        CpuMark::now(daemon_pid).cores_since(&start)
+    });
     let mut tasks = Vec::new();
     for _ in 0..connections {
         let (body, budget, errors) = (body.clone(), budget.clone(), errors.clone());
@@ -574,6 +667,7 @@ async fn run_sync(s: &Settings, addr: SocketAddr, connections: usize) -> Result<
         seconds,
         errors: errors.load(Ordering::Relaxed),
         latencies,
+        cores: cpu.await?,
     })
 }
 
@@ -604,7 +698,7 @@ fn main() -> Result<()> {
                 "standard: {} clients, {} executions x {} Pass states (SQLite, fsync on): \
                  {:.0} executions/s, {:.0} transitions/s (last stopDate {:.2} s after the first start; \
                  all starts answered in {:.2} s, at {:.0}/s; all seen finished by the poller at {:.2} s, \
-                 {:.0} transitions/s); daemon counted {} transitions; {} not SUCCEEDED",
+                 {:.0} transitions/s); daemon counted {} transitions; {} not SUCCEEDED; {}",
                 r.clients,
                 r.executions,
                 r.states,
@@ -617,6 +711,7 @@ fn main() -> Result<()> {
                 transitions as f64 / r.observed_seconds,
                 r.transitions_metric.map_or("?".into(), |n| n.to_string()),
                 r.not_succeeded,
+                r.cores,
             );
             println!("{line}");
             summary.push(line);
@@ -626,7 +721,7 @@ fn main() -> Result<()> {
                 let r = sync(&s, c).await?;
                 let line = format!(
                     "sync: C={}, {} StartSyncExecution of a {EXPRESS_STATES}-state Express workflow in {:.2} s: \
-                     {:.0} requests/s, latency p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms; {} errors",
+                     {:.0} requests/s, latency p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms; {} errors; {}",
                     r.connections,
                     r.requests,
                     r.seconds,
@@ -636,6 +731,7 @@ fn main() -> Result<()> {
                     r.percentile_ms(0.999),
                     r.latencies.last().map_or(f64::NAN, |&l| l as f64 / 1000.0),
                     r.errors,
+                    r.cores,
                 );
                 println!("{line}");
                 summary.push(line);
