@@ -465,7 +465,12 @@ impl Service {
             this.finish(&record.arn, outcome).await;
             this.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&record.arn);
         });
-        self.running.lock().unwrap_or_else(|e| e.into_inner()).insert(arn, task.abort_handle());
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        // A task that already finished has removed its entry (or will find none): only a
+        // live one is registered, so StopExecution never aborts a stale handle.
+        if !task.is_finished() {
+            running.insert(arn, task.abort_handle());
+        }
     }
 
     pub fn metrics(&self) -> &crate::metrics::Metrics {
