@@ -4,57 +4,32 @@
 //! requests answered with AWS's errors while the daemon keeps serving.
 
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const ACCOUNT_ARN: &str = "arn:aws:states:us-east-1:123456789012";
 
-struct Daemon {
-    child: Child,
-    addr: String,
-    dir: PathBuf,
+mod common;
+
+/// The shared daemon, with this suite's ways of calling it.
+struct Daemon(common::Daemon);
+
+impl std::ops::Deref for Daemon {
+    type Target = common::Daemon;
+    fn deref(&self) -> &common::Daemon {
+        &self.0
+    }
 }
 
 impl Daemon {
     /// Starts the daemon over `dir` (which holds `workflows/` and gets `state/`).
     fn start(dir: &Path, extra_config: &str) -> Daemon {
-        let config = dir.join("stepgate.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\nstate_dir = \"{}\"\n[workflows]\ndir = \"{}\"\n{extra_config}",
-                dir.join("state").display(),
-                dir.join("workflows").display()
-            ),
-        )
-        .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_stepgate"))
-            .args(["serve", "--config"])
-            .arg(&config)
-            .env("STEPGATE_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the stepgate binary starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("stepgate listening on ")
-            .unwrap_or_else(|| panic!("{line}"))
-            .to_string();
-        Daemon { child, addr, dir: dir.to_path_buf() }
+        Daemon(common::Daemon::start(dir, extra_config, &[]))
     }
 
-    fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn kill(self) {
+        drop(self);
     }
 
     /// `aws stepfunctions ...` against this daemon; the parsed JSON output, or the error text.
@@ -74,30 +49,12 @@ impl Daemon {
 
     /// A raw HTTP POST, for requests no SDK would send.
     fn post(&self, target: Option<&str>, body: &[u8]) -> (u16, Value) {
-        let mut s = std::net::TcpStream::connect(&self.addr).unwrap();
-        let mut req = format!(
-            "POST / HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: {}\r\nConnection: close\r\n",
-            self.addr,
-            body.len()
-        );
+        let mut headers = vec![("Content-Type", "application/x-amz-json-1.0")];
         if let Some(t) = target {
-            req.push_str(&format!("X-Amz-Target: {t}\r\n"));
+            headers.push(("X-Amz-Target", t));
         }
-        req.push_str("\r\n");
-        s.write_all(req.as_bytes()).unwrap();
-        s.write_all(body).unwrap();
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).unwrap();
-        let status: u16 = resp.split_whitespace().nth(1).unwrap().parse().unwrap();
-        let body = resp.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-        (status, serde_json::from_str(body).unwrap_or(Value::Null))
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let (status, body) = self.raw("POST", "/", &headers, body);
+        (status, serde_json::from_str(&body).unwrap_or(Value::Null))
     }
 }
 

@@ -4,9 +4,9 @@
 //! the daemon must refuse to listen off loopback.
 
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Read;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const KEYS: &str = r#"
@@ -18,9 +18,16 @@ access_key_id = "stepgate-ci"
 secret_access_key = "ci-secret"
 "#;
 
-struct Daemon {
-    child: Child,
-    addr: String,
+mod common;
+
+/// The shared daemon, with this suite's signed and unsigned calls.
+struct Daemon(common::Daemon);
+
+impl std::ops::Deref for Daemon {
+    type Target = common::Daemon;
+    fn deref(&self) -> &common::Daemon {
+        &self.0
+    }
 }
 
 /// The config file over `dir` (which holds `workflows/` and gets `state/`), with `server`
@@ -41,29 +48,7 @@ fn write_config(dir: &Path, server: &str) -> std::path::PathBuf {
 
 impl Daemon {
     fn start(dir: &Path, server: &str, env: &[(&str, &str)]) -> Daemon {
-        let config = write_config(dir, server);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_stepgate"))
-            .args(["serve", "--config"])
-            .arg(&config)
-            .env("STEPGATE_LOG", "warn")
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the stepgate binary starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let bound = line
-            .trim()
-            .strip_prefix("stepgate listening on ")
-            .unwrap_or_else(|| panic!("the daemon did not start: {line:?}"));
-        // Listening on every interface: call it through loopback.
-        let addr = bound.replace("0.0.0.0:", "127.0.0.1:");
-        Daemon { child, addr }
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        Daemon(common::Daemon::start(dir, server, env))
     }
 
     /// `aws stepfunctions ...` signed with `key`/`secret`; the parsed output, or stderr.
@@ -81,40 +66,12 @@ impl Daemon {
         Ok(if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() })
     }
 
-    /// A raw HTTP request; the status and the body text.
-    fn raw(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
-        let mut s = std::net::TcpStream::connect(&self.addr).unwrap();
-        let mut req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
-            self.addr,
-            body.len()
-        );
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        req.push_str("\r\n");
-        s.write_all(req.as_bytes()).unwrap();
-        s.write_all(body).unwrap();
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).unwrap();
-        let status: u16 = resp.split_whitespace().nth(1).unwrap().parse().unwrap();
-        let body = resp.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("").to_string();
-        (status, body)
-    }
-
     /// An API call without a signature.
     fn unsigned(&self, target: &str, body: &str, extra: &[(&str, &str)]) -> (u16, Value) {
         let mut headers = vec![("Content-Type", "application/x-amz-json-1.0"), ("X-Amz-Target", target)];
         headers.extend_from_slice(extra);
         let (status, body) = self.raw("POST", "/", &headers, body.as_bytes());
         (status, serde_json::from_str(&body).unwrap_or(Value::Null))
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -11,49 +11,21 @@ use aws_sdk_sfn::operation::start_execution::StartExecutionError;
 use aws_sdk_sfn::types::{ExecutionStatus, HistoryEventType, StateMachineType, SyncExecutionStatus};
 use aws_sdk_sfn::Client;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const ACCOUNT_ARN: &str = "arn:aws:states:us-east-1:123456789012";
 const ROLE: &str = "arn:aws:iam::123456789012:role/stepgate";
 
-struct Daemon {
-    child: Child,
-    addr: String,
-}
+mod common;
+
+/// The shared daemon, with an SDK client for it.
+struct Daemon(common::Daemon);
 
 impl Daemon {
     /// Starts the daemon over `dir` (which holds `workflows/` and gets `state/`).
     fn start(dir: &Path, extra_config: &str) -> Daemon {
-        std::fs::create_dir_all(dir.join("workflows")).unwrap();
-        let config = dir.join("stepgate.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\nstate_dir = \"{}\"\n[workflows]\ndir = \"{}\"\n{extra_config}",
-                dir.join("state").display(),
-                dir.join("workflows").display()
-            ),
-        )
-        .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_stepgate"))
-            .args(["serve", "--config"])
-            .arg(&config)
-            .env("STEPGATE_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the stepgate binary starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("stepgate listening on ")
-            .unwrap_or_else(|| panic!("{line}"))
-            .to_string();
-        Daemon { child, addr }
+        Daemon(common::Daemon::start(dir, extra_config, &[]))
     }
 
     /// An SDK client configured by hand: no aws-config, so nothing is read from the environment
@@ -66,17 +38,10 @@ impl Daemon {
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
             .credentials_provider(Credentials::new("test", "test", None, None, "static"))
-            .endpoint_url(format!("http://{}", self.addr))
+            .endpoint_url(self.0.endpoint())
             .interceptor(NoHostPrefix)
             .build();
         Client::from_conf(config)
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
