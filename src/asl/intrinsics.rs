@@ -571,24 +571,31 @@ fn base64_decode(_: &Ctx<'_>, args: Vec<Value>) -> Outcome {
 }
 
 fn hash(_: &Ctx<'_>, args: Vec<Value>) -> Outcome {
-    use sha2::Digest;
     const NAME: &str = "States.Hash";
     let data = limited_string_arg(NAME, &args[0])?;
     let algorithm = string_arg(NAME, &args[1], 2)?;
+    let Some(digest) = hex_digest(algorithm, data.as_bytes()) else {
+        return Err(format!(
+            "Invalid arguments in {NAME}: the hash algorithm '{algorithm}' is not supported; use one of \
+             MD5, SHA-1, SHA-256, SHA-384, SHA-512"
+        ));
+    };
+    Ok(Value::String(digest))
+}
+
+/// The hex digest of `data` with one of the algorithms AWS offers (States.Hash, `$hash`);
+/// `None` for another name.
+pub(crate) fn hex_digest(algorithm: &str, data: &[u8]) -> Option<String> {
+    use sha2::Digest;
     let digest: Vec<u8> = match algorithm {
         "MD5" => md5::Md5::digest(data).to_vec(),
         "SHA-1" => sha1::Sha1::digest(data).to_vec(),
         "SHA-256" => sha2::Sha256::digest(data).to_vec(),
         "SHA-384" => sha2::Sha384::digest(data).to_vec(),
         "SHA-512" => sha2::Sha512::digest(data).to_vec(),
-        other => {
-            return Err(format!(
-                "Invalid arguments in {NAME}: the hash algorithm '{other}' is not supported; use one of \
-                 MD5, SHA-1, SHA-256, SHA-384, SHA-512"
-            ))
-        }
+        _ => return None,
     };
-    Ok(Value::String(digest.iter().map(|b| format!("{b:02x}")).collect()))
+    Some(digest.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn json_merge(_: &Ctx<'_>, args: Vec<Value>) -> Outcome {

@@ -798,7 +798,6 @@ fn range(args: &[JValue], _: &Random) -> Result<JValue, String> {
 
 /// `$hash(data, algorithm)`: the hex digest of the string `data`.
 fn hash(args: &[JValue], _: &Random) -> Result<JValue, String> {
-    use sha2::Digest;
     arity("hash", args, 2, 2)?;
     let data = match &args[0] {
         JValue::Undefined => return Ok(JValue::Undefined),
@@ -809,20 +808,13 @@ fn hash(args: &[JValue], _: &Random) -> Result<JValue, String> {
         JValue::String(s) => &**s,
         _ => return Err(signature_error("hash", 2)),
     };
-    let digest: Vec<u8> = match algorithm {
-        "MD5" => md5::Md5::digest(data).to_vec(),
-        "SHA-1" => sha1::Sha1::digest(data).to_vec(),
-        "SHA-256" => sha2::Sha256::digest(data).to_vec(),
-        "SHA-384" => sha2::Sha384::digest(data).to_vec(),
-        "SHA-512" => sha2::Sha512::digest(data).to_vec(),
-        other => {
-            return Err(format!(
-                "The hash algorithm '{other}' of $hash is not supported; use one of MD5, SHA-1, SHA-256, \
-                 SHA-384, SHA-512"
-            ))
-        }
-    };
-    Ok(JValue::string(digest.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+    match super::intrinsics::hex_digest(algorithm, data) {
+        Some(hex) => Ok(JValue::string(hex)),
+        None => Err(format!(
+            "The hash algorithm '{algorithm}' of $hash is not supported; use one of MD5, SHA-1, SHA-256, \
+             SHA-384, SHA-512"
+        )),
+    }
 }
 
 /// `$random()` and `$random(seed)`: a number in [0, 1); the same seed gives the same number.

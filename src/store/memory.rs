@@ -244,19 +244,13 @@ impl Store for MemoryStore {
             Some(key) => Box::new(set.range(..key.clone()).rev()),
             None => Box::new(set.iter().rev()),
         };
-        let mut items: Vec<ExecutionRecord> = keys
+        let items: Vec<ExecutionRecord> = keys
             .filter_map(|(_, arn)| inner.executions.get(arn))
             .filter(|e| status.is_none_or(|s| e.status == s))
             .take(limit + 1)
             .cloned()
             .collect();
-        let next = if items.len() > limit {
-            items.truncate(limit);
-            items.last().map(|e| encode_token(e.start, &e.arn))
-        } else {
-            None
-        };
-        Ok((items, next))
+        Ok(super::page(items, limit))
     }
 
     fn running(&self) -> Result<Vec<ExecutionRecord>, StoreError> {

@@ -141,6 +141,18 @@ pub enum StoreError {
 /// A page of a listing: the items and the token for the next page, if any.
 pub type Page<T> = (Vec<T>, Option<String>);
 
+/// Cuts a listing fetched with one item too many (`limit + 1`) to a page: the extra item only
+/// says that another page exists, whose token names the last item kept.
+pub(crate) fn page(mut items: Vec<ExecutionRecord>, limit: usize) -> Page<ExecutionRecord> {
+    let next = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(|e| memory::encode_token(e.start, &e.arn))
+    } else {
+        None
+    };
+    (items, next)
+}
+
 pub trait Store: Send + Sync + 'static {
     /// Inserts or replaces a state machine (by ARN).
     fn put_state_machine(&self, sm: &StateMachineRecord) -> Result<(), StoreError>;

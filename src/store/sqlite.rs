@@ -7,7 +7,7 @@
 //! waiter. Reads (the API, resume after restart) use a small pool of separate connections,
 //! which WAL lets run beside the writer and which see every commit that has been answered.
 
-use super::memory::{decode_token, encode_token};
+use super::memory::decode_token;
 use super::{
     Created, ExecutionRecord, ExecutionStatus, Frame, Page, StateMachineRecord, Store, StoreError, Write,
 };
@@ -695,7 +695,7 @@ impl Store for SqliteStore {
         };
         let status = status.map(ExecutionStatus::as_str);
         let fetch = i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1;
-        let mut items = self.read(|conn| match &after {
+        let items = self.read(|conn| match &after {
             // The row-value comparison lets SQLite seek straight to the page in the index
             // instead of skipping every row of the earlier pages.
             Some((start, arn)) => conn
@@ -715,13 +715,7 @@ impl Store for SqliteStore {
                 .query_map(params![state_machine_arn, status, fetch], row_to_execution)?
                 .collect::<rusqlite::Result<Vec<_>>>(),
         })?;
-        let next = if items.len() > limit {
-            items.truncate(limit);
-            items.last().map(|e| encode_token(e.start, &e.arn))
-        } else {
-            None
-        };
-        Ok((items, next))
+        Ok(super::page(items, limit))
     }
 
     fn running(&self) -> Result<Vec<ExecutionRecord>, StoreError> {
