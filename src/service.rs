@@ -7,7 +7,7 @@
 use crate::asl::validate::{self, MachineType as ValidateType};
 use crate::asl::Machine;
 use crate::engine::history::Event;
-use crate::engine::{Engine, Journal, Outcome, Resume, Start, Status};
+use crate::engine::{Engine, FrameWrite, Journal, Outcome, Resume, Start, Status};
 use crate::store::{
     Created, ExecutionRecord, ExecutionStatus, Frame, MachineType, StateMachineRecord, Store, Write,
 };
@@ -397,7 +397,7 @@ impl Service {
         }
         let reply = json!({"executionArn": record.arn, "startDate": epoch(record.start)});
         self.metrics.started();
-        self.spawn_standard(loaded, record, input, Some(Resume::before_start(1)));
+        self.spawn_standard(loaded, record, input, Some(Resume::fresh(1)));
         Ok(reply)
     }
 
@@ -693,7 +693,7 @@ impl Service {
         let now = self.engine.clock().now();
         let error = body.get("error").and_then(Value::as_str).map(str::to_string);
         let cause = body.get("cause").and_then(Value::as_str).map(str::to_string);
-        let last = self.store.event_count(arn).map_err(ApiError::internal)?;
+        let last = self.store.last_event_id(arn).map_err(ApiError::internal)?;
         let mut details = Map::new();
         if let Some(er) = &error {
             details.insert("error".into(), json!(er));
@@ -738,11 +738,7 @@ impl Service {
         }
         let loaded = self.loaded(&record.state_machine_arn)?;
         let frames = self.store.frames(arn).map_err(ApiError::internal)?;
-        let resume = frames
-            .iter()
-            .find(|f| f.path.is_empty())
-            .and_then(|f| serde_json::from_value::<Resume>(f.data.clone()).ok());
-        let last = self.store.event_count(arn).map_err(ApiError::internal)?;
+        let last = self.store.last_event_id(arn).map_err(ApiError::internal)?;
         let now = self.engine.clock().now();
         let redrive_count = record.redrive_count + 1;
         let event = json!({
@@ -756,17 +752,12 @@ impl Service {
             ])
             .await
             .map_err(ApiError::internal)?;
-        let resume = match resume {
-            Some(r) => Resume {
-                last_event_id: last + 1,
-                entered_event_id: None,
-                wake_at: None,
-                reenter: true,
-                attempts: Vec::new(),
-                ..r
-            },
-            // It failed before its first state was journaled: from the start.
-            None => Resume::before_start(last + 1),
+        // Every machine that had not finished enters its state anew; finished branches and
+        // iterations keep their results.
+        let resume = Resume {
+            frames: frames.into_iter().map(|f| (f.path, f.data)).collect(),
+            last_event_id: last + 1,
+            redrive: true,
         };
         let input: Value = serde_json::from_str(&record.input).unwrap_or(Value::Null);
         self.metrics.started();
@@ -824,18 +815,16 @@ impl Service {
                 continue;
             };
             let frames = self.store.frames(&record.arn).map_err(ApiError::internal)?;
-            let resume = frames
-                .iter()
-                .find(|f| f.path.is_empty())
-                .and_then(|f| serde_json::from_value::<Resume>(f.data.clone()).ok());
+            // Without a top-level frame it crashed before its first state was journaled:
+            // it starts at StartAt, after the events it has.
+            let resume = Resume {
+                frames: frames.into_iter().map(|f| (f.path, f.data)).collect(),
+                last_event_id: self.store.last_event_id(&record.arn).map_err(ApiError::internal)?.max(1),
+                redrive: false,
+            };
             let input: Value = serde_json::from_str(&record.input).unwrap_or(Value::Null);
-            tracing::info!(execution = %record.arn, at_state = resume.as_ref().map(|r| r.state), "Resuming an execution.");
-            let resume = resume.or_else(|| {
-                // Crashed before its first state was journaled: start over after the
-                // events it has.
-                Some(Resume::before_start(self.store.event_count(&record.arn).unwrap_or(1)))
-            });
-            self.spawn_standard(loaded, record, input, resume);
+            tracing::info!(execution = %record.arn, frames = resume.frames.len(), "Resuming an execution.");
+            self.spawn_standard(loaded, record, input, Some(resume));
         }
         Ok(n)
     }
@@ -928,14 +917,19 @@ struct StoreJournal {
 }
 
 impl Journal for StoreJournal {
-    fn checkpoint(&self, events: Vec<Event>, frame: Option<Value>) -> BoxFuture<'static, ()> {
+    fn checkpoint(&self, events: Vec<Event>, frames: Vec<FrameWrite>) -> BoxFuture<'static, ()> {
         let mut writes: Vec<Write> = events
             .iter()
             .map(|e| Write::Event { execution_arn: self.arn.clone(), id: e.id, event: e.to_json() })
             .collect();
-        if let Some(data) = frame {
-            writes.push(Write::Frame(Frame { execution_arn: self.arn.clone(), path: String::new(), data }));
-        }
+        writes.extend(frames.into_iter().map(|f| match f {
+            FrameWrite::Put { path, data } => {
+                Write::Frame(Frame { execution_arn: self.arn.clone(), path, data })
+            }
+            FrameWrite::Remove { path } => {
+                Write::DeleteFrames { execution_arn: self.arn.clone(), prefix: path }
+            }
+        }));
         let commit = self.store.commit(writes);
         let arn = self.arn.clone();
         Box::pin(async move {

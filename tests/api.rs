@@ -524,6 +524,181 @@ fn retry_counts_survive_sigkill() {
     assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>());
 }
 
+/// A local function that logs each call's `id` (one line per call) and returns it; it fails
+/// with `NotReady` for the ids in `failing` until the file `ready` exists.
+fn recorder(dir: &Path, failing: &[&str]) -> String {
+    let func = dir.join("record.py");
+    std::fs::write(
+        &func,
+        format!(
+            "import json,os,sys\ne=json.load(sys.stdin)\nwith open({log:?}, 'a') as f:\n    f.write(e['id'] + '\\n')\nif e['id'] in {failing:?} and not os.path.exists({ready:?}):\n    print(json.dumps({{'errorType': 'NotReady', 'errorMessage': e['id']}}))\n    sys.exit(1)\nprint(json.dumps({{'id': e['id']}}))\n",
+            log = dir.join("calls.log").display().to_string(),
+            ready = dir.join("ready").display().to_string(),
+        ),
+    )
+    .unwrap();
+    format!("[functions.record]\ncommand = [\"python3\", \"{}\"]\n", func.display())
+}
+
+/// How often the recorder was called with each id.
+fn calls(dir: &Path) -> std::collections::BTreeMap<String, usize> {
+    let mut n = std::collections::BTreeMap::new();
+    for line in std::fs::read_to_string(dir.join("calls.log")).unwrap_or_default().lines() {
+        *n.entry(line.to_string()).or_insert(0) += 1;
+    }
+    n
+}
+
+/// A Parallel state whose first branch calls the recorder once and whose second maps over
+/// `$.items`, calling it for each item and then waiting `$.nap` seconds.
+fn fan_out(concurrency: u64) -> Value {
+    let record = "arn:aws:lambda:us-east-1:123456789012:function:record";
+    json!({
+        "StartAt": "Both",
+        "States": {"Both": {
+            "Type": "Parallel",
+            "Branches": [
+                {"StartAt": "Quick", "States": {"Quick": {"Type": "Task", "Resource": record, "Parameters": {"id": "quick"}, "End": true}}},
+                {"StartAt": "Settle", "States": {
+                    "Settle": {"Type": "Wait", "Seconds": 1, "Next": "Items"},
+                    "Items": {
+                        "Type": "Map", "ItemsPath": "$.items", "MaxConcurrency": concurrency,
+                        "ItemSelector": {"id.$": "States.Format('item-{}', $$.Map.Item.Value)", "nap.$": "$.nap"},
+                        "ItemProcessor": {"StartAt": "Call", "States": {
+                            "Call": {"Type": "Task", "Resource": record, "Parameters": {"id.$": "$.id"}, "ResultPath": "$.result", "Next": "Nap"},
+                            "Nap": {"Type": "Wait", "SecondsPath": "$.nap", "OutputPath": "$.result", "End": true}
+                        }},
+                        "End": true
+                    }
+                }}
+            ],
+            "End": true
+        }}
+    })
+}
+
+fn history(d: &Daemon, arn: &str) -> Vec<Value> {
+    let (status, h) = d.post(
+        Some("AWSStepFunctions.GetExecutionHistory"),
+        json!({"executionArn": arn, "maxResults": 1000}).to_string().as_bytes(),
+    );
+    assert_eq!(status, 200, "{h}");
+    h["events"].as_array().unwrap().clone()
+}
+
+/// The Map iterations whose MapIterationSucceeded is in `events`.
+fn iterations_done(events: &[Value]) -> Vec<u64> {
+    events
+        .iter()
+        .filter(|e| e["type"] == "MapIterationSucceeded")
+        .map(|e| e["mapIterationSucceededEventDetails"]["index"].as_u64().unwrap())
+        .collect()
+}
+
+/// A restart does not run again the Parallel branches and Map iterations that had finished:
+/// the first branch's call and every iteration journaled as finished happen once; only the
+/// iterations in flight at the SIGKILL may run their Task again (at-least-once).
+#[test]
+fn map_and_parallel_keep_finished_work_across_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let functions = recorder(dir.path(), &[]);
+    workflows(dir.path(), &[("fanout", fan_out(2))]);
+    let d = Daemon::start(dir.path(), &functions);
+    let sm = format!("{ACCOUNT_ARN}:stateMachine:fanout");
+    let items: Vec<u64> = (0..10).collect();
+    let arn = d
+        .aws(&[
+            "start-execution",
+            "--state-machine-arn",
+            &sm,
+            "--input",
+            &json!({"items": items, "nap": 1}).to_string(),
+        ])
+        .unwrap()["executionArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Ten iterations, two at a time, a second each: kill once some have finished.
+    let until = Instant::now() + Duration::from_secs(30);
+    let before = loop {
+        let events = history(&d, &arn);
+        if iterations_done(&events).len() >= 3 {
+            break events;
+        }
+        assert!(Instant::now() < until, "no iterations finished: {events:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let dir_path = d.dir.clone();
+    unsafe_kill9(d.child.id());
+    drop(d);
+    let finished_before = iterations_done(&before);
+    assert!(finished_before.len() < 10, "the kill came too late to test anything");
+
+    let d = Daemon::start(&dir_path, &functions);
+    let e = wait_for_status(&d, &arn, "SUCCEEDED", Duration::from_secs(60));
+    let expected: Vec<Value> = items.iter().map(|i| json!({"id": format!("item-{i}")})).collect();
+    assert_eq!(
+        serde_json::from_str::<Value>(e["output"].as_str().unwrap()).unwrap(),
+        json!([{"id": "quick"}, expected])
+    );
+    let n = calls(&dir_path);
+    assert_eq!(n.get("quick"), Some(&1), "the finished branch ran again: {n:?}");
+    for i in &finished_before {
+        assert_eq!(n.get(&format!("item-{i}")), Some(&1), "iteration {i} had finished: {n:?}");
+    }
+    let total: usize = items.iter().map(|i| n.get(&format!("item-{i}")).copied().unwrap_or(0)).sum();
+    assert!(total <= 10 + 2, "only the 2 iterations in flight may call again: {n:?}");
+    let events = history(&d, &arn);
+    assert_eq!(events.iter().filter(|e| e["type"] == "ExecutionSucceeded").count(), 1);
+    assert_eq!(events.iter().filter(|e| e["type"] == "MapStateStarted").count(), 1, "{events:?}");
+    let mut done = iterations_done(&events);
+    done.sort();
+    done.dedup();
+    assert_eq!(done, items);
+}
+
+/// RedriveExecution runs again only what failed: the Parallel branch that had succeeded and
+/// the Map iterations that had succeeded keep their results.
+#[test]
+fn redrive_reruns_only_the_failed_branch_and_iterations() {
+    let dir = tempfile::tempdir().unwrap();
+    let functions = recorder(dir.path(), &["item-2"]);
+    workflows(dir.path(), &[("fanout", fan_out(1))]);
+    let d = Daemon::start(dir.path(), &functions);
+    let sm = format!("{ACCOUNT_ARN}:stateMachine:fanout");
+    let input = json!({"items": [0, 1, 2, 3, 4], "nap": 0}).to_string();
+    let arn = d.aws(&["start-execution", "--state-machine-arn", &sm, "--input", &input]).unwrap()
+        ["executionArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let failed = wait_for_status(&d, &arn, "FAILED", Duration::from_secs(30));
+    assert_eq!(failed["error"], "NotReady");
+    let n = calls(dir.path());
+    assert_eq!(
+        n.iter().map(|(k, v)| (k.as_str(), *v)).collect::<Vec<_>>(),
+        [("item-0", 1), ("item-1", 1), ("item-2", 1), ("quick", 1)]
+    );
+
+    std::fs::write(dir.path().join("ready"), "").unwrap();
+    d.aws(&["redrive-execution", "--execution-arn", &arn]).unwrap();
+    let e = wait_for_status(&d, &arn, "SUCCEEDED", Duration::from_secs(30));
+    let expected: Vec<Value> = (0..5).map(|i| json!({"id": format!("item-{i}")})).collect();
+    assert_eq!(
+        serde_json::from_str::<Value>(e["output"].as_str().unwrap()).unwrap(),
+        json!([{"id": "quick"}, expected])
+    );
+    let n = calls(dir.path());
+    assert_eq!(
+        n.iter().map(|(k, v)| (k.as_str(), *v)).collect::<Vec<_>>(),
+        [("item-0", 1), ("item-1", 1), ("item-2", 2), ("item-3", 1), ("item-4", 1), ("quick", 1)]
+    );
+    let events = history(&d, &arn);
+    let ids: Vec<u64> = events.iter().map(|e| e["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>());
+    assert_eq!(events.iter().filter(|e| e["type"] == "ExecutionRedriven").count(), 1);
+}
+
 /// TestState runs one state on an input and says where it would go, as AWS's TestState does.
 #[test]
 fn test_state_runs_one_state() {

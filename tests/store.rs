@@ -116,7 +116,7 @@ async fn create_is_idempotent(store: &dyn Store) {
     let second = store.create_execution(again, vec![event(&e.arn, 2), frame(&e.arn, "/x.0", json!(2))]).await;
     // The existing record comes back untouched, and the second call's writes are dropped.
     assert_eq!(second.unwrap(), Created::Existing(Box::new(e.clone())));
-    assert_eq!(store.event_count(&e.arn).unwrap(), 1);
+    assert_eq!(store.last_event_id(&e.arn).unwrap(), 1);
     assert_eq!(paths(store, &e.arn), [""]);
     assert_eq!(store.get_execution(&e.arn).unwrap(), Some(e));
 }
@@ -149,7 +149,7 @@ async fn commit_and_read_back(store: &dyn Store) {
     assert_eq!(done.output.as_deref(), Some(r#"{"done":true}"#));
     assert_eq!(done.stop, Some(stop));
     assert_eq!(done.start, e.start);
-    assert_eq!(store.event_count(&e.arn).unwrap(), 4);
+    assert_eq!(store.last_event_id(&e.arn).unwrap(), 4);
     // Finishing leaves the frames for the engine to delete.
     assert_eq!(paths(store, &e.arn), ["", "/P.0"]);
 
@@ -203,10 +203,15 @@ async fn history_paging(store: &dyn Store) {
     assert_eq!(ids(&store.history(&e.arn, 3, 4, true).unwrap()), [2, 1]);
     assert!(store.history(&e.arn, 1, 4, true).unwrap().is_empty());
 
-    assert_eq!(store.event_count(&e.arn).unwrap(), 10);
-    assert_eq!(store.event_count(&other.arn).unwrap(), 1);
-    assert_eq!(store.event_count("arn:none").unwrap(), 0);
+    assert_eq!(store.last_event_id(&e.arn).unwrap(), 10);
+    assert_eq!(store.last_event_id(&other.arn).unwrap(), 1);
+    assert_eq!(store.last_event_id("arn:none").unwrap(), 0);
     assert!(store.history("arn:none", 0, 10, false).unwrap().is_empty());
+
+    // A crash can leave a gap (events numbered but never stored): new events must follow the
+    // last id, not the count, or they would overwrite stored ones.
+    store.commit(vec![event(&other.arn, 3)]).await.unwrap();
+    assert_eq!(store.last_event_id(&other.arn).unwrap(), 3);
 }
 
 async fn list_paging_and_filtering(store: &dyn Store) {
@@ -353,12 +358,12 @@ async fn purge_finished(store: &dyn Store) {
     assert_eq!(store.purge_finished_before(cut).unwrap(), 2);
     for gone in [&old, &older] {
         assert_eq!(store.get_execution(&gone.arn).unwrap(), None);
-        assert_eq!(store.event_count(&gone.arn).unwrap(), 0);
+        assert_eq!(store.last_event_id(&gone.arn).unwrap(), 0);
         assert!(store.frames(&gone.arn).unwrap().is_empty());
     }
     for kept in [&recent, &running] {
         assert!(store.get_execution(&kept.arn).unwrap().is_some());
-        assert_eq!(store.event_count(&kept.arn).unwrap(), 1);
+        assert_eq!(store.last_event_id(&kept.arn).unwrap(), 1);
     }
     let (listed, _) = store.list_executions(&format!("{SM}m"), None, None, 10).unwrap();
     assert_eq!(listed.len(), 2);
@@ -400,7 +405,7 @@ async fn writes_to_an_unknown_execution_are_refused_whole(store: &dyn Store) {
     let refused = store.commit(vec![event(&e.arn, 1), event(&nope, 1)]).await;
     assert!(matches!(&refused, Err(StoreError::Backend(m)) if m.contains(&nope)), "{refused:?}");
     // Nothing of a refused commit is kept, not even its writes for a real execution.
-    assert_eq!(store.event_count(&e.arn).unwrap(), 0);
+    assert_eq!(store.last_event_id(&e.arn).unwrap(), 0);
     for w in [
         frame(&nope, "", json!(1)),
         Write::DeleteFrames { execution_arn: nope.clone(), prefix: "".into() },
@@ -413,11 +418,11 @@ async fn writes_to_an_unknown_execution_are_refused_whole(store: &dyn Store) {
     let f = execution("m", "refused", t0());
     assert!(store.create_execution(f.clone(), vec![event(&f.arn, 1), event(&nope, 1)]).await.is_err());
     assert_eq!(store.get_execution(&f.arn).unwrap(), None);
-    assert_eq!(store.event_count(&f.arn).unwrap(), 0);
+    assert_eq!(store.last_event_id(&f.arn).unwrap(), 0);
     assert_eq!(store.list_executions(&format!("{SM}m"), None, None, 10).unwrap().0, vec![e.clone()]);
 
     store.commit(vec![event(&e.arn, 1)]).await.unwrap();
-    assert_eq!(store.event_count(&e.arn).unwrap(), 1);
+    assert_eq!(store.last_event_id(&e.arn).unwrap(), 1);
 }
 
 macro_rules! suite {
@@ -474,7 +479,7 @@ async fn bounded_memory_store_evicts_the_oldest_finished_executions() {
     create(&store, &c).await;
     assert!(store.get_execution(&a.arn).unwrap().is_some());
     assert_eq!(store.get_execution(&b.arn).unwrap(), None);
-    assert_eq!(store.event_count(&b.arn).unwrap(), 0);
+    assert_eq!(store.last_event_id(&b.arn).unwrap(), 0);
     assert!(store.get_execution(&c.arn).unwrap().is_some());
 }
 
@@ -551,7 +556,7 @@ async fn sqlite_group_commits_many_concurrent_committers() {
     assert!(transactions * 4 < total, "{transactions} transactions for {total} commits: no grouping");
     for t in 0..tasks {
         let arn = format!("{EX}m:t{t}");
-        assert_eq!(store.event_count(&arn).unwrap(), commits);
+        assert_eq!(store.last_event_id(&arn).unwrap(), commits);
         assert_eq!(store.frames(&arn).unwrap()[0].data, json!({"at": commits}));
     }
     eprintln!("{total} commits in {transactions} transactions");
@@ -571,7 +576,7 @@ async fn sqlite_a_bad_commit_fails_alone_in_its_group() {
         result.unwrap();
     }
     assert!(bad.await.is_err());
-    assert_eq!(store.event_count(&e.arn).unwrap(), 80);
+    assert_eq!(store.last_event_id(&e.arn).unwrap(), 80);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -634,7 +639,7 @@ async fn sqlite_dropped_commit_futures_still_land_before_close() {
         }
     }
     let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(store.event_count(&e.arn).unwrap(), 100);
+    assert_eq!(store.last_event_id(&e.arn).unwrap(), 100);
 }
 
 /// Durable commits per second with 200 concurrent committers, each commit one event and one

@@ -8,7 +8,7 @@
 pub mod history;
 pub mod input;
 
-use crate::asl::compile::{Kind, Machine, MapSpec, State};
+use crate::asl::compile::{Kind, Machine, State};
 use crate::asl::Env;
 use crate::connectors::{self, Call, EventFamily, Registry};
 use crate::error::{names, Failure};
@@ -101,49 +101,63 @@ impl Start {
 }
 
 /// Receives an execution's progress so that it survives a restart: the events since the
-/// last call and, at the top level, where the execution stands. The future resolves once
-/// both are durable; the engine waits for it before the state runs.
+/// last call and the frames of the machines that moved (the top level, Parallel branches,
+/// Map iterations). The future resolves once both are durable; the engine waits for it
+/// before the state runs.
 pub trait Journal: Send + Sync {
-    fn checkpoint(&self, events: Vec<Event>, frame: Option<Value>) -> BoxFuture<'static, ()>;
+    fn checkpoint(&self, events: Vec<Event>, frames: Vec<FrameWrite>) -> BoxFuture<'static, ()>;
 }
 
-/// Where a journaled execution stood: the top-level state it had entered, with that
-/// state's input and the variables, and the deadline of a Wait it was in.
+/// A change to the journaled frames; a checkpoint applies its changes in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FrameWrite {
+    /// Stores `data` at `path`, replacing what was there.
+    Put { path: String, data: Value },
+    /// Removes the frame at `path` and every frame below it.
+    Remove { path: String },
+}
+
+/// Where one journaled machine stood: the state it had entered, with that state's input and
+/// the machine's own variables, the deadline of a Wait or Retry backoff it was in, and how
+/// far a Map or Parallel state had got. The top level is stored at path "", a branch or
+/// iteration at "<parent path>/<state index>/<branch or item index>".
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct Resume {
+pub struct Frame {
     pub state: usize,
     pub input: Value,
     pub variables: Map<String, Value>,
-    /// The id of the last event journaled.
+    /// The id of the last event journaled when the state was entered.
     pub last_event_id: u64,
     pub wake_at: Option<DateTime<Utc>>,
-    /// Enter `state` anew (RedriveExecution) instead of going on inside it.
-    #[serde(default)]
-    pub reenter: bool,
     /// The id of the state's entered event, when events came after it (a Retry).
     #[serde(default)]
     pub entered_event_id: Option<u64>,
     /// How often each retrier of the state has been used.
     #[serde(default)]
     pub attempts: Vec<u32>,
+    /// The id of the state's MapStateStarted or ParallelStateStarted event once its
+    /// iterations or branches have begun: a restart goes on with them instead of anew.
+    #[serde(default)]
+    pub started_event_id: Option<u64>,
+}
+
+/// A journaled execution to go on with (after a restart) or to redrive.
+#[derive(Debug, Clone, Default)]
+pub struct Resume {
+    /// The journaled frames by path. A finished branch or iteration is stored as
+    /// `{"done": output}` (or `{"failed": {"error", "cause"}}` for a tolerated failure).
+    pub frames: HashMap<String, Value>,
+    /// The id of the last event stored: new events follow it.
+    pub last_event_id: u64,
+    /// RedriveExecution: each unfinished machine enters its state anew, with fresh retry
+    /// counts; finished branches and iterations keep their results.
+    pub redrive: bool,
 }
 
 impl Resume {
-    /// The `state` of an execution whose ExecutionStarted is stored and nothing more.
-    pub const BEFORE_START: usize = usize::MAX;
-
-    /// Resumes an execution that has `last_event_id` events and no state journaled yet.
-    pub fn before_start(last_event_id: u64) -> Resume {
-        Resume {
-            state: Self::BEFORE_START,
-            input: Value::Null,
-            variables: Map::new(),
-            last_event_id,
-            wake_at: None,
-            reenter: false,
-            entered_event_id: None,
-            attempts: Vec::new(),
-        }
+    /// An execution whose first `last_event_id` events are stored and nothing more.
+    pub fn fresh(last_event_id: u64) -> Resume {
+        Resume { last_event_id, ..Resume::default() }
     }
 }
 
@@ -195,17 +209,18 @@ impl Engine {
 
     pub async fn run(&self, machine: &Machine, start: Start, mocks: Option<&TestCase>) -> Outcome {
         let start_time = start.start_time.unwrap_or_else(|| self.clock.now());
-        let resume = start.resume;
-        let history = match &resume {
-            Some(r) => History::resuming(start.record_history, self.clock.clone(), r.last_event_id),
-            None => History::new(start.record_history, self.clock.clone()),
+        let (frames, redrive, journaled) = match start.resume {
+            Some(r) => (r.frames, r.redrive, Some(r.last_event_id)),
+            None => (HashMap::new(), false, None),
         };
+        let history = History::resuming(start.record_history, self.clock.clone(), journaled.unwrap_or(0));
         let mut x = Exec {
             engine: self,
             // Express ARNs end in a random part; Standard ones are the name itself.
             express: start.express.then(|| start.express_id.unwrap_or_else(uuid::Uuid::new_v4)),
             journal: start.journal,
-            resume: std::sync::Mutex::new(resume.clone()),
+            frames: std::sync::Mutex::new(frames),
+            redrive,
             deadline: machine.timeout_seconds.map(|t| start_time + chrono::Duration::seconds(t as i64)),
             timed_out: AtomicBool::new(false),
             sm_name: start.state_machine_name,
@@ -216,8 +231,8 @@ impl Engine {
             transitions: AtomicU64::new(0),
             mocks,
         };
-        let started = match &resume {
-            Some(r) => r.last_event_id,
+        let started = match journaled {
+            Some(id) => id,
             None => x.history.emit(0, "ExecutionStarted", || {
                 let mut d = payload(None, "input", &x.input);
                 d["roleArn"] = json!(format!("arn:aws:iam::{}:role/stepgate", self.account));
@@ -225,7 +240,8 @@ impl Engine {
             }),
         };
         let input = if machine.uses_context { x.input.clone() } else { std::mem::take(&mut x.input) };
-        let run = x.run_machine(machine, input, started, None);
+        let path = x.journal.is_some().then(String::new);
+        let run = x.run_machine(machine, input, started, None, path);
         // The machine's TimeoutSeconds holds in real time (work that takes too long) and in
         // the workflow's time (Waits and Retry intervals past the deadline, which a time
         // scale below 1 shortens in real time).
@@ -356,8 +372,9 @@ struct Exec<'e> {
     mocks: Option<&'e TestCase>,
     express: Option<uuid::Uuid>,
     journal: Option<Arc<dyn Journal>>,
-    /// Taken by the top-level machine when it starts.
-    resume: std::sync::Mutex<Option<Resume>>,
+    /// Journaled frames by path, each taken by its machine when it starts again.
+    frames: std::sync::Mutex<HashMap<String, Value>>,
+    redrive: bool,
     /// When the machine's TimeoutSeconds runs out, on the workflow's clock.
     deadline: Option<DateTime<Utc>>,
     timed_out: AtomicBool,
@@ -444,6 +461,32 @@ fn event_names(kind: &Kind) -> (&'static str, &'static str) {
     }
 }
 
+/// A journaled machine's place while one of its states runs: where its frame is stored, and
+/// the frame written when the state was entered.
+#[derive(Clone, Copy)]
+struct Place<'a> {
+    path: &'a str,
+    frame: &'a Frame,
+}
+
+fn put(path: &str, frame: &Frame) -> FrameWrite {
+    FrameWrite::Put { path: path.to_string(), data: serde_json::to_value(frame).unwrap_or(Value::Null) }
+}
+
+/// The path of a branch or iteration of state `index` (or, without `child`, the prefix of
+/// them all) under the machine at `path`.
+fn child_path(path: &str, index: usize, child: Option<usize>) -> String {
+    match child {
+        Some(i) => format!("{path}/{index}/{i}"),
+        None => format!("{path}/{index}"),
+    }
+}
+
+/// Map and Parallel states run machines of their own, journaled below theirs.
+fn has_children(state: &State) -> bool {
+    matches!(state.kind, Kind::Map(_) | Kind::Parallel { .. })
+}
+
 /// The execution ran past its deadline: nothing in it may recover from this.
 fn timed_out() -> Failure {
     Failure::new(names::TIMEOUT, "")
@@ -466,6 +509,81 @@ impl<'e> Exec<'e> {
         }
     }
 
+    /// Takes the frame journaled at `path` to resume from (not a finished marker).
+    fn take_frame(&self, path: &str) -> Option<Frame> {
+        let mut frames = self.frames.lock().unwrap_or_else(|e| e.into_inner());
+        let data = frames.remove(path)?;
+        serde_json::from_value(data).ok()
+    }
+
+    fn has_frame(&self, path: &str) -> bool {
+        self.frames.lock().unwrap_or_else(|e| e.into_inner()).contains_key(path)
+    }
+
+    /// Forgets the journaled frames at and below `path`: the state they belong to has
+    /// ended or begins anew, so a later visit must not resume them.
+    fn forget_frames(&self, path: &str) {
+        let mut frames = self.frames.lock().unwrap_or_else(|e| e.into_inner());
+        if !frames.is_empty() {
+            let below = format!("{path}/");
+            frames.retain(|k, _| k != path && !k.starts_with(&below));
+        }
+    }
+
+    /// The result of the branch or iteration at `path` if it had finished before a restart.
+    /// A redrive runs tolerated failures again, as AWS redrives failed iterations.
+    fn finished(&self, path: &str) -> Option<Result<Value, Failure>> {
+        let mut frames = self.frames.lock().unwrap_or_else(|e| e.into_inner());
+        let data = frames.get(path)?;
+        let r = if let Some(v) = data.get("done") {
+            Ok(v.clone())
+        } else if let Some(f) = data.get("failed") {
+            let text = |k: &str| f.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+            let failure = Failure::new(text("error"), text("cause"));
+            frames.remove(path);
+            return (!self.redrive).then_some(Err(failure));
+        } else {
+            return None;
+        };
+        frames.remove(path);
+        Some(r)
+    }
+
+    /// Journals that the branch or iteration at `path` has finished, with the events so far;
+    /// its own frames (and those of anything inside it) go.
+    async fn record_finished(&self, path: &str, r: Result<&Value, &Failure>) {
+        let Some(j) = &self.journal else { return };
+        let data = match r {
+            Ok(v) => json!({"done": v}),
+            Err(f) => json!({"failed": {"error": f.error, "cause": f.cause}}),
+        };
+        let writes = vec![
+            FrameWrite::Remove { path: path.to_string() },
+            FrameWrite::Put { path: path.to_string(), data },
+        ];
+        j.checkpoint(self.history.take_new(), writes).await;
+    }
+
+    /// Records a Map or Parallel state's started event and journals that its iterations or
+    /// branches have begun; a state resumed after that goes on with them instead.
+    async fn begin(
+        &self,
+        entered_id: u64,
+        kind: &'static str,
+        place: Option<Place<'_>>,
+        details: impl FnOnce() -> Option<(&'static str, Value)>,
+    ) -> u64 {
+        if let Some(id) = place.and_then(|p| p.frame.started_event_id) {
+            return id;
+        }
+        let id = self.history.emit(entered_id, kind, details);
+        if let (Some(p), Some(j)) = (place, &self.journal) {
+            let frame = Frame { started_event_id: Some(id), wake_at: None, ..p.frame.clone() };
+            j.checkpoint(self.history.take_new(), vec![put(p.path, &frame)]).await;
+        }
+        id
+    }
+
     /// Sleeps until `t` on the workflow's clock, or until the execution's deadline if
     /// that comes first; `false` when the deadline cut it short.
     async fn sleep_until(&self, t: DateTime<Utc>) -> bool {
@@ -483,7 +601,8 @@ impl<'e> Exec<'e> {
     }
 
     /// Runs `machine` from its StartAt with `input`; returns its output and the id of the
-    /// last event it recorded.
+    /// last event it recorded. With a `path` (a journaled execution) the machine journals
+    /// each state it enters there, and starts from the frame journaled there if any.
     ///
     /// Effects, Retry waits and recursion into branches are boxed futures awaited only
     /// when a state needs them, so this future stays small and the effect-free path
@@ -494,6 +613,7 @@ impl<'e> Exec<'e> {
         input: Value,
         prev: u64,
         outer: Option<&'a Vars<'a>>,
+        path: Option<String>,
     ) -> Run<'a> {
         async move {
             let limits = &self.engine.limits;
@@ -501,24 +621,23 @@ impl<'e> Exec<'e> {
             let mut index = machine.start;
             let mut input = input;
             let mut last = prev;
-            // Only the top level is journaled: branches and iterations of a state that was
-            // running at a crash run again.
-            let journal = if outer.is_none() { self.journal.clone() } else { None };
-            let mut resumed = None;
-            if journal.is_some() {
-                // `state: usize::MAX` is an execution whose first events are stored but
-                // whose first state is not: it starts at StartAt.
-                if let Some(r) = self.resume.lock().unwrap_or_else(|e| e.into_inner()).take() {
-                    if r.state != Resume::BEFORE_START {
-                        index = r.state;
-                        input = r.input.clone();
-                        vars.local = r.variables.clone().into_iter().collect();
-                        if !r.reenter {
-                            resumed = Some(r);
-                        }
-                    }
+            let journal = match &path {
+                Some(p) => self.journal.clone().map(|j| (j, p.as_str())),
+                None => None,
+            };
+            let mut resumed: Option<Frame> = None;
+            if let Some(f) = path.as_deref().and_then(|p| self.take_frame(p)) {
+                index = f.state;
+                input = f.input.clone();
+                vars.local = f.variables.clone().into_iter().collect();
+                // A redriven machine enters its state anew.
+                if !self.redrive {
+                    resumed = Some(f);
                 }
             }
+            // The branches and iterations of the Map or Parallel state just left: their
+            // frames go with the next checkpoint, so a crash before it still finds them.
+            let mut left_children: Option<String> = None;
             loop {
                 let state = &machine.states[index];
                 if self.history.count() >= limits.history_events {
@@ -546,23 +665,28 @@ impl<'e> Exec<'e> {
                     }
                 };
                 last = journaled;
-                let (wake_at, resumed_attempts) = match resumed.take() {
-                    Some(r) => (r.wake_at, r.attempts),
-                    None => (None, Vec::new()),
+                let (wake_at, resumed_attempts, started_event_id) = match resumed.take() {
+                    Some(r) => (r.wake_at, r.attempts, r.started_event_id),
+                    None => (None, Vec::new(), None),
                 };
                 let mut entry_frame = None;
-                if let Some(j) = &journal {
-                    let frame = Resume {
+                if let Some((j, p)) = &journal {
+                    let frame = Frame {
                         state: index,
                         input: input.clone(),
                         variables: vars.local.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
                         last_event_id: journaled,
                         entered_event_id: Some(entered_id),
                         wake_at,
-                        reenter: false,
                         attempts: resumed_attempts.clone(),
+                        started_event_id,
                     };
-                    j.checkpoint(self.history.take_new(), serde_json::to_value(&frame).ok()).await;
+                    let mut writes = Vec::with_capacity(2);
+                    if let Some(children) = left_children.take() {
+                        writes.push(FrameWrite::Remove { path: children });
+                    }
+                    writes.push(put(p, &frame));
+                    j.checkpoint(self.history.take_new(), writes).await;
                     entry_frame = Some(frame);
                 }
                 let recoverable = !state.retry.is_empty() || !state.catch.is_empty();
@@ -593,17 +717,20 @@ impl<'e> Exec<'e> {
                                 WaitUntil::Seconds(n) => now + chrono::Duration::seconds(n as i64),
                                 WaitUntil::Timestamp(t) => t.with_timezone(&Utc),
                             });
-                            if let (Some(j), None, Some(f)) = (&journal, wake_at, &entry_frame) {
-                                let frame = Resume { wake_at: Some(t), ..f.clone() };
-                                j.checkpoint(self.history.take_new(), serde_json::to_value(&frame).ok())
-                                    .await;
+                            if let (Some((j, p)), None, Some(f)) = (&journal, wake_at, &entry_frame) {
+                                let frame = Frame { wake_at: Some(t), ..f.clone() };
+                                j.checkpoint(self.history.take_new(), vec![put(p, &frame)]).await;
                             }
                             let (s, l) = Box::pin(self.wait(state, t, *then, entered_id)).await;
                             last = l;
                             s
                         }
                         s @ (Step::Invoke(_) | Step::Wait { .. } | Step::Parallel(_) | Step::Map(_)) => {
-                            let (s, l) = Box::pin(self.effect(&ctx, &vars, index, s, last)).await;
+                            let place = journal
+                                .as_ref()
+                                .zip(entry_frame.as_ref())
+                                .map(|((_, path), frame)| Place { path, frame });
+                            let (s, l) = Box::pin(self.effect(&ctx, &vars, index, s, last, place)).await;
                             last = l;
                             s
                         }
@@ -631,9 +758,9 @@ impl<'e> Exec<'e> {
                             attempts[retrier] += 1;
                             let delay = chrono::Duration::microseconds((delay_seconds.max(0.0) * 1e6) as i64);
                             let wake = self.engine.clock.now() + delay;
-                            if let (Some(j), Some(f)) = (&journal, &entry_frame) {
+                            if let (Some((j, p)), Some(f)) = (&journal, &mut entry_frame) {
                                 let events = self.history.take_new();
-                                let frame = Resume {
+                                *f = Frame {
                                     last_event_id: events
                                         .last()
                                         .map(|e| e.id)
@@ -641,9 +768,18 @@ impl<'e> Exec<'e> {
                                         .max(last),
                                     wake_at: Some(wake),
                                     attempts: attempts.clone(),
+                                    // A retried Map or Parallel state begins anew.
+                                    started_event_id: None,
                                     ..f.clone()
                                 };
-                                j.checkpoint(events, serde_json::to_value(&frame).ok()).await;
+                                let mut writes = Vec::with_capacity(2);
+                                if has_children(state) {
+                                    let children = child_path(p, index, None);
+                                    self.forget_frames(&children);
+                                    writes.push(FrameWrite::Remove { path: children });
+                                }
+                                writes.push(put(p, f));
+                                j.checkpoint(events, writes).await;
                             }
                             if !Box::pin(self.sleep_until(wake)).await {
                                 break Step::Error(timed_out());
@@ -676,6 +812,11 @@ impl<'e> Exec<'e> {
                         last = self.history.emit(last, exited, || exit(&output, &assign));
                         if let Some(a) = assign {
                             vars.local.extend(*a);
+                        }
+                        if let (Some((_, p)), true) = (&journal, has_children(state)) {
+                            let children = child_path(p, index, None);
+                            self.forget_frames(&children);
+                            left_children = Some(children);
                         }
                         index = next;
                         input = output;
@@ -713,6 +854,7 @@ impl<'e> Exec<'e> {
         index: usize,
         step: Step,
         entered_id: u64,
+        place: Option<Place<'_>>,
     ) -> (Step, u64) {
         let state = &ctx.machine.states[index];
         let located = |f: Failure| Step::Error(locate(f, state, entered_id));
@@ -741,8 +883,21 @@ impl<'e> Exec<'e> {
                 let Kind::Parallel { branches } = &state.kind else {
                     unreachable!("a Parallel step comes from a Parallel state")
                 };
-                let started = self.history.emit(entered_id, "ParallelStateStarted", || None);
-                let runs = branches.iter().map(|b| self.run_machine(b, input.clone(), started, Some(vars)));
+                let started = self.begin(entered_id, "ParallelStateStarted", place, || None).await;
+                let runs = branches.iter().enumerate().map(|(b, branch)| {
+                    let path = place.map(|p| child_path(p.path, index, Some(b)));
+                    let input = input.clone();
+                    async move {
+                        if let Some(done) = path.as_deref().and_then(|p| self.finished(p)) {
+                            return done.map(|v| (v, started));
+                        }
+                        let r = self.run_machine(branch, input, started, Some(vars), path.clone()).await;
+                        if let (Some(p), Ok((v, _))) = (&path, &r) {
+                            self.record_finished(p, Ok(v)).await;
+                        }
+                        r
+                    }
+                });
                 let results = futures::future::try_join_all(runs).await;
                 match results {
                     Ok(outs) => {
@@ -759,10 +914,7 @@ impl<'e> Exec<'e> {
                     }
                 }
             }
-            Step::Map(run) => {
-                let Kind::Map(spec) = &state.kind else { unreachable!("a Map step comes from a Map state") };
-                self.run_map(ctx, vars, index, spec, *run, entered_id).await
-            }
+            Step::Map(run) => self.run_map(ctx, vars, index, *run, entered_id, place).await,
             done => (done, entered_id),
         }
     }
@@ -772,15 +924,18 @@ impl<'e> Exec<'e> {
         ctx: &Ctx<'_>,
         vars: &Vars<'_>,
         index: usize,
-        spec: &MapSpec,
         run: MapRun,
         entered_id: u64,
+        place: Option<Place<'_>>,
     ) -> (Step, u64) {
         let state = &ctx.machine.states[index];
+        let Kind::Map(spec) = &state.kind else { unreachable!("a Map step comes from a Map state") };
         let total = run.items.len();
-        let started = self.history.emit(entered_id, "MapStateStarted", || {
-            Some(("mapStateStartedEventDetails", json!({"length": total})))
-        });
+        let started = self
+            .begin(entered_id, "MapStateStarted", place, || {
+                Some(("mapStateStartedEventDetails", json!({"length": total})))
+            })
+            .await;
         let limit = if run.max_concurrency == 0 { total.max(1) } else { run.max_concurrency };
         let tolerant = run.tolerated_count.is_some() || run.tolerated_percentage.is_some();
         let mut run = run;
@@ -791,6 +946,11 @@ impl<'e> Exec<'e> {
         let plain =
             spec.item_selector.is_none() && spec.item_selector_jsonata.is_none() && spec.batcher.is_none();
         let iterations = futures::stream::iter(items.into_iter().enumerate()).map(|(i, item)| async move {
+            let path = place.map(|p| child_path(p.path, index, Some(i)));
+            // An iteration that finished before a restart keeps its result.
+            if let Some(done) = path.as_deref().and_then(|p| self.finished(p)) {
+                return Ok(done);
+            }
             let input = if plain {
                 item
             } else {
@@ -808,10 +968,14 @@ impl<'e> Exec<'e> {
                     Err(f) => return Err(locate(f, state, entered_id)),
                 }
             };
-            let it_started = self.history.emit(started, "MapIterationStarted", || {
-                Some(("mapIterationStartedEventDetails", json!({"name": &*state.name, "index": i})))
-            });
-            let r = self.run_machine(&spec.processor, input, it_started, Some(vars)).await;
+            // An iteration that was running at a restart has its started event journaled.
+            let it_started = match path.as_deref() {
+                Some(p) if !self.redrive && self.has_frame(p) => started,
+                _ => self.history.emit(started, "MapIterationStarted", || {
+                    Some(("mapIterationStartedEventDetails", json!({"name": &*state.name, "index": i})))
+                }),
+            };
+            let r = self.run_machine(&spec.processor, input, it_started, Some(vars), path.clone()).await;
             let kind = if r.is_ok() { "MapIterationSucceeded" } else { "MapIterationFailed" };
             let prev = r.as_ref().map(|(_, l)| *l).unwrap_or(it_started);
             self.history.emit(prev, kind, || {
@@ -824,7 +988,15 @@ impl<'e> Exec<'e> {
                     json!({"name": &*state.name, "index": i}),
                 ))
             });
-            Ok(r.map(|(v, _)| v))
+            let r = r.map(|(v, _)| v);
+            if let Some(p) = &path {
+                // A failed iteration is journaled only when the Map tolerates it; otherwise
+                // the Map fails and the iteration's frame stays for RedriveExecution.
+                if r.is_ok() || tolerant {
+                    self.record_finished(p, r.as_ref()).await;
+                }
+            }
+            Ok(r)
         });
         let mut stream = iterations.buffered(limit);
         let mut outputs = Vec::with_capacity(total);

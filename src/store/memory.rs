@@ -287,8 +287,8 @@ impl Store for MemoryStore {
         Ok(page)
     }
 
-    fn event_count(&self, execution_arn: &str) -> Result<u64, StoreError> {
-        Ok(self.lock().events.get(execution_arn).map_or(0, |e| e.len() as u64))
+    fn last_event_id(&self, execution_arn: &str) -> Result<u64, StoreError> {
+        Ok(self.lock().events.get(execution_arn).and_then(|e| e.keys().next_back().copied()).unwrap_or(0))
     }
 
     fn frames(&self, execution_arn: &str) -> Result<Vec<Frame>, StoreError> {

@@ -92,7 +92,8 @@ pub struct ExecutionRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Frame {
     pub execution_arn: String,
-    /// "" for the top level; children are "<parent>/<state>.<branch or item>".
+    /// "" for the top level; a Parallel branch or Map iteration is
+    /// "<parent path>/<state index>/<branch or item index>".
     pub path: String,
     pub data: Value,
 }
@@ -104,7 +105,7 @@ pub enum Write {
     Event { execution_arn: String, id: u64, event: Value },
     /// Inserts or replaces a frame.
     Frame(Frame),
-    /// Removes the frames of an execution whose path starts with `prefix` ("" removes all).
+    /// Removes an execution's frame at path `prefix` and every frame below it ("" removes all).
     DeleteFrames { execution_arn: String, prefix: String },
     /// Ends an execution (its frames stay until deleted).
     Finish {
@@ -190,8 +191,9 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
         reverse: bool,
     ) -> Result<Vec<Value>, StoreError>;
-    /// How many events an execution has (the 25,000-event limit).
-    fn event_count(&self, execution_arn: &str) -> Result<u64, StoreError>;
+    /// The id of an execution's last event (0 without any): new events follow it. Ids count
+    /// up from 1; a crash may leave a gap where events were numbered but not yet stored.
+    fn last_event_id(&self, execution_arn: &str) -> Result<u64, StoreError>;
     fn frames(&self, execution_arn: &str) -> Result<Vec<Frame>, StoreError>;
 
     /// Makes `writes` durable. Writes from many callers within a short window are committed

@@ -755,10 +755,10 @@ impl Store for SqliteStore {
         })
     }
 
-    fn event_count(&self, execution_arn: &str) -> Result<u64, StoreError> {
+    fn last_event_id(&self, execution_arn: &str) -> Result<u64, StoreError> {
         self.read(|conn| {
             conn.prepare_cached(
-                "SELECT COUNT(*) FROM events WHERE execution = (SELECT seq FROM executions WHERE arn = ?1)",
+                "SELECT COALESCE(MAX(id), 0) FROM events WHERE execution = (SELECT seq FROM executions WHERE arn = ?1)",
             )?
             .query_row(params![execution_arn], |r| r.get::<_, i64>(0))
         })
