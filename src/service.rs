@@ -485,8 +485,8 @@ impl Service {
     async fn finish(&self, arn: &str, o: Outcome) {
         let mut writes: Vec<Write> = o
             .history
-            .iter()
-            .map(|e| Write::Event { execution_arn: arn.to_string(), id: e.id, event: e.to_json() })
+            .into_iter()
+            .map(|e| Write::Event { execution_arn: arn.to_string(), id: e.id, event: e.into_json() })
             .collect();
         writes.push(Write::Finish {
             execution_arn: arn.to_string(),
@@ -524,10 +524,10 @@ impl Service {
         self.metrics.started();
         let o = self.engine.run(&loaded.machine, start, None).await;
         self.count_finish(&o, record.start);
-        let mut writes: Vec<Write> = o
-            .history
-            .iter()
-            .map(|e| Write::Event { execution_arn: record.arn.clone(), id: e.id, event: e.to_json() })
+        let mut o = o;
+        let mut writes: Vec<Write> = std::mem::take(&mut o.history)
+            .into_iter()
+            .map(|e| Write::Event { execution_arn: record.arn.clone(), id: e.id, event: e.into_json() })
             .collect();
         writes.push(Write::Finish {
             execution_arn: record.arn.clone(),
@@ -919,8 +919,8 @@ struct StoreJournal {
 impl Journal for StoreJournal {
     fn checkpoint(&self, events: Vec<Event>, frames: Vec<FrameWrite>) -> BoxFuture<'static, ()> {
         let mut writes: Vec<Write> = events
-            .iter()
-            .map(|e| Write::Event { execution_arn: self.arn.clone(), id: e.id, event: e.to_json() })
+            .into_iter()
+            .map(|e| Write::Event { execution_arn: self.arn.clone(), id: e.id, event: e.into_json() })
             .collect();
         writes.extend(frames.into_iter().map(|f| match f {
             FrameWrite::Put { path, data } => {

@@ -22,13 +22,18 @@ impl Event {
     /// The event as the AWS API serializes it (timestamps as ISO-8601 text here; the API
     /// layer turns them into epoch seconds).
     pub fn to_json(&self) -> Value {
-        let mut m = Map::new();
+        self.clone().into_json()
+    }
+
+    /// [`Event::to_json`] without copying the details.
+    pub fn into_json(self) -> Value {
+        let mut m = Map::with_capacity(5);
         m.insert("timestamp".into(), Value::String(iso(self.timestamp)));
         m.insert("type".into(), Value::String(self.kind.into()));
         m.insert("id".into(), Value::from(self.id));
         m.insert("previousEventId".into(), Value::from(self.previous_event_id));
-        if let Some((k, v)) = &self.details {
-            m.insert((*k).into(), v.clone());
+        if let Some((k, v)) = self.details {
+            m.insert(k.into(), v);
         }
         Value::Object(m)
     }
