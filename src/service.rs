@@ -378,8 +378,13 @@ impl Service {
         let started = json!({"input": record.input, "inputDetails": {"truncated": false}, "roleArn": loaded.record.role_arn});
         let first = Write::Event {
             execution_arn: record.arn.clone(),
-            id: 1,
-            event: json!({"timestamp": crate::time::iso(record.start), "type": "ExecutionStarted", "id": 1, "previousEventId": 0, "executionStartedEventDetails": started}),
+            event: Event {
+                id: 1,
+                previous_event_id: 0,
+                timestamp: record.start,
+                kind: "ExecutionStarted",
+                details: Some(("executionStartedEventDetails", started)),
+            },
         };
         match self.store.create_execution(record.clone(), vec![first]).await.map_err(ApiError::internal)? {
             Created::New => {}
@@ -486,7 +491,7 @@ impl Service {
         let mut writes: Vec<Write> = o
             .history
             .into_iter()
-            .map(|e| Write::Event { execution_arn: arn.to_string(), id: e.id, event: e.into_json() })
+            .map(|event| Write::Event { execution_arn: arn.to_string(), event })
             .collect();
         writes.push(Write::Finish {
             execution_arn: arn.to_string(),
@@ -527,7 +532,7 @@ impl Service {
         let mut o = o;
         let mut writes: Vec<Write> = std::mem::take(&mut o.history)
             .into_iter()
-            .map(|e| Write::Event { execution_arn: record.arn.clone(), id: e.id, event: e.into_json() })
+            .map(|event| Write::Event { execution_arn: record.arn.clone(), event })
             .collect();
         writes.push(Write::Finish {
             execution_arn: record.arn.clone(),
@@ -701,10 +706,16 @@ impl Service {
         if let Some(c) = &cause {
             details.insert("cause".into(), json!(c));
         }
-        let event = json!({"timestamp": crate::time::iso(now), "type": "ExecutionAborted", "id": last + 1, "previousEventId": last, "executionAbortedEventDetails": details});
+        let event = Event {
+            id: last + 1,
+            previous_event_id: last,
+            timestamp: now,
+            kind: "ExecutionAborted",
+            details: Some(("executionAbortedEventDetails", Value::Object(details))),
+        };
         self.store
             .commit(vec![
-                Write::Event { execution_arn: arn.to_string(), id: last + 1, event },
+                Write::Event { execution_arn: arn.to_string(), event },
                 Write::Finish {
                     execution_arn: arn.to_string(),
                     status: ExecutionStatus::Aborted,
@@ -741,14 +752,17 @@ impl Service {
         let last = self.store.last_event_id(arn).map_err(ApiError::internal)?;
         let now = self.engine.clock().now();
         let redrive_count = record.redrive_count + 1;
-        let event = json!({
-            "timestamp": crate::time::iso(now), "type": "ExecutionRedriven", "id": last + 1,
-            "previousEventId": last, "executionRedrivenEventDetails": {"redriveCount": redrive_count}
-        });
+        let event = Event {
+            id: last + 1,
+            previous_event_id: last,
+            timestamp: now,
+            kind: "ExecutionRedriven",
+            details: Some(("executionRedrivenEventDetails", json!({"redriveCount": redrive_count}))),
+        };
         self.store
             .commit(vec![
                 Write::Redrive { execution_arn: arn.to_string() },
-                Write::Event { execution_arn: arn.to_string(), id: last + 1, event },
+                Write::Event { execution_arn: arn.to_string(), event },
             ])
             .await
             .map_err(ApiError::internal)?;
@@ -918,10 +932,8 @@ struct StoreJournal {
 
 impl Journal for StoreJournal {
     fn checkpoint(&self, events: Vec<Event>, frames: Vec<FrameWrite>) -> BoxFuture<'static, ()> {
-        let mut writes: Vec<Write> = events
-            .into_iter()
-            .map(|e| Write::Event { execution_arn: self.arn.clone(), id: e.id, event: e.into_json() })
-            .collect();
+        let mut writes: Vec<Write> =
+            events.into_iter().map(|event| Write::Event { execution_arn: self.arn.clone(), event }).collect();
         writes.extend(frames.into_iter().map(|f| match f {
             FrameWrite::Put { path, data } => {
                 Write::Frame(Frame { execution_arn: self.arn.clone(), path, data })

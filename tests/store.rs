@@ -9,8 +9,8 @@ use std::sync::Arc;
 use stepgate::store::memory::MemoryStore;
 use stepgate::store::sqlite::SqliteStore;
 use stepgate::store::{
-    Created, ExecutionRecord, ExecutionStatus, Frame, MachineType, StateMachineRecord, Store, StoreError,
-    Write,
+    Created, Event, ExecutionRecord, ExecutionStatus, Frame, MachineType, StateMachineRecord, Store,
+    StoreError, Write,
 };
 
 const SM: &str = "arn:aws:states:us-east-1:123456789012:stateMachine:";
@@ -53,7 +53,16 @@ fn execution(machine: &str, name: &str, start: DateTime<Utc>) -> ExecutionRecord
 }
 
 fn event(arn: &str, id: u64) -> Write {
-    Write::Event { execution_arn: arn.into(), id, event: json!({"id": id, "type": "PassStateEntered"}) }
+    Write::Event {
+        execution_arn: arn.into(),
+        event: Event {
+            id,
+            previous_event_id: id - 1,
+            timestamp: t0(),
+            kind: "PassStateEntered",
+            details: None,
+        },
+    }
 }
 
 fn frame(arn: &str, path: &str, data: Value) -> Write {
@@ -173,15 +182,19 @@ async fn commit_and_read_back(store: &dyn Store) {
     );
     assert_eq!(failed.output, None);
 
-    // Event JSON comes back exactly, key order included.
-    let rich =
-        json!({"timestamp": 1.5, "type": "TaskScheduled", "id": 5, "a": {"z": 1, "b": [1, "x", null]}});
-    store
-        .commit(vec![Write::Event { execution_arn: e.arn.clone(), id: 5, event: rich.clone() }])
-        .await
-        .unwrap();
-    assert_eq!(store.history(&e.arn, 4, 1, false).unwrap(), vec![rich.clone()]);
-    assert_eq!(store.history(&e.arn, 4, 1, false).unwrap()[0].to_string(), rich.to_string());
+    // Events come back as AWS's JSON, exactly, key order included.
+    let rich = Event {
+        id: 5,
+        previous_event_id: 4,
+        timestamp: t0(),
+        kind: "TaskScheduled",
+        details: Some(("taskScheduledEventDetails", json!({"z": 1, "b": [1, "x", null]}))),
+    };
+    store.commit(vec![Write::Event { execution_arn: e.arn.clone(), event: rich.clone() }]).await.unwrap();
+    let expected = json!({"timestamp": "2024-05-01T12:00:00.123Z", "type": "TaskScheduled", "id": 5,
+        "previousEventId": 4, "taskScheduledEventDetails": {"z": 1, "b": [1, "x", null]}});
+    assert_eq!(store.history(&e.arn, 4, 1, false).unwrap(), vec![expected.clone()]);
+    assert_eq!(store.history(&e.arn, 4, 1, false).unwrap()[0].to_string(), expected.to_string());
 }
 
 async fn history_paging(store: &dyn Store) {
@@ -662,12 +675,20 @@ async fn sqlite_throughput() {
             tokio::spawn(async move {
                 let arn = format!("{EX}m:t{t}");
                 for i in 1..=commits {
-                    let ev = json!({"id": i, "type": "TaskStateEntered", "timestamp": 1714564800.123,
-                        "stateEnteredEventDetails": {"name": "Step", "input": "{\"n\":1}"}});
+                    let ev = Event {
+                        id: i,
+                        previous_event_id: i - 1,
+                        timestamp: t0(),
+                        kind: "TaskStateEntered",
+                        details: Some((
+                            "stateEnteredEventDetails",
+                            json!({"name": "Step", "input": "{\"n\":1}"}),
+                        )),
+                    };
                     let fr = json!({"state": "Step", "input": {"n": i}, "retries": {}});
                     store
                         .commit(vec![
-                            Write::Event { execution_arn: arn.clone(), id: i, event: ev },
+                            Write::Event { execution_arn: arn.clone(), event: ev },
                             frame(&arn, "", fr),
                         ])
                         .await

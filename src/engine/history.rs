@@ -2,42 +2,12 @@
 //! Event ids are always counted (AWS quotes them in error causes: "entered at the event
 //! id #2"); the events themselves are only built when the caller asked for a history.
 
-use crate::time::{iso, Clock};
+pub use crate::store::Event;
+use crate::time::Clock;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Event {
-    pub id: u64,
-    pub previous_event_id: u64,
-    pub timestamp: DateTime<Utc>,
-    pub kind: &'static str,
-    /// `(detailsKey, details)`, e.g. `("stateEnteredEventDetails", {...})`.
-    pub details: Option<(&'static str, Value)>,
-}
-
-impl Event {
-    /// The event as the AWS API serializes it (timestamps as ISO-8601 text here; the API
-    /// layer turns them into epoch seconds).
-    pub fn to_json(&self) -> Value {
-        self.clone().into_json()
-    }
-
-    /// [`Event::to_json`] without copying the details.
-    pub fn into_json(self) -> Value {
-        let mut m = Map::with_capacity(5);
-        m.insert("timestamp".into(), Value::String(iso(self.timestamp)));
-        m.insert("type".into(), Value::String(self.kind.into()));
-        m.insert("id".into(), Value::from(self.id));
-        m.insert("previousEventId".into(), Value::from(self.previous_event_id));
-        if let Some((k, v)) = self.details {
-            m.insert(k.into(), v);
-        }
-        Value::Object(m)
-    }
-}
 
 #[derive(Debug)]
 pub struct History {

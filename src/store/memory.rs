@@ -5,7 +5,8 @@
 //! future is ready at once.
 
 use super::{
-    Created, ExecutionRecord, ExecutionStatus, Frame, Page, StateMachineRecord, Store, StoreError, Write,
+    Created, Event, ExecutionRecord, ExecutionStatus, Frame, Page, StateMachineRecord, Store, StoreError,
+    Write,
 };
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -23,7 +24,8 @@ struct Inner {
     machines: HashMap<String, StateMachineRecord>,
     executions: HashMap<String, ExecutionRecord>,
     by_machine: HashMap<String, ByStart>,
-    events: HashMap<String, BTreeMap<u64, Value>>,
+    /// Kept as the engine recorded them; turned into JSON only when read.
+    events: HashMap<String, BTreeMap<u64, Event>>,
     frames: HashMap<String, BTreeMap<String, Value>>,
     /// Executions in the order they were created, for a bounded store's evictions.
     order: std::collections::VecDeque<String>,
@@ -72,8 +74,8 @@ impl Inner {
         }
         for w in writes {
             match w {
-                Write::Event { execution_arn, id, event } => {
-                    self.events.entry(execution_arn).or_default().insert(id, event);
+                Write::Event { execution_arn, event } => {
+                    self.events.entry(execution_arn).or_default().insert(event.id, event);
                 }
                 Write::Frame(Frame { execution_arn, path, data }) => {
                     self.frames.entry(execution_arn).or_default().insert(path, data);
@@ -277,12 +279,12 @@ impl Store for MemoryStore {
             return Ok(Vec::new());
         };
         let page = if !reverse {
-            events.range(after.saturating_add(1)..).take(limit).map(|(_, v)| v.clone()).collect()
+            events.range(after.saturating_add(1)..).take(limit).map(|(_, e)| e.to_json()).collect()
         } else if after == 0 {
             // Ids start at 1, so "before 0" would always be empty: 0 means "from the end".
-            events.iter().rev().take(limit).map(|(_, v)| v.clone()).collect()
+            events.iter().rev().take(limit).map(|(_, e)| e.to_json()).collect()
         } else {
-            events.range(..after).rev().take(limit).map(|(_, v)| v.clone()).collect()
+            events.range(..after).rev().take(limit).map(|(_, e)| e.to_json()).collect()
         };
         Ok(page)
     }

@@ -7,10 +7,11 @@
 pub mod memory;
 pub mod sqlite;
 
+use crate::time::iso;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,11 +99,59 @@ pub struct Frame {
     pub data: Value,
 }
 
+/// One history event, as the engine records it; stores keep it as the JSON that AWS's
+/// GetExecutionHistory returns (serialized straight from this, never through a `Value`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub id: u64,
+    pub previous_event_id: u64,
+    pub timestamp: DateTime<Utc>,
+    pub kind: &'static str,
+    /// `(detailsKey, details)`, e.g. `("stateEnteredEventDetails", {...})`.
+    pub details: Option<(&'static str, Value)>,
+}
+
+impl Event {
+    /// The event as the AWS API serializes it (timestamps as ISO-8601 text here; the API
+    /// layer turns them into epoch seconds).
+    pub fn to_json(&self) -> Value {
+        self.clone().into_json()
+    }
+
+    /// [`Event::to_json`] without copying the details.
+    pub fn into_json(self) -> Value {
+        let mut m = Map::with_capacity(5);
+        m.insert("timestamp".into(), Value::String(iso(self.timestamp)));
+        m.insert("type".into(), Value::String(self.kind.into()));
+        m.insert("id".into(), Value::from(self.id));
+        m.insert("previousEventId".into(), Value::from(self.previous_event_id));
+        if let Some((k, v)) = self.details {
+            m.insert(k.into(), v);
+        }
+        Value::Object(m)
+    }
+}
+
+impl Serialize for Event {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(4 + usize::from(self.details.is_some())))?;
+        m.serialize_entry("timestamp", &iso(self.timestamp))?;
+        m.serialize_entry("type", self.kind)?;
+        m.serialize_entry("id", &self.id)?;
+        m.serialize_entry("previousEventId", &self.previous_event_id)?;
+        if let Some((k, v)) = &self.details {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
 /// One write of a commit.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Write {
-    /// Appends a history event (`event` is the GetExecutionHistory JSON, `id` its id).
-    Event { execution_arn: String, id: u64, event: Value },
+    /// Appends a history event (replacing one with its id).
+    Event { execution_arn: String, event: Event },
     /// Inserts or replaces a frame.
     Frame(Frame),
     /// Removes an execution's frame at path `prefix` and every frame below it ("" removes all).

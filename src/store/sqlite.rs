@@ -186,9 +186,11 @@ fn to_ops(writes: Vec<Write>) -> Result<Vec<Op>, StoreError> {
         .into_iter()
         .map(|w| {
             Ok(match w {
-                Write::Event { execution_arn, id, event } => {
-                    Op::Event { arn: execution_arn, id: event_id(id)?, json: event.to_string() }
-                }
+                Write::Event { execution_arn, event } => Op::Event {
+                    arn: execution_arn,
+                    id: event_id(event.id)?,
+                    json: serde_json::to_string(&event).map_err(|e| StoreError::Backend(e.to_string()))?,
+                },
                 Write::Frame(Frame { execution_arn, path, data }) => {
                     Op::Frame { arn: execution_arn, path, json: data.to_string() }
                 }
