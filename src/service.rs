@@ -372,7 +372,7 @@ impl Service {
             let start_time = record.start;
             let arn = record.arn.clone();
             let this = self.clone();
-            tokio::spawn(async move { this.run_express(loaded, record).await });
+            tokio::spawn(async move { this.run_express(&loaded, &record, input).await });
             return Ok(json!({"executionArn": arn, "startDate": epoch(start_time)}));
         }
         let started = json!({"input": record.input, "inputDetails": {"truncated": false}, "roleArn": loaded.record.role_arn});
@@ -511,8 +511,7 @@ impl Service {
         }
     }
 
-    async fn run_express(&self, loaded: Arc<Loaded>, record: ExecutionRecord) -> Outcome {
-        let input: Value = serde_json::from_str(&record.input).unwrap_or(Value::Null);
+    async fn run_express(&self, loaded: &Loaded, record: &ExecutionRecord, input: Value) -> Outcome {
         let express_id = record.arn.rsplit(':').next().and_then(|s| uuid::Uuid::parse_str(s).ok());
         if let Err(e) = self.express.create_execution(record.clone(), Vec::new()).await {
             tracing::warn!(execution = %record.arn, error = %e, "An Express execution could not be recorded.");
@@ -548,14 +547,14 @@ impl Service {
 
     /// StartSyncExecution: runs an Express execution and answers with its result.
     pub async fn start_sync_execution(&self, body: &Value) -> ApiResult {
-        let (record, loaded, _) = self.new_execution(body)?;
+        let (record, loaded, input) = self.new_execution(body)?;
         if loaded.record.machine_type != MachineType::Express {
             return Err(ApiError::new(
                 "StateMachineTypeNotSupported",
                 "This operation is not supported by this type of state machine",
             ));
         }
-        let o = self.run_express(loaded.clone(), record.clone()).await;
+        let o = self.run_express(&loaded, &record, input).await;
         let mut out = json!({
             "executionArn": record.arn,
             "stateMachineArn": record.state_machine_arn,
