@@ -67,6 +67,9 @@ pub struct StorageConfig {
     pub retention_days: u32,
     /// How many Express executions (with their histories) are kept in memory, newest first.
     pub express_executions: usize,
+    /// A Standard execution whose top level is to sleep (Wait, Retry backoff) for longer than
+    /// this leaves memory until it is due: its timer is in the store only.
+    pub park_after_seconds: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -124,6 +127,7 @@ impl Default for Config {
                 state_dir: "state".into(),
                 retention_days: 90,
                 express_executions: 10_000,
+                park_after_seconds: 60,
             },
             workflows: WorkflowsConfig { dir: "workflows".into() },
             workflow: BTreeMap::new(),

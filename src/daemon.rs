@@ -116,13 +116,15 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
         &config.region,
         &config.account,
     ));
-    let service = Service::new(engine.clone(), store.clone(), express);
+    let park_after = chrono::Duration::seconds(config.storage.park_after_seconds.min(i64::MAX as u64) as i64);
+    let service = Service::new(engine.clone(), store.clone(), express, park_after);
     match service.load_stored() {
         Ok(n) => tracing::info!(state_machines = n, "Loaded the state machines created through the API."),
         Err(e) => tracing::error!(error = %e.message, "The stored state machines could not be loaded."),
     }
     let n = load_workflows(&service, &engine, &config, Path::new(&config.workflows.dir))?;
     tracing::info!(workflows = n, dir = %config.workflows.dir, "Loaded the workflows folder.");
+    service.start_timers();
     match service.resume_all() {
         Ok(n) => tracing::info!(executions = n, "Resumed the executions that were running."),
         Err(e) => tracing::error!(error = %e.message, "Running executions could not be resumed."),

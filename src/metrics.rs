@@ -1,9 +1,10 @@
 //! Prometheus counters of the daemon, served at `/metrics`: executions started and
-//! finished (by status), state transitions, and the total time executions took.
+//! finished (by status), state transitions, the total time executions took, and how many
+//! executions are parked (waiting with their timer in the store only).
 
 use crate::engine::Status;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -11,6 +12,7 @@ pub struct Metrics {
     finished: [AtomicU64; 4],
     transitions: AtomicU64,
     duration_ms: AtomicU64,
+    parked: AtomicI64,
 }
 
 const STATUSES: [Status; 4] = [Status::Succeeded, Status::Failed, Status::TimedOut, Status::Aborted];
@@ -25,6 +27,16 @@ impl Metrics {
         self.finished[i].fetch_add(1, Ordering::Relaxed);
         self.transitions.fetch_add(transitions, Ordering::Relaxed);
         self.duration_ms.fetch_add(duration_ms, Ordering::Relaxed);
+    }
+
+    /// Transitions of an execution that has not finished (it parked).
+    pub fn transitions(&self, n: u64) {
+        self.transitions.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// An execution left memory (`+1`) or came back (`-1`).
+    pub fn parked(&self, delta: i64) {
+        self.parked.fetch_add(delta, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition format.
@@ -51,6 +63,12 @@ impl Metrics {
             "stepgate_execution_duration_seconds_total {:.3}",
             get(&self.duration_ms) as f64 / 1000.0
         );
+        let _ = writeln!(
+            out,
+            "# HELP stepgate_executions_parked Standard executions waiting with their timer in the store only."
+        );
+        let _ = writeln!(out, "# TYPE stepgate_executions_parked gauge");
+        let _ = writeln!(out, "stepgate_executions_parked {}", self.parked.load(Ordering::Relaxed));
         out
     }
 }

@@ -7,14 +7,15 @@
 use crate::asl::validate::{self, MachineType as ValidateType};
 use crate::asl::Machine;
 use crate::engine::history::Event;
-use crate::engine::{Engine, FrameWrite, Journal, Outcome, Resume, Start, Status};
+use crate::engine::{self, Engine, FrameWrite, Journal, Outcome, Progress, Resume, Start, Status};
 use crate::store::{
     Created, ExecutionRecord, ExecutionStatus, Frame, MachineType, StateMachineRecord, Store, Write,
 };
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use serde_json::{json, Map, Value};
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::task::AbortHandle;
 
@@ -50,6 +51,20 @@ pub struct Service {
     machines: RwLock<HashMap<String, Arc<Loaded>>>,
     running: Mutex<HashMap<String, AbortHandle>>,
     metrics: crate::metrics::Metrics,
+    /// Top-level sleeps longer than this park the execution (`storage.park_after_seconds`).
+    park_after: chrono::Duration,
+    timers: Timers,
+}
+
+type Due = (DateTime<Utc>, String);
+
+/// The parked Standard executions: only their ARN and when they are due stay in memory; all
+/// else is in the store, read back when they wake.
+#[derive(Default)]
+struct Timers {
+    /// Earliest first: (when, execution ARN).
+    due: Mutex<BinaryHeap<Reverse<Due>>>,
+    changed: tokio::sync::Notify,
 }
 
 fn epoch(t: DateTime<Utc>) -> Value {
@@ -76,7 +91,12 @@ fn check_name(name: &str) -> Result<(), ApiError> {
 }
 
 impl Service {
-    pub fn new(engine: Arc<Engine>, store: Arc<dyn Store>, express: Arc<dyn Store>) -> Arc<Self> {
+    pub fn new(
+        engine: Arc<Engine>,
+        store: Arc<dyn Store>,
+        express: Arc<dyn Store>,
+        park_after: chrono::Duration,
+    ) -> Arc<Self> {
         Arc::new(Service {
             engine,
             store,
@@ -84,7 +104,66 @@ impl Service {
             machines: RwLock::default(),
             running: Mutex::default(),
             metrics: crate::metrics::Metrics::default(),
+            park_after,
+            timers: Timers::default(),
         })
+    }
+
+    /// Wakes parked executions when they are due, on the engine's clock, for as long as the
+    /// runtime runs.
+    pub fn start_timers(self: &Arc<Self>) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let next = this.timers.due.lock().unwrap_or_else(|e| e.into_inner()).peek().map(|e| e.0 .0);
+                // `notify_one` keeps a permit when nobody waits, so a timer added between
+                // the peek and here is not missed.
+                let changed = this.timers.changed.notified();
+                match next {
+                    None => changed.await,
+                    Some(t) => {
+                        tokio::select! {
+                            _ = this.engine.clock().sleep_until(t) => {}
+                            _ = changed => continue,
+                        }
+                    }
+                }
+                let now = this.engine.clock().now();
+                let mut woken = Vec::new();
+                {
+                    let mut due = this.timers.due.lock().unwrap_or_else(|e| e.into_inner());
+                    while due.peek().is_some_and(|e| e.0 .0 <= now) {
+                        woken.extend(due.pop().map(|e| e.0 .1));
+                    }
+                }
+                for arn in woken {
+                    this.metrics.parked(-1);
+                    this.wake(&arn);
+                }
+            }
+        });
+    }
+
+    fn park(&self, arn: String, until: DateTime<Utc>) {
+        self.metrics.parked(1);
+        self.timers.due.lock().unwrap_or_else(|e| e.into_inner()).push(Reverse((until, arn)));
+        self.timers.changed.notify_one();
+    }
+
+    /// Resumes a parked execution from the store, unless it was stopped meanwhile.
+    fn wake(self: &Arc<Self>, arn: &str) {
+        let record = match self.store.get_execution(arn) {
+            Ok(Some(r)) if r.status == ExecutionStatus::Running => r,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::error!(execution = %arn, error = %e, "A parked execution could not be read; retrying in a minute.");
+                self.park(arn.to_string(), self.engine.clock().now() + chrono::Duration::minutes(1));
+                return;
+            }
+        };
+        if let Err(e) = self.resume(record) {
+            tracing::error!(execution = %arn, error = %e.message, "A parked execution could not be resumed.");
+        }
     }
 
     fn state_machine_arn(&self, name: &str) -> String {
@@ -465,9 +544,25 @@ impl Service {
                 resume: resume.clone(),
                 ..Start::new(String::new(), String::new(), input)
             };
-            let outcome = this.engine.run(&loaded.machine, start, None).await;
-            this.count_finish(&outcome, record.start);
-            this.finish(&record.arn, outcome).await;
+            match this.engine.run_parking(&loaded.machine, start, None, Some(this.park_after)).await {
+                Progress::Ended(outcome) => {
+                    this.count_finish(&outcome, record.start);
+                    this.finish(&record.arn, outcome).await;
+                }
+                Progress::Parked { until, history, transitions } => {
+                    this.metrics.transitions(transitions);
+                    if !history.is_empty() {
+                        let writes = history
+                            .into_iter()
+                            .map(|event| Write::Event { execution_arn: record.arn.clone(), event })
+                            .collect();
+                        if let Err(e) = this.store.commit(writes).await {
+                            tracing::error!(execution = %record.arn, error = %e, "The events of a parked execution could not be stored.");
+                        }
+                    }
+                    this.park(record.arn.clone(), until);
+                }
+            }
             this.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&record.arn);
         });
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
@@ -823,23 +918,43 @@ impl Service {
         let running = self.store.running().map_err(ApiError::internal)?;
         let n = running.len();
         for record in running {
-            let Ok(loaded) = self.loaded(&record.state_machine_arn) else {
-                tracing::warn!(execution = %record.arn, "A running execution's state machine is gone; it stays RUNNING.");
-                continue;
-            };
-            let frames = self.store.frames(&record.arn).map_err(ApiError::internal)?;
-            // Without a top-level frame it crashed before its first state was journaled:
-            // it starts at StartAt, after the events it has.
-            let resume = Resume {
-                frames: frames.into_iter().map(|f| (f.path, f.data)).collect(),
-                last_event_id: self.store.last_event_id(&record.arn).map_err(ApiError::internal)?.max(1),
-                redrive: false,
-            };
-            let input: Value = serde_json::from_str(&record.input).unwrap_or(Value::Null);
-            tracing::info!(execution = %record.arn, frames = resume.frames.len(), "Resuming an execution.");
-            self.spawn_standard(loaded, record, input, Some(resume));
+            self.resume(record)?;
         }
         Ok(n)
+    }
+
+    /// Goes on with a RUNNING Standard execution from what the store holds of it: at once, or
+    /// parked until its top level's timer if that is further off than `park_after`.
+    fn resume(self: &Arc<Self>, record: ExecutionRecord) -> Result<(), ApiError> {
+        let Ok(loaded) = self.loaded(&record.state_machine_arn) else {
+            tracing::warn!(execution = %record.arn, "A running execution's state machine is gone; it stays RUNNING.");
+            return Ok(());
+        };
+        let frames = self.store.frames(&record.arn).map_err(ApiError::internal)?;
+        let top = frames.iter().find(|f| f.path.is_empty());
+        let wake_at = top
+            .and_then(|f| serde_json::from_value::<engine::Frame>(f.data.clone()).ok())
+            .and_then(|f| f.wake_at);
+        if let Some(t) = wake_at {
+            let deadline =
+                loaded.machine.timeout_seconds.map(|s| record.start + chrono::Duration::seconds(s as i64));
+            let until = deadline.map_or(t, |d| d.min(t));
+            if until - self.engine.clock().now() > self.park_after {
+                self.park(record.arn, until);
+                return Ok(());
+            }
+        }
+        // Without a top-level frame it crashed before its first state was journaled: it
+        // starts at StartAt, after the events it has.
+        let resume = Resume {
+            frames: frames.into_iter().map(|f| (f.path, f.data)).collect(),
+            last_event_id: self.store.last_event_id(&record.arn).map_err(ApiError::internal)?.max(1),
+            redrive: false,
+        };
+        let input: Value = serde_json::from_str(&record.input).unwrap_or(Value::Null);
+        tracing::debug!(execution = %record.arn, frames = resume.frames.len(), "Resuming an execution.");
+        self.spawn_standard(loaded, record, input, Some(resume));
+        Ok(())
     }
 }
 

@@ -28,6 +28,22 @@ impl Daemon {
         Daemon(common::Daemon::start(dir, extra_config, &[]))
     }
 
+    fn start_with_env(dir: &Path, extra_config: &str, env: &[(&str, &str)]) -> Daemon {
+        Daemon(common::Daemon::start(dir, extra_config, env))
+    }
+
+    /// The value of a metric without labels on `/metrics`.
+    fn metric(&self, name: &str) -> f64 {
+        let (status, text) = self.raw("GET", "/metrics", &[], b"");
+        assert_eq!(status, 200);
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
     fn kill(self) {
         drop(self);
     }
@@ -697,6 +713,104 @@ fn redrive_reruns_only_the_failed_branch_and_iterations() {
     let ids: Vec<u64> = events.iter().map(|e| e["id"].as_u64().unwrap()).collect();
     assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>());
     assert_eq!(events.iter().filter(|e| e["type"] == "ExecutionRedriven").count(), 1);
+}
+
+fn wait_for_metric(d: &Daemon, name: &str, want: f64, within: Duration) {
+    let until = Instant::now() + within;
+    while d.metric(name) != want {
+        assert!(Instant::now() < until, "{name} is {} after {within:?}, not {want}", d.metric(name));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// With `storage.park_after_seconds`, a long Wait or Retry backoff at the top level parks the
+/// execution (its timer in the store, nothing in memory) and it wakes on time, also after a
+/// SIGKILL while parked.
+#[test]
+fn long_waits_park_in_the_store_and_wake_on_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let func = dir.path().join("second_time.py");
+    let count = dir.path().join("count");
+    std::fs::write(
+        &func,
+        format!(
+            "import json,os,sys\ne=json.load(sys.stdin)\np={:?}\nn=int(open(p).read()) if os.path.exists(p) else 0\nopen(p,'w').write(str(n+1))\nif n == 0:\n    print(json.dumps({{'errorType': 'NotYet', 'errorMessage': 'first call'}}))\n    sys.exit(1)\nprint(json.dumps({{'calls': n + 1}}))\n",
+            count.display().to_string()
+        ),
+    )
+    .unwrap();
+    let def = json!({
+        "StartAt": "Nap",
+        "States": {
+            "Nap": {"Type": "Wait", "Seconds": 3, "Next": "Call"},
+            "Call": {
+                "Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:second_time",
+                "Retry": [{"ErrorEquals": ["NotYet"], "IntervalSeconds": 3, "MaxAttempts": 1}],
+                "End": true
+            }
+        }
+    });
+    workflows(dir.path(), &[("napper", def)]);
+    let functions = format!("[functions.second_time]\ncommand = [\"python3\", \"{}\"]\n", func.display());
+    let env = [("STEPGATE_STORAGE__PARK_AFTER_SECONDS", "1")];
+    let d = Daemon::start_with_env(dir.path(), &functions, &env);
+    let sm = format!("{ACCOUNT_ARN}:stateMachine:napper");
+    let started = Instant::now();
+    let arn = d.aws(&["start-execution", "--state-machine-arn", &sm]).unwrap()["executionArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Parked in the Wait; killed and restarted while parked, it stays parked.
+    wait_for_metric(&d, "stepgate_executions_parked", 1.0, Duration::from_secs(2));
+    let dir_path = d.dir.clone();
+    unsafe_kill9(d.child.id());
+    drop(d);
+    let d = Daemon::start_with_env(&dir_path, &functions, &env);
+    assert_eq!(d.metric("stepgate_executions_parked"), 1.0);
+    assert_eq!(d.aws(&["describe-execution", "--execution-arn", &arn]).unwrap()["status"], "RUNNING");
+    // Then the Retry backoff after the first call parks it again.
+    wait_for_metric(&d, "stepgate_executions_parked", 0.0, Duration::from_secs(10));
+    wait_for_metric(&d, "stepgate_executions_parked", 1.0, Duration::from_secs(10));
+    let e = wait_for_status(&d, &arn, "SUCCEEDED", Duration::from_secs(20));
+    assert!(started.elapsed() >= Duration::from_secs(6), "3 s of Wait and 3 s of backoff");
+    assert_eq!(serde_json::from_str::<Value>(e["output"].as_str().unwrap()).unwrap(), json!({"calls": 2}));
+    assert_eq!(d.metric("stepgate_executions_parked"), 0.0);
+    let events = history(&d, &arn);
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        [
+            "ExecutionStarted",
+            "WaitStateEntered",
+            "WaitStateExited",
+            "TaskStateEntered",
+            "LambdaFunctionScheduled",
+            "LambdaFunctionStarted",
+            "LambdaFunctionFailed",
+            "LambdaFunctionScheduled",
+            "LambdaFunctionStarted",
+            "LambdaFunctionSucceeded",
+            "TaskStateExited",
+            "ExecutionSucceeded"
+        ]
+    );
+    let ids: Vec<u64> = events.iter().map(|e| e["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>());
+    // The Wait lasted its 3 seconds across the restart, by the events' own clock.
+    let at = |i: usize| events[i]["timestamp"].as_f64().unwrap();
+    assert!(at(2) - at(1) >= 3.0 && at(2) - at(1) < 6.0, "{} -> {}", at(1), at(2));
+
+    // A parked execution can be stopped; its timer then finds it ended and leaves it so.
+    let arn = d.aws(&["start-execution", "--state-machine-arn", &sm]).unwrap()["executionArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_for_metric(&d, "stepgate_executions_parked", 1.0, Duration::from_secs(2));
+    d.aws(&["stop-execution", "--execution-arn", &arn, "--error", "Enough"]).unwrap();
+    wait_for_metric(&d, "stepgate_executions_parked", 0.0, Duration::from_secs(6));
+    let e = d.aws(&["describe-execution", "--execution-arn", &arn]).unwrap();
+    assert_eq!((e["status"].as_str(), e["error"].as_str()), (Some("ABORTED"), Some("Enough")));
+    assert_eq!(history(&d, &arn).last().unwrap()["type"], "ExecutionAborted");
 }
 
 /// TestState runs one state on an input and says where it would go, as AWS's TestState does.

@@ -208,12 +208,30 @@ impl Engine {
     }
 
     pub async fn run(&self, machine: &Machine, start: Start, mocks: Option<&TestCase>) -> Outcome {
+        match self.run_parking(machine, start, mocks, None).await {
+            Progress::Ended(o) => o,
+            Progress::Parked { .. } => unreachable!("nothing parks without park_after"),
+        }
+    }
+
+    /// Runs a journaled execution until it ends or, with `park_after`, until its top level
+    /// is to sleep (a Wait, a Retry backoff) for longer than that: the deadline is journaled
+    /// and the execution leaves memory, to be resumed from the journal when it is due.
+    pub async fn run_parking(
+        &self,
+        machine: &Machine,
+        start: Start,
+        mocks: Option<&TestCase>,
+        park_after: Option<chrono::Duration>,
+    ) -> Progress {
         let start_time = start.start_time.unwrap_or_else(|| self.clock.now());
         let (frames, redrive, journaled) = match start.resume {
             Some(r) => (r.frames, r.redrive, Some(r.last_event_id)),
             None => (HashMap::new(), false, None),
         };
         let history = History::resuming(start.record_history, self.clock.clone(), journaled.unwrap_or(0));
+        // Only a journaled execution can leave memory: its deadline must be durable.
+        let park_after = park_after.filter(|_| start.journal.is_some());
         let mut x = Exec {
             engine: self,
             // Express ARNs end in a random part; Standard ones are the name itself.
@@ -221,6 +239,8 @@ impl Engine {
             journal: start.journal,
             frames: std::sync::Mutex::new(frames),
             redrive,
+            park_after,
+            parked: std::sync::Mutex::new(None),
             deadline: machine.timeout_seconds.map(|t| start_time + chrono::Duration::seconds(t as i64)),
             timed_out: AtomicBool::new(false),
             sm_name: start.state_machine_name,
@@ -252,6 +272,10 @@ impl Engine {
             },
             None => run.await.map_err(Ended::Failed),
         };
+        if let Some(until) = *x.parked.lock().unwrap_or_else(|e| e.into_inner()) {
+            let transitions = x.transitions.load(Ordering::Relaxed);
+            return Progress::Parked { until, history: x.history.into_events(), transitions };
+        }
         let result = match result {
             Err(Ended::Failed(_)) if x.timed_out.load(Ordering::Relaxed) => Err(Ended::TimedOut),
             other => other,
@@ -285,8 +309,28 @@ impl Engine {
         let transitions = x.transitions.load(Ordering::Relaxed);
         // With a journal, `history` holds only what was not journaled yet: the caller
         // commits it with the execution's end.
-        Outcome { status, output, error, cause, history: x.history.into_events(), transitions }
+        Progress::Ended(Outcome {
+            status,
+            output,
+            error,
+            cause,
+            history: x.history.into_events(),
+            transitions,
+        })
     }
+}
+
+/// Where [`Engine::run_parking`] left an execution.
+#[derive(Debug)]
+pub enum Progress {
+    Ended(Outcome),
+    /// Its top level sleeps until `until` (a Wait, a Retry backoff or the machine's
+    /// deadline), journaled; `history` holds what was not journaled yet.
+    Parked {
+        until: DateTime<Utc>,
+        history: Vec<Event>,
+        transitions: u64,
+    },
 }
 
 enum Ended {
@@ -375,6 +419,9 @@ struct Exec<'e> {
     /// Journaled frames by path, each taken by its machine when it starts again.
     frames: std::sync::Mutex<HashMap<String, Value>>,
     redrive: bool,
+    /// Sleeps of the top level longer than this park the execution instead.
+    park_after: Option<chrono::Duration>,
+    parked: std::sync::Mutex<Option<DateTime<Utc>>>,
     /// When the machine's TimeoutSeconds runs out, on the workflow's clock.
     deadline: Option<DateTime<Utc>>,
     timed_out: AtomicBool,
@@ -487,6 +534,11 @@ fn has_children(state: &State) -> bool {
     matches!(state.kind, Kind::Map(_) | Kind::Parallel { .. })
 }
 
+/// What the top level returns once it has parked (the engine reads `Exec::parked`, not this).
+fn parked() -> Failure {
+    Failure::new("stepgate.Parked", "")
+}
+
 /// The execution ran past its deadline: nothing in it may recover from this.
 fn timed_out() -> Failure {
     Failure::new(names::TIMEOUT, "")
@@ -507,6 +559,18 @@ impl<'e> Exec<'e> {
                 format!("arn:aws:states:{}:{}:execution:{}:{}", e.region, e.account, self.sm_name, self.name)
             }
         }
+    }
+
+    /// Parks the execution instead of sleeping until `t` (its top level's deadline is
+    /// journaled already) when that is further off than `park_after`.
+    fn park(&self, top: bool, t: DateTime<Utc>) -> bool {
+        let Some(after) = self.park_after.filter(|_| top) else { return false };
+        let until = self.deadline.map_or(t, |d| d.min(t));
+        if until - self.engine.clock.now() <= after {
+            return false;
+        }
+        *self.parked.lock().unwrap_or_else(|e| e.into_inner()) = Some(until);
+        true
     }
 
     /// Takes the frame journaled at `path` to resume from (not a finished marker).
@@ -625,6 +689,7 @@ impl<'e> Exec<'e> {
                 Some(p) => self.journal.clone().map(|j| (j, p.as_str())),
                 None => None,
             };
+            let top = path.as_deref() == Some("");
             let mut resumed: Option<Frame> = None;
             if let Some(f) = path.as_deref().and_then(|p| self.take_frame(p)) {
                 index = f.state;
@@ -697,6 +762,9 @@ impl<'e> Exec<'e> {
                     vec![0u32; state.retry.len()]
                 };
                 if let (Some(t), false) = (wake_at, matches!(state.kind, Kind::Wait(_))) {
+                    if self.park(top, t) {
+                        return Err(parked());
+                    }
                     if !Box::pin(self.sleep_until(t)).await {
                         return Err(timed_out());
                     }
@@ -720,6 +788,9 @@ impl<'e> Exec<'e> {
                             if let (Some((j, p)), None, Some(f)) = (&journal, wake_at, &entry_frame) {
                                 let frame = Frame { wake_at: Some(t), ..f.clone() };
                                 j.checkpoint(self.history.take_new(), vec![put(p, &frame)]).await;
+                            }
+                            if self.park(top, t) {
+                                return Err(parked());
                             }
                             let (s, l) = Box::pin(self.wait(state, t, *then, entered_id)).await;
                             last = l;
@@ -780,6 +851,9 @@ impl<'e> Exec<'e> {
                                 }
                                 writes.push(put(p, f));
                                 j.checkpoint(events, writes).await;
+                                if self.park(top, wake) {
+                                    return Err(parked());
+                                }
                             }
                             if !Box::pin(self.sleep_until(wake)).await {
                                 break Step::Error(timed_out());
