@@ -9,6 +9,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const ACCOUNT_ARN: &str = "arn:aws:states:us-east-1:123456789012";
+/// A local function that always fails with `Broken`.
+const BROKEN: &str =
+    "import json\nprint(json.dumps({'errorType': 'Broken', 'errorMessage': 'always'}))\nraise SystemExit(1)\n";
 
 mod common;
 
@@ -91,6 +94,14 @@ fn workflows(dir: &Path, files: &[(&str, Value)]) {
     for (name, def) in files {
         std::fs::write(w.join(format!("{name}.asl.json")), def.to_string()).unwrap();
     }
+}
+
+/// Writes the Python local function `NAME.py` into `dir`; the config that maps
+/// `function:NAME` to it.
+fn python_function(dir: &Path, name: &str, source: &str) -> String {
+    let file = dir.join(format!("{name}.py"));
+    std::fs::write(&file, source).unwrap();
+    format!("[functions.{name}]\ncommand = [\"python3\", \"{}\"]\n", file.display())
 }
 
 fn wait_for_status(d: &Daemon, arn: &str, want: &str, within: Duration) -> Value {
@@ -345,12 +356,11 @@ print(json.dumps({"status": e["status"], "output": json.loads(e["output"]), "ids
 #[test]
 fn executions_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
-    let func = dir.path().join("double.py");
-    std::fs::write(
-        &func,
+    let functions = python_function(
+        dir.path(),
+        "double",
         "import json,sys\ne=json.load(sys.stdin)\nprint(json.dumps({'n': e['n'], 'double': e['n']*2}))\n",
-    )
-    .unwrap();
+    );
     let def = json!({
         "StartAt": "Wait",
         "States": {
@@ -359,7 +369,6 @@ fn executions_survive_sigkill() {
         }
     });
     workflows(dir.path(), &[("doubler", def)]);
-    let functions = format!("[functions.double]\ncommand = [\"python3\", \"{}\"]\n", func.display());
     let d = Daemon::start(dir.path(), &functions);
     let sm = format!("{ACCOUNT_ARN}:stateMachine:doubler");
     let n = 200;
@@ -414,15 +423,14 @@ fn unsafe_kill9(pid: u32) {
 fn redrive_restarts_a_failed_execution_where_it_failed() {
     let dir = tempfile::tempdir().unwrap();
     let flag = dir.path().join("ready");
-    let func = dir.path().join("flaky.py");
-    std::fs::write(
-        &func,
-        format!(
+    let functions = python_function(
+        dir.path(),
+        "flaky",
+        &format!(
             "import json,os,sys\ne=json.load(sys.stdin)\nif not os.path.exists({:?}):\n    print(json.dumps({{'errorType': 'NotReady', 'errorMessage': 'not yet'}}))\n    sys.exit(1)\nprint(json.dumps({{'done': e['n']}}))\n",
             flag.display().to_string()
         ),
-    )
-    .unwrap();
+    );
     let def = json!({
         "StartAt": "Prepare",
         "States": {
@@ -431,10 +439,7 @@ fn redrive_restarts_a_failed_execution_where_it_failed() {
         }
     });
     workflows(dir.path(), &[("flaky", def)]);
-    let d = Daemon::start(
-        dir.path(),
-        &format!("[functions.flaky]\ncommand = [\"python3\", \"{}\"]\n", func.display()),
-    );
+    let d = Daemon::start(dir.path(), &functions);
     let sm = format!("{ACCOUNT_ARN}:stateMachine:flaky");
     let arn = d.aws(&["start-execution", "--state-machine-arn", &sm, "--input", r#"{"n": 41}"#]).unwrap()
         ["executionArn"]
@@ -506,8 +511,7 @@ fn the_daemon_tells_systemd_when_it_is_ready() {
 #[test]
 fn retry_counts_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
-    let func = dir.path().join("broken.py");
-    std::fs::write(&func, "import json\nprint(json.dumps({'errorType': 'Broken', 'errorMessage': 'always'}))\nraise SystemExit(1)\n").unwrap();
+    let functions = python_function(dir.path(), "broken", BROKEN);
     let def = json!({
         "StartAt": "Call",
         "States": {"Call": {
@@ -517,7 +521,6 @@ fn retry_counts_survive_sigkill() {
         }}
     });
     workflows(dir.path(), &[("broken", def)]);
-    let functions = format!("[functions.broken]\ncommand = [\"python3\", \"{}\"]\n", func.display());
     let d = Daemon::start(dir.path(), &functions);
     let sm = format!("{ACCOUNT_ARN}:stateMachine:broken");
     let arn = d.aws(&["start-execution", "--state-machine-arn", &sm]).unwrap()["executionArn"]
@@ -543,17 +546,15 @@ fn retry_counts_survive_sigkill() {
 /// A local function that logs each call's `id` (one line per call) and returns it; it fails
 /// with `NotReady` for the ids in `failing` until the file `ready` exists.
 fn recorder(dir: &Path, failing: &[&str]) -> String {
-    let func = dir.join("record.py");
-    std::fs::write(
-        &func,
-        format!(
+    python_function(
+        dir,
+        "record",
+        &format!(
             "import json,os,sys\ne=json.load(sys.stdin)\nwith open({log:?}, 'a') as f:\n    f.write(e['id'] + '\\n')\nif e['id'] in {failing:?} and not os.path.exists({ready:?}):\n    print(json.dumps({{'errorType': 'NotReady', 'errorMessage': e['id']}}))\n    sys.exit(1)\nprint(json.dumps({{'id': e['id']}}))\n",
             log = dir.join("calls.log").display().to_string(),
             ready = dir.join("ready").display().to_string(),
         ),
     )
-    .unwrap();
-    format!("[functions.record]\ncommand = [\"python3\", \"{}\"]\n", func.display())
 }
 
 /// How often the recorder was called with each id.
@@ -729,16 +730,15 @@ fn wait_for_metric(d: &Daemon, name: &str, want: f64, within: Duration) {
 #[test]
 fn long_waits_park_in_the_store_and_wake_on_time() {
     let dir = tempfile::tempdir().unwrap();
-    let func = dir.path().join("second_time.py");
     let count = dir.path().join("count");
-    std::fs::write(
-        &func,
-        format!(
+    let functions = python_function(
+        dir.path(),
+        "second_time",
+        &format!(
             "import json,os,sys\ne=json.load(sys.stdin)\np={:?}\nn=int(open(p).read()) if os.path.exists(p) else 0\nopen(p,'w').write(str(n+1))\nif n == 0:\n    print(json.dumps({{'errorType': 'NotYet', 'errorMessage': 'first call'}}))\n    sys.exit(1)\nprint(json.dumps({{'calls': n + 1}}))\n",
             count.display().to_string()
         ),
-    )
-    .unwrap();
+    );
     let def = json!({
         "StartAt": "Nap",
         "States": {
@@ -751,7 +751,6 @@ fn long_waits_park_in_the_store_and_wake_on_time() {
         }
     });
     workflows(dir.path(), &[("napper", def)]);
-    let functions = format!("[functions.second_time]\ncommand = [\"python3\", \"{}\"]\n", func.display());
     let env = [("STEPGATE_STORAGE__PARK_AFTER_SECONDS", "1")];
     let d = Daemon::start_with_env(dir.path(), &functions, &env);
     let sm = format!("{ACCOUNT_ARN}:stateMachine:napper");
@@ -817,13 +816,9 @@ fn long_waits_park_in_the_store_and_wake_on_time() {
 #[test]
 fn test_state_runs_one_state() {
     let dir = tempfile::tempdir().unwrap();
-    let func = dir.path().join("broken.py");
-    std::fs::write(&func, "import json\nprint(json.dumps({'errorType': 'Broken', 'errorMessage': 'always'}))\nraise SystemExit(1)\n").unwrap();
+    let functions = python_function(dir.path(), "broken", BROKEN);
     workflows(dir.path(), &[]);
-    let d = Daemon::start(
-        dir.path(),
-        &format!("[functions.broken]\ncommand = [\"python3\", \"{}\"]\n", func.display()),
-    );
+    let d = Daemon::start(dir.path(), &functions);
     let role = "arn:aws:iam::123456789012:role/test";
     let test = |def: Value, input: &str| {
         d.aws(&["test-state", "--definition", &def.to_string(), "--role-arn", role, "--input", input])
