@@ -711,7 +711,10 @@ impl<'e> Exec<'e> {
                         limits.history_events
                     )));
                 }
-                self.transitions.fetch_add(1, Ordering::Relaxed);
+                // A state resumed after a restart or parking was counted when entered.
+                if resumed.is_none() {
+                    self.transitions.fetch_add(1, Ordering::Relaxed);
+                }
                 let (entered, exited) = event_names(&state.kind);
                 // One clock read serves the entered event and `$$.State.EnteredTime`.
                 let entered_at =
