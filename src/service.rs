@@ -534,6 +534,9 @@ impl Service {
         let arn = record.arn.clone();
         let journal: Arc<dyn Journal> =
             Arc::new(StoreJournal { store: self.store.clone(), arn: arn.clone() });
+        // Registered before the task can run, so that it is never left out of `running` (or
+        // a stale handle left in) when it ends or parks at once.
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         let task = tokio::spawn(async move {
             let start = Start {
                 state_machine_name: record.state_machine_name.clone(),
@@ -548,6 +551,7 @@ impl Service {
                 Progress::Ended(outcome) => {
                     this.count_finish(&outcome, record.start);
                     this.finish(&record.arn, outcome).await;
+                    this.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&record.arn);
                 }
                 Progress::Parked { until, history, transitions } => {
                     this.metrics.transitions(transitions);
@@ -560,17 +564,13 @@ impl Service {
                             tracing::error!(execution = %record.arn, error = %e, "The events of a parked execution could not be stored.");
                         }
                     }
+                    // Out of `running` before the timer can wake it into a new task.
+                    this.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&record.arn);
                     this.park(record.arn.clone(), until);
                 }
             }
-            this.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&record.arn);
         });
-        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        // A task that already finished has removed its entry (or will find none): only a
-        // live one is registered, so StopExecution never aborts a stale handle.
-        if !task.is_finished() {
-            running.insert(arn, task.abort_handle());
-        }
+        running.insert(arn, task.abort_handle());
     }
 
     pub fn metrics(&self) -> &crate::metrics::Metrics {

@@ -409,6 +409,15 @@ async fn running_and_redrive(store: &dyn Store) {
     // Redriving a running execution changes nothing.
     store.commit(vec![Write::Redrive { execution_arn: c.arn.clone() }]).await.unwrap();
     assert_eq!(store.get_execution(&c.arn).unwrap().unwrap().redrive_count, 1);
+
+    // The first end wins: a task finishing just after StopExecution does not undo the stop.
+    store.commit(vec![finish(&b.arn, ExecutionStatus::Aborted, t0() + Duration::seconds(3))]).await.unwrap();
+    store
+        .commit(vec![finish(&b.arn, ExecutionStatus::Succeeded, t0() + Duration::seconds(4))])
+        .await
+        .unwrap();
+    let b = store.get_execution(&b.arn).unwrap().unwrap();
+    assert_eq!((b.status, b.stop), (ExecutionStatus::Aborted, Some(t0() + Duration::seconds(3))));
 }
 
 async fn writes_to_an_unknown_execution_are_refused_whole(store: &dyn Store) {

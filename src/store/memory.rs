@@ -89,7 +89,12 @@ impl Inner {
                     }
                 }
                 Write::Finish { execution_arn, status, output, error, cause, stop } => {
-                    if let Some(e) = self.executions.get_mut(&execution_arn) {
+                    // The first end wins (a stop racing a finishing task).
+                    if let Some(e) = self
+                        .executions
+                        .get_mut(&execution_arn)
+                        .filter(|e| e.status == ExecutionStatus::Running)
+                    {
                         e.status = status;
                         e.output = output;
                         e.error = error;

@@ -156,7 +156,8 @@ pub enum Write {
     Frame(Frame),
     /// Removes an execution's frame at path `prefix` and every frame below it ("" removes all).
     DeleteFrames { execution_arn: String, prefix: String },
-    /// Ends an execution (its frames stay until deleted).
+    /// Ends a RUNNING execution (its frames stay until deleted); one that has ended already
+    /// keeps its first end.
     Finish {
         execution_arn: String,
         status: ExecutionStatus,

@@ -280,8 +280,9 @@ impl Tx<'_> {
                 let seq = self.seq(arn)?;
                 self.conn
                     .prepare_cached(
+                        // The first end wins (a stop racing a finishing task).
                         "UPDATE executions SET status = ?2, output = ?3, error = ?4, cause = ?5, stop = ?6
-                         WHERE seq = ?1",
+                         WHERE seq = ?1 AND status = 'RUNNING'",
                     )?
                     .execute(params![seq, status, output, error, cause, stop])?;
             }
