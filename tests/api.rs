@@ -767,9 +767,13 @@ fn long_waits_park_in_the_store_and_wake_on_time() {
     let d = Daemon::start_with_env(&dir_path, &functions, &env);
     assert_eq!(d.metric("stepgate_executions_parked"), 1.0);
     assert_eq!(d.aws(&["describe-execution", "--execution-arn", &arn]).unwrap()["status"], "RUNNING");
-    // Then the Retry backoff after the first call parks it again.
-    wait_for_metric(&d, "stepgate_executions_parked", 0.0, Duration::from_secs(10));
-    wait_for_metric(&d, "stepgate_executions_parked", 1.0, Duration::from_secs(10));
+    // Then the Retry backoff after the first call parks it again (for 3 s).
+    let until = Instant::now() + Duration::from_secs(10);
+    while !history(&d, &arn).iter().any(|e| e["type"] == "LambdaFunctionFailed") {
+        assert!(Instant::now() < until, "the first call did not fail");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    wait_for_metric(&d, "stepgate_executions_parked", 1.0, Duration::from_secs(2));
     let e = wait_for_status(&d, &arn, "SUCCEEDED", Duration::from_secs(20));
     assert!(started.elapsed() >= Duration::from_secs(6), "3 s of Wait and 3 s of backoff");
     assert_eq!(serde_json::from_str::<Value>(e["output"].as_str().unwrap()).unwrap(), json!({"calls": 2}));
