@@ -350,9 +350,10 @@ print(json.dumps({"status": e["status"], "output": json.loads(e["output"]), "ids
     );
 }
 
-/// Hundreds of executions that wait and call a local function; the daemon is killed with
-/// SIGKILL while they run and restarted: every one ends SUCCEEDED with its own output,
-/// none is lost and none finishes twice.
+/// Hundreds of executions that wait and then call a local function in each iteration of a
+/// Map; the daemon is killed with SIGKILL while they run and restarted: every one ends
+/// SUCCEEDED with its own output, none is lost, none finishes twice, and each history's event
+/// ids run on without a gap.
 #[test]
 fn executions_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
@@ -364,8 +365,14 @@ fn executions_survive_sigkill() {
     let def = json!({
         "StartAt": "Wait",
         "States": {
-            "Wait": {"Type": "Wait", "SecondsPath": "$.wait", "Next": "Double"},
-            "Double": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:double", "End": true}
+            "Wait": {"Type": "Wait", "SecondsPath": "$.wait", "Next": "Each"},
+            "Each": {
+                "Type": "Map", "ItemsPath": "$.items", "ItemSelector": {"n.$": "$$.Map.Item.Value"},
+                "ItemProcessor": {"StartAt": "Double", "States": {
+                    "Double": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:double", "End": true}
+                }},
+                "End": true
+            }
         }
     });
     workflows(dir.path(), &[("doubler", def)]);
@@ -373,7 +380,8 @@ fn executions_survive_sigkill() {
     let sm = format!("{ACCOUNT_ARN}:stateMachine:doubler");
     let n = 200;
     for i in 0..n {
-        let body = json!({"stateMachineArn": sm, "name": format!("e{i}"), "input": json!({"n": i, "wait": 1 + i % 3}).to_string()});
+        let input = json!({"items": [i, i + 1], "wait": 1 + i % 3});
+        let body = json!({"stateMachineArn": sm, "name": format!("e{i}"), "input": input.to_string()});
         let (status, reply) = d.post(Some("AWSStepFunctions.StartExecution"), body.to_string().as_bytes());
         assert_eq!(status, 200, "{reply}");
     }
@@ -399,7 +407,7 @@ fn executions_survive_sigkill() {
         };
         assert_eq!(e["status"], "SUCCEEDED", "{arn}: {e}");
         let out: Value = serde_json::from_str(e["output"].as_str().unwrap()).unwrap();
-        assert_eq!(out, json!({"n": i, "double": 2 * i}));
+        assert_eq!(out, json!([{"n": i, "double": 2 * i}, {"n": i + 1, "double": 2 * (i + 1)}]));
         let (_, h) = d.post(
             Some("AWSStepFunctions.GetExecutionHistory"),
             json!({"executionArn": arn, "maxResults": 1000}).to_string().as_bytes(),

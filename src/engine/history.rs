@@ -59,17 +59,17 @@ impl History {
         at: Option<DateTime<Utc>>,
         details: impl FnOnce() -> Option<(&'static str, Value)>,
     ) -> u64 {
-        let id = self.last_id.fetch_add(1, Ordering::Relaxed) + 1;
-        if self.record {
-            let e = Event {
-                id,
-                previous_event_id: previous,
-                timestamp: at.unwrap_or_else(|| self.clock.now()),
-                kind,
-                details: details(),
-            };
-            self.events.lock().unwrap_or_else(|e| e.into_inner()).push(e);
+        if !self.record {
+            return self.last_id.fetch_add(1, Ordering::Relaxed) + 1;
         }
+        let timestamp = at.unwrap_or_else(|| self.clock.now());
+        let details = details();
+        // The id is drawn under the lock that `take_new` takes, so a journaled batch never
+        // holds an event whose predecessor is still to be pushed: a crash loses only the
+        // newest events, and the ids stored stay contiguous.
+        let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        let id = self.last_id.fetch_add(1, Ordering::Relaxed) + 1;
+        events.push(Event { id, previous_event_id: previous, timestamp, kind, details });
         id
     }
 
