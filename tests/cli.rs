@@ -367,6 +367,31 @@ fn time_scale_zero_skips_an_hour_of_wait_but_the_workflow_clock_moves_an_hour() 
 }
 
 #[test]
+fn jsonata_now_and_millis_read_the_workflow_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let def = write(
+        dir.path(),
+        "late.asl.json",
+        r#"{"QueryLanguage": "JSONata", "StartAt": "Nap", "States": {
+            "Nap": {"Type": "Wait", "Seconds": 3600, "Next": "Look"},
+            "Look": {"Type": "Pass", "End": true, "Output": {
+                "now": "{% [$now(), $millis()] %}",
+                "started": "{% $states.context.Execution.StartTime %}"}}}}"#,
+    );
+    let (rc, v) = run_json(&[def.to_str().unwrap(), "--time-scale", "0"]);
+    assert_eq!(rc, 0, "{v}");
+    let out = &v["output"];
+    let now = timestamp(&out["now"][0]);
+    let waited = now - timestamp(&out["started"]);
+    assert!(
+        waited >= chrono::Duration::seconds(3600) && waited < chrono::Duration::seconds(3660),
+        "$now() after a 3600 s Wait at time scale 0 is {waited} after the start"
+    );
+    // Within one evaluation both read the clock once, as in jsonata-js.
+    assert_eq!(out["now"][1].as_i64(), Some(now.timestamp_millis()));
+}
+
+#[test]
 fn a_wait_past_the_machines_timeout_times_out_on_the_workflow_clock() {
     // reminder's TimeoutSeconds is a week; the Wait is eight days, skipped by --time-scale 0.
     let began = Instant::now();

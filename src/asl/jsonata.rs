@@ -36,6 +36,7 @@ use std::fmt;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use indexmap::IndexMap;
 use jsonata_core::ast::{AstNode, BinaryOp, PathStep, Stage};
 use jsonata_core::evaluator::{error_code_prefix, Context, Evaluator, EvaluatorError, EvaluatorOptions};
@@ -51,6 +52,9 @@ pub struct Bindings<'a> {
     pub variables: &'a dyn Fn(&str) -> Option<Value>,
     /// A fresh random 64-bit number; drawn once per evaluation that calls `$random()` or `$uuid()`.
     pub random: &'a dyn Fn() -> u64,
+    /// The workflow's time (which a time scale may run ahead of the wall clock); read once per
+    /// evaluation that calls `$now()` or `$millis()`, so they agree within it as in jsonata-js.
+    pub now: &'a dyn Fn() -> DateTime<Utc>,
     /// The ARN partition (`aws`). No JSONata function reads it: AWS's `$partition` is the
     /// array-chunking function, not the partition name.
     pub region_partition: &'a str,
@@ -268,12 +272,15 @@ impl CompiledExpr for CoreExpr {
         };
         let mut evaluator = Evaluator::with_options(context, options);
         if self.uses.functions != 0 {
-            let random = Rc::new(Random::new(if self.uses.draws { (b.random)() } else { 0 }));
+            let sources = Rc::new(Sources {
+                random: Random::new(if self.uses.draws { (b.random)() } else { 0 }),
+                now: if self.uses.clock { (b.now)() } else { DateTime::UNIX_EPOCH },
+            });
             for (i, row) in AWS_FUNCTIONS.iter().enumerate() {
                 if self.uses.functions & (1 << i) != 0 {
-                    let random = Rc::clone(&random);
+                    let sources = Rc::clone(&sources);
                     let call = move |args: &[JValue]| {
-                        (row.run)(args, &random).map_err(EvaluatorError::EvaluationError)
+                        (row.run)(args, &sources).map_err(EvaluatorError::EvaluationError)
                     };
                     // Overriding rather than registering, so `$random` replaces jsonata's own.
                     evaluator
@@ -414,6 +421,8 @@ struct Uses {
     functions: u32,
     /// Whether one of those draws random numbers.
     draws: bool,
+    /// Whether one of those reads the time.
+    clock: bool,
     /// Whether it names `$eval`.
     eval: bool,
 }
@@ -444,7 +453,8 @@ impl Uses {
     fn mention(&mut self, name: &str) {
         if let Some(i) = AWS_FUNCTIONS.iter().position(|row| row.name == name) {
             self.functions |= 1 << i;
-            self.draws |= AWS_FUNCTIONS[i].draws;
+            self.draws |= AWS_FUNCTIONS[i].reads == Reads::Random;
+            self.clock |= AWS_FUNCTIONS[i].reads == Reads::Clock;
         }
         self.eval |= name == "eval";
     }
@@ -715,20 +725,30 @@ fn js_message(raw: &str) -> String {
 pub struct AwsFunction {
     /// Called as `$name(...)`.
     pub name: &'static str,
-    /// Whether it draws random numbers.
-    pub draws: bool,
-    run: fn(&[JValue], &Random) -> Result<JValue, String>,
+    /// What it reads besides its arguments.
+    pub reads: Reads,
+    run: fn(&[JValue], &Sources) -> Result<JValue, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reads {
+    Nothing,
+    Random,
+    Clock,
 }
 
 /// The functions Step Functions adds to JSONata ("JSONata functions provided by Step Functions"
 /// in AWS's developer guide); each is registered only for expressions that name it.
 pub static AWS_FUNCTIONS: &[AwsFunction] = &[
-    AwsFunction { name: "partition", draws: false, run: partition },
-    AwsFunction { name: "range", draws: false, run: range },
-    AwsFunction { name: "hash", draws: false, run: hash },
-    AwsFunction { name: "random", draws: true, run: random },
-    AwsFunction { name: "uuid", draws: true, run: uuid },
-    AwsFunction { name: "parse", draws: false, run: parse },
+    AwsFunction { name: "partition", reads: Reads::Nothing, run: partition },
+    AwsFunction { name: "range", reads: Reads::Nothing, run: range },
+    AwsFunction { name: "hash", reads: Reads::Nothing, run: hash },
+    AwsFunction { name: "random", reads: Reads::Random, run: random },
+    AwsFunction { name: "uuid", reads: Reads::Random, run: uuid },
+    AwsFunction { name: "parse", reads: Reads::Nothing, run: parse },
+    // jsonata's own, read from the workflow's clock instead of the wall clock.
+    AwsFunction { name: "now", reads: Reads::Clock, run: now },
+    AwsFunction { name: "millis", reads: Reads::Clock, run: millis },
 ];
 
 /// The most items `$range` returns, as for its JSONPath twin `States.ArrayRange`.
@@ -759,7 +779,7 @@ fn integer(function: &str, args: &[JValue], position: usize) -> Result<Option<i6
 }
 
 /// `$partition(array, size)`: the array in chunks of `size` items, the last one maybe shorter.
-fn partition(args: &[JValue], _: &Random) -> Result<JValue, String> {
+fn partition(args: &[JValue], _: &Sources) -> Result<JValue, String> {
     arity("partition", args, 2, 2)?;
     let items: Vec<JValue> = match &args[0] {
         JValue::Undefined => return Ok(JValue::Undefined),
@@ -776,7 +796,7 @@ fn partition(args: &[JValue], _: &Random) -> Result<JValue, String> {
 }
 
 /// `$range(start, end, step)`: from `start` towards `end` (included when reached) by `step`.
-fn range(args: &[JValue], _: &Random) -> Result<JValue, String> {
+fn range(args: &[JValue], _: &Sources) -> Result<JValue, String> {
     arity("range", args, 3, 3)?;
     let (Some(start), Some(end), Some(step)) =
         (integer("range", args, 1)?, integer("range", args, 2)?, integer("range", args, 3)?)
@@ -797,7 +817,7 @@ fn range(args: &[JValue], _: &Random) -> Result<JValue, String> {
 }
 
 /// `$hash(data, algorithm)`: the hex digest of the string `data`.
-fn hash(args: &[JValue], _: &Random) -> Result<JValue, String> {
+fn hash(args: &[JValue], _: &Sources) -> Result<JValue, String> {
     arity("hash", args, 2, 2)?;
     let data = match &args[0] {
         JValue::Undefined => return Ok(JValue::Undefined),
@@ -818,10 +838,10 @@ fn hash(args: &[JValue], _: &Random) -> Result<JValue, String> {
 }
 
 /// `$random()` and `$random(seed)`: a number in [0, 1); the same seed gives the same number.
-fn random(args: &[JValue], random: &Random) -> Result<JValue, String> {
+fn random(args: &[JValue], sources: &Sources) -> Result<JValue, String> {
     arity("random", args, 0, 1)?;
     match args.first() {
-        None => Ok(JValue::Number(random.unit())),
+        None => Ok(JValue::Number(sources.random.unit())),
         Some(JValue::Number(seed)) if seed.is_finite() => {
             // A seeded draw is java.util.Random's nextDouble, like States.MathRandom's seed.
             let mut java = super::intrinsics::JavaRandom::new(*seed as i64);
@@ -832,16 +852,33 @@ fn random(args: &[JValue], random: &Random) -> Result<JValue, String> {
 }
 
 /// `$uuid()`: a version 4 UUID.
-fn uuid(args: &[JValue], random: &Random) -> Result<JValue, String> {
+fn uuid(args: &[JValue], sources: &Sources) -> Result<JValue, String> {
     arity("uuid", args, 0, 0)?;
     let mut bytes = [0u8; 16];
-    bytes[..8].copy_from_slice(&random.next().to_le_bytes());
-    bytes[8..].copy_from_slice(&random.next().to_le_bytes());
+    bytes[..8].copy_from_slice(&sources.random.next().to_le_bytes());
+    bytes[8..].copy_from_slice(&sources.random.next().to_le_bytes());
     Ok(JValue::string(uuid::Builder::from_random_bytes(bytes).into_uuid().to_string()))
 }
 
+/// `$now()`: the time as ISO 8601 text with milliseconds, as jsonata prints it.
+fn now(args: &[JValue], sources: &Sources) -> Result<JValue, String> {
+    if !args.is_empty() {
+        // jsonata-core's own `$now` takes no picture or time zone either.
+        return Err("T0410: now() takes no arguments".into());
+    }
+    Ok(JValue::string(sources.now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)))
+}
+
+/// `$millis()`: the time in milliseconds since the epoch.
+fn millis(args: &[JValue], sources: &Sources) -> Result<JValue, String> {
+    if !args.is_empty() {
+        return Err("T0410: millis() takes no arguments".into());
+    }
+    Ok(JValue::Number(sources.now.timestamp_millis() as f64))
+}
+
 /// `$parse(json)`: the value a JSON string stands for (AWS's stand-in for `$eval`).
-fn parse(args: &[JValue], _: &Random) -> Result<JValue, String> {
+fn parse(args: &[JValue], _: &Sources) -> Result<JValue, String> {
     arity("parse", args, 1, 1)?;
     match &args[0] {
         JValue::Undefined => Ok(JValue::Undefined),
@@ -850,6 +887,12 @@ fn parse(args: &[JValue], _: &Random) -> Result<JValue, String> {
             .map_err(|e| format!("The argument of $parse is not valid JSON: {e}")),
         _ => Err(signature_error("parse", 1)),
     }
+}
+
+/// What one evaluation's functions read besides their arguments.
+struct Sources {
+    random: Random,
+    now: DateTime<Utc>,
 }
 
 /// The randomness of one evaluation: splitmix64 from one seed the interpreter gives, so an
@@ -879,6 +922,12 @@ impl Random {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
+
+    /// The workflow clock the tests' evaluations read.
+    fn noon() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0).unwrap() + chrono::Duration::milliseconds(250)
+    }
     use serde_json::json;
 
     const _: () = {
@@ -894,7 +943,13 @@ mod tests {
             draws.set(draws.get() + 1);
             0x1234_5678_9ABC_DEF0 ^ draws.get()
         };
-        let b = Bindings { states: &states, variables: &lookup, random: &random, region_partition: "aws" };
+        let b = Bindings {
+            states: &states,
+            variables: &lookup,
+            random: &random,
+            now: &noon,
+            region_partition: "aws",
+        };
         compile(text).expect("compiles").eval(&b)
     }
 
@@ -941,6 +996,16 @@ mod tests {
             Err(EvalError::Failed(m)) => assert!(m.contains(message), "{text}: {m:?} lacks {message:?}"),
             other => panic!("{text}: expected a failure with {message:?}, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn now_and_millis_read_the_workflow_clock() {
+        give("$now()", json!({}), json!("2024-05-01T12:00:00.250Z"));
+        give("$millis()", json!({}), json!(1_714_564_800_250i64));
+        give("$toMillis($now()) = $millis()", json!({}), json!(true));
+        give("$now() & ' ' & $states.input.x", json!({"x": 1}), json!("2024-05-01T12:00:00.250Z 1"));
+        fail("$now('[Y]')", json!({}), "T0410");
+        fail("$millis(1)", json!({}), "T0410");
     }
 
     #[test]
@@ -1029,7 +1094,13 @@ mod tests {
             Some(json!({"a": 1, "b": {"c": 2}}))
         };
         let states = json!({"input": {"big": [1, 2, 3], "count": 1}, "context": {}});
-        let b = Bindings { states: &states, variables: &lookup, random: &|| 0, region_partition: "aws" };
+        let b = Bindings {
+            states: &states,
+            variables: &lookup,
+            random: &|| 0,
+            now: &noon,
+            region_partition: "aws",
+        };
         let e = compile("$x.b.c + $states.input.count + $length($uppercase('a'))").unwrap();
         assert_eq!(e.eval(&b), Ok(json!(4)));
         assert_eq!(*asked.borrow(), ["x"]);
@@ -1220,6 +1291,7 @@ mod tests {
                         states: &states,
                         variables: &|_| None,
                         random: &|| 0,
+                        now: &noon,
                         region_partition: "aws",
                     };
                     assert_eq!(e.eval(&b), Ok(json!(n * 2)));
@@ -1243,8 +1315,13 @@ mod tests {
             {
                 input["count"] = json!(41);
                 let states = json!({"input": input, "context": {"Execution": {"Id": "arn"}}});
-                let b =
-                    Bindings { states: &states, variables: &vars, random: &|| 0, region_partition: "aws" };
+                let b = Bindings {
+                    states: &states,
+                    variables: &vars,
+                    random: &|| 0,
+                    now: &noon,
+                    region_partition: "aws",
+                };
                 let expected = e.eval(&b).unwrap();
                 let n = 200_000;
                 let started = std::time::Instant::now();

@@ -27,4 +27,9 @@ pub trait Env: Sync {
     fn variable(&self, name: &str) -> Option<Cow<'_, Value>>;
     /// A fresh random 64-bit number (States.UUID, States.MathRandom without a seed).
     fn random(&self) -> u64;
+    /// The workflow's time (JSONata's `$now()` and `$millis()`): the engine's clock, which a
+    /// time scale below 1 runs ahead of the wall clock.
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now()
+    }
 }

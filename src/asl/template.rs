@@ -242,10 +242,12 @@ impl JTemplate {
             JTemplate::Expr { field, expr } => {
                 let variables = |name: &str| env.variable(name).map(Cow::into_owned);
                 let random = || env.random();
+                let now = || env.now();
                 let b = super::jsonata::Bindings {
                     states,
                     variables: &variables,
                     random: &random,
+                    now: &now,
                     region_partition: "aws",
                 };
                 expr.eval(&b).map_err(|e| jsonata_failure(expr.text(), field, e))

@@ -490,6 +490,10 @@ impl Env for StateEnv<'_> {
     fn random(&self) -> u64 {
         rand::random()
     }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.x.engine.clock.now()
+    }
 }
 
 type Run<'a> = BoxFuture<'a, Result<(Value, u64), Failure>>;
