@@ -12,7 +12,8 @@
 //! traits, so another engine can replace it without touching the interpreter. What this module
 //! adds to plain JSONata is what AWS adds and removes:
 //! - AWS's functions, one row each in [`AWS_FUNCTIONS`]: `$partition`, `$range`, `$hash`,
-//!   `$random` (with an optional seed), `$uuid` and `$parse`;
+//!   `$random` (with an optional seed), `$uuid` and `$parse`; and jsonata's `$now` and `$millis`
+//!   in the same table, reading the workflow's clock instead of the wall clock;
 //! - `$eval` is gone: calling it fails with `T1006` as on AWS, and `$eval` as a value is undefined;
 //! - errors read as jsonata-js prints them (`T1006: Attempted to invoke a non-function`), which is
 //!   what AWS quotes in its causes;
