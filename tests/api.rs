@@ -392,7 +392,7 @@ fn executions_survive_sigkill() {
     unsafe_kill9(pid);
     drop(d);
     let d = Daemon::start(&dir_path, &functions);
-    let until = Instant::now() + Duration::from_secs(60);
+    let until = Instant::now() + Duration::from_secs(120);
     for i in 0..n {
         let arn = format!("{ACCOUNT_ARN}:execution:doubler:e{i}");
         let e = loop {
