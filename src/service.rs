@@ -41,6 +41,21 @@ type ApiResult = Result<Value, ApiError>;
 struct Loaded {
     record: StateMachineRecord,
     machine: Arc<Machine>,
+    /// The definition's text and its SHA-256, recorded with each Standard execution.
+    definition: Arc<str>,
+    hash: String,
+}
+
+impl Loaded {
+    fn new(record: StateMachineRecord, machine: Arc<Machine>) -> Arc<Self> {
+        let definition: Arc<str> = Arc::from(record.definition.as_str());
+        Arc::new(Loaded { hash: definition_hash(&definition), definition, record, machine })
+    }
+}
+
+fn definition_hash(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub struct Service {
@@ -54,6 +69,9 @@ pub struct Service {
     /// Top-level sleeps longer than this park the execution (`storage.park_after_seconds`).
     park_after: chrono::Duration,
     timers: Timers,
+    /// Definitions that executions started with and their state machines no longer have,
+    /// compiled once each, by hash.
+    old_definitions: Mutex<HashMap<String, Arc<Machine>>>,
 }
 
 type Due = (DateTime<Utc>, String);
@@ -106,6 +124,7 @@ impl Service {
             metrics: crate::metrics::Metrics::default(),
             park_after,
             timers: Timers::default(),
+            old_definitions: Mutex::default(),
         })
     }
 
@@ -190,10 +209,7 @@ impl Service {
         let machine = Arc::new(Self::compile(&record.definition, record.machine_type)?);
         self.store.put_state_machine(&record).map_err(ApiError::internal)?;
         let arn = record.arn.clone();
-        self.machines
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(arn, Arc::new(Loaded { record, machine }));
+        self.machines.write().unwrap_or_else(|e| e.into_inner()).insert(arn, Loaded::new(record, machine));
         Ok(())
     }
 
@@ -208,7 +224,7 @@ impl Service {
                     self.machines
                         .write()
                         .unwrap_or_else(|e| e.into_inner())
-                        .insert(arn, Arc::new(Loaded { record, machine: Arc::new(m) }));
+                        .insert(arn, Loaded::new(record, Arc::new(m)));
                     n += 1;
                 }
                 Err(e) => {
@@ -465,7 +481,13 @@ impl Service {
                 details: Some(("executionStartedEventDetails", started)),
             },
         };
-        match self.store.create_execution(record.clone(), vec![first]).await.map_err(ApiError::internal)? {
+        let definition = Write::Definition {
+            execution_arn: record.arn.clone(),
+            hash: loaded.hash.clone(),
+            text: loaded.definition.clone(),
+        };
+        let writes = vec![first, definition];
+        match self.store.create_execution(record.clone(), writes).await.map_err(ApiError::internal)? {
             Created::New => {}
             Created::Existing(e) => {
                 let e = *e;
@@ -481,7 +503,7 @@ impl Service {
         }
         let reply = json!({"executionArn": record.arn, "startDate": epoch(record.start)});
         self.metrics.started();
-        self.spawn_standard(loaded, record, input, Some(Resume::fresh(1)));
+        self.spawn_standard(loaded.machine.clone(), record, input, Some(Resume::fresh(1)));
         Ok(reply)
     }
 
@@ -525,7 +547,7 @@ impl Service {
     /// Runs a Standard execution in its own task, journaled to the store.
     fn spawn_standard(
         self: &Arc<Self>,
-        loaded: Arc<Loaded>,
+        machine: Arc<Machine>,
         record: ExecutionRecord,
         input: Value,
         resume: Option<Resume>,
@@ -547,7 +569,7 @@ impl Service {
                 resume: resume.clone(),
                 ..Start::new(String::new(), String::new(), input)
             };
-            match this.engine.run_parking(&loaded.machine, start, None, Some(this.park_after)).await {
+            match this.engine.run_parking(&machine, start, None, Some(this.park_after)).await {
                 Progress::Ended(outcome) => {
                     this.count_finish(&outcome, record.start);
                     this.finish(&record.arn, outcome).await;
@@ -704,6 +726,10 @@ impl Service {
         let l = self.loaded(&e.state_machine_arn)?;
         let mut d = describe_machine(&l.record);
         d["updateDate"] = epoch(l.record.updated);
+        // The definition the execution runs, which an update may have replaced since.
+        if let Some(text) = self.store.definition_of(&e.arn).map_err(ApiError::internal)? {
+            d["definition"] = json!(text);
+        }
         Ok(d)
     }
 
@@ -841,7 +867,13 @@ impl Service {
         ) {
             return Err(not_redrivable(&format!("its status is {}", record.status.as_str())));
         }
-        let loaded = self.loaded(&record.state_machine_arn)?;
+        // The definition it started with, as AWS redrives: not the state machine's newer one.
+        let machine = self.machine_of(&record)?.ok_or_else(|| {
+            ApiError::new(
+                "StateMachineDoesNotExist",
+                format!("State Machine Does Not Exist: '{}'", record.state_machine_arn),
+            )
+        })?;
         let frames = self.store.frames(arn).map_err(ApiError::internal)?;
         let last = self.store.last_event_id(arn).map_err(ApiError::internal)?;
         let now = self.engine.clock().now();
@@ -869,7 +901,7 @@ impl Service {
         };
         let input: Value = serde_json::from_str(&record.input).unwrap_or(Value::Null);
         self.metrics.started();
-        self.spawn_standard(loaded, record, input, Some(resume));
+        self.spawn_standard(machine, record, input, Some(resume));
         Ok(json!({"redriveDate": epoch(now)}))
     }
 
@@ -926,7 +958,7 @@ impl Service {
     /// Goes on with a RUNNING Standard execution from what the store holds of it: at once, or
     /// parked until its top level's timer if that is further off than `park_after`.
     fn resume(self: &Arc<Self>, record: ExecutionRecord) -> Result<(), ApiError> {
-        let Ok(loaded) = self.loaded(&record.state_machine_arn) else {
+        let Some(machine) = self.machine_of(&record)? else {
             tracing::warn!(execution = %record.arn, "A running execution's state machine is gone; it stays RUNNING.");
             return Ok(());
         };
@@ -937,7 +969,7 @@ impl Service {
             .and_then(|f| f.wake_at);
         if let Some(t) = wake_at {
             let deadline =
-                loaded.machine.timeout_seconds.map(|s| record.start + chrono::Duration::seconds(s as i64));
+                machine.timeout_seconds.map(|s| record.start + chrono::Duration::seconds(s as i64));
             let until = deadline.map_or(t, |d| d.min(t));
             if until - self.engine.clock().now() > self.park_after {
                 self.park(record.arn, until);
@@ -953,8 +985,30 @@ impl Service {
         };
         let input: Value = serde_json::from_str(&record.input).unwrap_or(Value::Null);
         tracing::debug!(execution = %record.arn, frames = resume.frames.len(), "Resuming an execution.");
-        self.spawn_standard(loaded, record, input, Some(resume));
+        self.spawn_standard(machine, record, input, Some(resume));
         Ok(())
+    }
+
+    /// The machine a Standard execution runs: the definition recorded when it started,
+    /// which its state machine may have changed or lost since (AWS's executions keep theirs
+    /// too; the journal's state indices are that definition's), or, for an execution stored
+    /// before definitions were recorded, the state machine's current one.
+    fn machine_of(&self, record: &ExecutionRecord) -> Result<Option<Arc<Machine>>, ApiError> {
+        let current = self.loaded(&record.state_machine_arn).ok();
+        let Some(text) = self.store.definition_of(&record.arn).map_err(ApiError::internal)? else {
+            return Ok(current.map(|l| l.machine.clone()));
+        };
+        let hash = definition_hash(&text);
+        if let Some(l) = current.filter(|l| l.hash == hash) {
+            return Ok(Some(l.machine.clone()));
+        }
+        let mut old = self.old_definitions.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = old.get(&hash) {
+            return Ok(Some(m.clone()));
+        }
+        let m = Arc::new(Self::compile(&text, MachineType::Standard)?);
+        old.insert(hash, m.clone());
+        Ok(Some(m))
     }
 }
 

@@ -826,6 +826,56 @@ fn long_waits_park_in_the_store_and_wake_on_time() {
     assert_eq!(history(&d, &arn).last().unwrap()["type"], "ExecutionAborted");
 }
 
+/// An execution goes on with the definition it started with: editing the workflow file and
+/// restarting the daemon changes new executions only (on AWS, executions keep their
+/// definition across UpdateStateMachine too).
+#[test]
+fn a_running_execution_keeps_its_definition_across_an_edit_and_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = json!({
+        "StartAt": "Nap",
+        "States": {
+            "Nap": {"Type": "Wait", "Seconds": 2, "Next": "Say"},
+            "Say": {"Type": "Pass", "Result": "v1", "End": true}
+        }
+    });
+    let v2 = json!({
+        "StartAt": "First",
+        "States": {
+            "First": {"Type": "Pass", "Result": "v2 first", "Next": "Say"},
+            "Say": {"Type": "Pass", "Result": "v2", "End": true}
+        }
+    });
+    workflows(dir.path(), &[("evolving", v1.clone())]);
+    let d = Daemon::start(dir.path(), "");
+    let sm = format!("{ACCOUNT_ARN}:stateMachine:evolving");
+    let old = d.aws(&["start-execution", "--state-machine-arn", &sm]).unwrap()["executionArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dir_path = d.dir.clone();
+    unsafe_kill9(d.child.id());
+    drop(d);
+    workflows(&dir_path, &[("evolving", v2.clone())]);
+    let d = Daemon::start(&dir_path, "");
+    let new = d.aws(&["start-execution", "--state-machine-arn", &sm]).unwrap()["executionArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let output = |arn: &str| {
+        let e = wait_for_status(&d, arn, "SUCCEEDED", Duration::from_secs(20));
+        serde_json::from_str::<Value>(e["output"].as_str().unwrap()).unwrap()
+    };
+    assert_eq!(output(&old), json!("v1"));
+    assert_eq!(output(&new), json!("v2"));
+    let definition = |arn: &str| {
+        let d = d.aws(&["describe-state-machine-for-execution", "--execution-arn", arn]).unwrap();
+        serde_json::from_str::<Value>(d["definition"].as_str().unwrap()).unwrap()
+    };
+    assert_eq!(definition(&old), v1);
+    assert_eq!(definition(&new), v2);
+}
+
 /// TestState runs one state on an input and says where it would go, as AWS's TestState does.
 #[test]
 fn test_state_runs_one_state() {

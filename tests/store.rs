@@ -420,6 +420,34 @@ async fn running_and_redrive(store: &dyn Store) {
     assert_eq!((b.status, b.stop), (ExecutionStatus::Aborted, Some(t0() + Duration::seconds(3))));
 }
 
+async fn definitions_stay_with_their_executions(store: &dyn Store) {
+    let a = execution("m", "a", t0());
+    let b = execution("m", "b", t0());
+    let c = execution("m", "c", t0());
+    for e in [&a, &b, &c] {
+        create(store, e).await;
+    }
+    let v1: std::sync::Arc<str> =
+        std::sync::Arc::from(r#"{"StartAt":"A","States":{"A":{"Type":"Pass","End":true}}}"#);
+    let v2: std::sync::Arc<str> =
+        std::sync::Arc::from(r#"{"StartAt":"B","States":{"B":{"Type":"Pass","End":true}}}"#);
+    let def = |e: &ExecutionRecord, hash: &str, text: &std::sync::Arc<str>| Write::Definition {
+        execution_arn: e.arn.clone(),
+        hash: hash.into(),
+        text: text.clone(),
+    };
+    store.commit(vec![def(&a, "h1", &v1), def(&b, "h1", &v1), def(&c, "h2", &v2)]).await.unwrap();
+    assert_eq!(store.definition_of(&a.arn).unwrap().as_deref(), Some(&*v1));
+    assert_eq!(store.definition_of(&b.arn).unwrap().as_deref(), Some(&*v1));
+    assert_eq!(store.definition_of(&c.arn).unwrap().as_deref(), Some(&*v2));
+    assert_eq!(store.definition_of("arn:none").unwrap(), None);
+    // Purged with their executions; the others keep theirs.
+    store.commit(vec![finish(&a.arn, ExecutionStatus::Succeeded, t0())]).await.unwrap();
+    assert_eq!(store.purge_finished_before(t0() + Duration::seconds(1)).unwrap(), 1);
+    assert_eq!(store.definition_of(&a.arn).unwrap(), None);
+    assert_eq!(store.definition_of(&b.arn).unwrap().as_deref(), Some(&*v1));
+}
+
 async fn writes_to_an_unknown_execution_are_refused_whole(store: &dyn Store) {
     let e = execution("m", "real", t0());
     create(store, &e).await;
@@ -480,6 +508,7 @@ suite!(
     delete_frames_by_prefix,
     purge_finished,
     running_and_redrive,
+    definitions_stay_with_their_executions,
     writes_to_an_unknown_execution_are_refused_whole,
 );
 
@@ -525,10 +554,10 @@ async fn sqlite_data_survives_reopening() {
     assert_eq!(store.running().unwrap(), vec![e.clone()]);
     assert_eq!(ids(&store.history(&e.arn, 0, 10, false).unwrap()), [1, 2]);
     assert_eq!(store.frames(&e.arn).unwrap()[0].data, json!({"until": 5}));
-    // Reopening ran no migration twice.
+    // Reopening ran no migration twice (there are two).
     let raw = rusqlite::Connection::open(&path).unwrap();
     let versions: i64 = raw.query_row("SELECT COUNT(*) FROM schema_version", [], |r| r.get(0)).unwrap();
-    assert_eq!(versions, 1);
+    assert_eq!(versions, 2);
 }
 
 #[test]

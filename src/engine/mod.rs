@@ -696,6 +696,15 @@ impl<'e> Exec<'e> {
             let top = path.as_deref() == Some("");
             let mut resumed: Option<Frame> = None;
             if let Some(f) = path.as_deref().and_then(|p| self.take_frame(p)) {
+                if f.state >= machine.states.len() {
+                    // Only an execution journaled before definitions were kept with it can
+                    // meet a definition that has changed under it.
+                    return Err(Failure::runtime(format!(
+                        "The execution's journal names state #{} of a definition that has {} states: the state machine changed under it.",
+                        f.state,
+                        machine.states.len()
+                    )));
+                }
                 index = f.state;
                 input = f.input.clone();
                 vars.local = f.variables.clone().into_iter().collect();

@@ -27,6 +27,8 @@ struct Inner {
     /// Kept as the engine recorded them; turned into JSON only when read.
     events: HashMap<String, BTreeMap<u64, Event>>,
     frames: HashMap<String, BTreeMap<String, Value>>,
+    /// The definition each execution runs; executions of one text share it.
+    definitions: HashMap<String, std::sync::Arc<str>>,
     /// Executions in the order they were created, for a bounded store's evictions.
     order: std::collections::VecDeque<String>,
 }
@@ -62,7 +64,8 @@ fn execution_of(w: &Write) -> &str {
         | Write::Frame(Frame { execution_arn, .. })
         | Write::DeleteFrames { execution_arn, .. }
         | Write::Finish { execution_arn, .. }
-        | Write::Redrive { execution_arn } => execution_arn,
+        | Write::Redrive { execution_arn }
+        | Write::Definition { execution_arn, .. } => execution_arn,
     }
 }
 
@@ -109,6 +112,9 @@ impl Inner {
                         }
                     }
                 }
+                Write::Definition { execution_arn, hash: _, text } => {
+                    self.definitions.insert(execution_arn, text);
+                }
             }
         }
         Ok(())
@@ -125,6 +131,7 @@ impl Inner {
         }
         self.events.remove(arn);
         self.frames.remove(arn);
+        self.definitions.remove(arn);
     }
 }
 
@@ -296,6 +303,10 @@ impl Store for MemoryStore {
 
     fn last_event_id(&self, execution_arn: &str) -> Result<u64, StoreError> {
         Ok(self.lock().events.get(execution_arn).and_then(|e| e.keys().next_back().copied()).unwrap_or(0))
+    }
+
+    fn definition_of(&self, execution_arn: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.lock().definitions.get(execution_arn).map(|t| t.to_string()))
     }
 
     fn frames(&self, execution_arn: &str) -> Result<Vec<Frame>, StoreError> {

@@ -168,6 +168,10 @@ pub enum Write {
     },
     /// Puts a finished execution back to RUNNING (RedriveExecution), counting the redrive.
     Redrive { execution_arn: String },
+    /// The definition an execution runs, kept with it so that a restart or a redrive goes on
+    /// with the states it started with, whatever the state machine has become since (AWS's
+    /// executions keep their definition too). Stores keep each distinct text once, by `hash`.
+    Definition { execution_arn: String, hash: String, text: std::sync::Arc<str> },
 }
 
 /// What creating an execution found.
@@ -245,6 +249,8 @@ pub trait Store: Send + Sync + 'static {
     /// up from 1; a crash may leave a gap where events were numbered but not yet stored.
     fn last_event_id(&self, execution_arn: &str) -> Result<u64, StoreError>;
     fn frames(&self, execution_arn: &str) -> Result<Vec<Frame>, StoreError>;
+    /// The definition recorded for an execution (`Write::Definition`), if any.
+    fn definition_of(&self, execution_arn: &str) -> Result<Option<String>, StoreError>;
 
     /// Makes `writes` durable. Writes from many callers within a short window are committed
     /// in one transaction; the future resolves once this caller's writes are on disk.

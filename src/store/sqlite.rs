@@ -30,7 +30,8 @@ use tokio::sync::oneshot;
 /// commit inserts into the (execution, id) index at one place per execution, and with
 /// keys of a few bytes the places of the executions running side by side share a handful
 /// of pages, so a group commit writes far fewer pages to the WAL than with ARN keys.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE state_machines (
     arn TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -66,7 +67,16 @@ CREATE TABLE frames (
     data TEXT NOT NULL,
     PRIMARY KEY (execution, path)
 );
-"#];
+"#,
+    r#"
+CREATE TABLE definitions (
+    hash TEXT PRIMARY KEY,
+    definition TEXT NOT NULL
+);
+ALTER TABLE executions ADD COLUMN definition TEXT;
+CREATE INDEX executions_by_definition ON executions (definition) WHERE definition IS NOT NULL;
+"#,
+];
 
 /// Most jobs folded into one transaction: enough to absorb every waiter of a busy daemon,
 /// small enough that one transaction never holds back answers for long.
@@ -121,6 +131,11 @@ enum Op {
     },
     Redrive {
         arn: String,
+    },
+    Definition {
+        arn: String,
+        hash: String,
+        text: std::sync::Arc<str>,
     },
 }
 
@@ -206,6 +221,9 @@ fn to_ops(writes: Vec<Write>) -> Result<Vec<Op>, StoreError> {
                     stop: nanos(stop)?,
                 },
                 Write::Redrive { execution_arn } => Op::Redrive { arn: execution_arn },
+                Write::Definition { execution_arn, hash, text } => {
+                    Op::Definition { arn: execution_arn, hash, text }
+                }
             })
         })
         .collect()
@@ -285,6 +303,17 @@ impl Tx<'_> {
                          WHERE seq = ?1 AND status = 'RUNNING'",
                     )?
                     .execute(params![seq, status, output, error, cause, stop])?;
+            }
+            Op::Definition { arn, hash, text } => {
+                let seq = self.seq(arn)?;
+                self.conn
+                    .prepare_cached(
+                        "INSERT INTO definitions (hash, definition) VALUES (?1, ?2) ON CONFLICT (hash) DO NOTHING",
+                    )?
+                    .execute(params![hash, &**text])?;
+                self.conn
+                    .prepare_cached("UPDATE executions SET definition = ?2 WHERE seq = ?1")?
+                    .execute(params![seq, hash])?;
             }
             Op::Redrive { arn } => {
                 let seq = self.seq(arn)?;
@@ -768,6 +797,17 @@ impl Store for SqliteStore {
         .map(|n| n as u64)
     }
 
+    fn definition_of(&self, execution_arn: &str) -> Result<Option<String>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(
+                "SELECT d.definition FROM executions e JOIN definitions d ON d.hash = e.definition
+                 WHERE e.arn = ?1",
+            )?
+            .query_row(params![execution_arn], |r| r.get(0))
+            .optional()
+        })
+    }
+
     fn frames(&self, execution_arn: &str) -> Result<Vec<Frame>, StoreError> {
         self.read(|conn| {
             conn.prepare_cached(
@@ -811,6 +851,12 @@ impl Store for SqliteStore {
                     conn.prepare_cached("DELETE FROM frames WHERE execution = ?1")?.execute(params![seq])?;
                     conn.prepare_cached("DELETE FROM executions WHERE seq = ?1")?.execute(params![seq])?;
                 }
+                // Definitions no execution runs any more.
+                conn.prepare_cached(
+                    "DELETE FROM definitions WHERE NOT EXISTS
+                     (SELECT 1 FROM executions WHERE executions.definition = definitions.hash)",
+                )?
+                .execute([])?;
                 Ok(seqs.len())
             })?;
             total += n;
