@@ -2,14 +2,16 @@
 //! over loopback HTTP, the way AWS SDK clients would, to measure the whole path (HTTP, the
 //! API, the engine, the SQLite journal with fsync) rather than the interpreter alone.
 //!
-//! Two phases, each against a fresh daemon with its own temporary state and workflows folders:
+//! Three phases, each against a fresh daemon with its own temporary state and workflows folders:
 //! - `standard`: N clients start durable Standard executions of a chain of Pass states
 //!   (`StartExecution`), then one poller waits for all of them (`DescribeExecution`);
 //!   reports executions/s and state transitions/s.
+//! - `map`: the same with a Map state over 10 items (one Pass state per iteration), whose
+//!   iterations are journaled like the top level.
 //! - `sync`: C keep-alive connections send `StartSyncExecution` to a 3-state Express
 //!   workflow back to back for a fixed time; reports requests/s and latency p50/p99.
 //!
-//! Run with `cargo bench --bench load` (optionally `-- standard` or `-- sync`). Sizes come
+//! Run with `cargo bench --bench load` (optionally `-- standard`, `-- map` or `-- sync`). Sizes come
 //! from environment variables (defaults in brackets): `STEPGATE_LOAD_STD_CLIENTS` [64],
 //! `STEPGATE_LOAD_STD_EXECUTIONS` [4000], `STEPGATE_LOAD_STD_STATES` [10],
 //! `STEPGATE_LOAD_SYNC_CONNECTIONS` [16,64], `STEPGATE_LOAD_SYNC_SECONDS` [5],
@@ -42,6 +44,9 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>
 
 const REGION_ACCOUNT: &str = "us-east-1:123456789012";
 const STANDARD_WORKFLOW: &str = "chain";
+/// The `map` phase: one Map state over this many items, one Pass state per iteration.
+const MAP_WORKFLOW: &str = "fanout";
+const MAP_ITEMS: usize = 10;
 const EXPRESS_WORKFLOW: &str = "sync3";
 const EXPRESS_STATES: usize = 3;
 /// One request that takes longer than this means the daemon is stuck, not slow.
@@ -108,6 +113,26 @@ fn chain(states: usize) -> Value {
     json!({"Comment": "stepgate load bench", "StartAt": "P1", "States": map})
 }
 
+fn fanout() -> Value {
+    json!({
+        "Comment": "stepgate load bench: a durable Map",
+        "StartAt": "Each",
+        "States": {"Each": {
+            "Type": "Map", "ItemsPath": "$.items",
+            "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}},
+            "End": true
+        }}
+    })
+}
+
+/// What a Standard phase starts: a workflow, its input, and the states each execution enters.
+struct Workload {
+    phase: &'static str,
+    workflow: &'static str,
+    transitions: usize,
+    input: fn(usize) -> Value,
+}
+
 fn machine_arn(name: &str) -> String {
     format!("arn:aws:states:{REGION_ACCOUNT}:stateMachine:{name}")
 }
@@ -133,6 +158,7 @@ impl Daemon {
             std::fs::write(workflows.join(format!("{name}.asl.json")), serde_json::to_string_pretty(&def)?)
         };
         write(STANDARD_WORKFLOW, chain(s.std_states))?;
+        write(MAP_WORKFLOW, fanout())?;
         write(EXPRESS_WORKFLOW, chain(EXPRESS_STATES))?;
         let quoted = |p: &Path| serde_json::to_string(&p.display().to_string());
         let config = format!(
@@ -450,26 +476,34 @@ fn wall_seconds(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
-async fn standard(s: &Settings) -> Result<StandardResult> {
-    let daemon = Daemon::start(s, "standard").await?;
+async fn standard(s: &Settings, w: &Workload) -> Result<StandardResult> {
+    let daemon = Daemon::start(s, w.phase).await?;
     eprintln!(
-        "standard: daemon pid {} on {}; {} clients start {} executions of {} Pass states",
+        "{}: daemon pid {} on {}; {} clients start {} executions of {} ({} states each)",
+        w.phase,
         daemon.pid(),
         daemon.addr,
         s.std_clients,
         s.std_executions,
-        s.std_states
+        w.workflow,
+        w.transitions
     );
-    let result = tokio::time::timeout(s.phase_timeout, run_standard(s, daemon.addr, daemon.pid())).await;
+    let result = tokio::time::timeout(s.phase_timeout, run_standard(s, w, daemon.addr, daemon.pid())).await;
     daemon.stop().await;
     match result {
         Ok(r) => r,
-        Err(_) => Err(format!("the standard phase took longer than {:?}", s.phase_timeout).into()),
+        Err(_) => Err(format!("the {} phase took longer than {:?}", w.phase, s.phase_timeout).into()),
     }
 }
 
-async fn run_standard(s: &Settings, addr: SocketAddr, daemon_pid: u32) -> Result<StandardResult> {
-    let sm = machine_arn(STANDARD_WORKFLOW);
+async fn run_standard(
+    s: &Settings,
+    w: &Workload,
+    addr: SocketAddr,
+    daemon_pid: u32,
+) -> Result<StandardResult> {
+    let sm = machine_arn(w.workflow);
+    let make_input = w.input;
     let next = Arc::new(AtomicUsize::new(0));
     let cpu0 = CpuMark::now(daemon_pid);
     let t0_wall = SystemTime::now();
@@ -485,7 +519,7 @@ async fn run_standard(s: &Settings, addr: SocketAddr, daemon_pid: u32) -> Result
                 if i >= total {
                     return Ok::<_, Box<dyn std::error::Error + Send + Sync>>(started);
                 }
-                let input = json!({"hello": "world", "n": i}).to_string();
+                let input = make_input(i).to_string();
                 let body = json!({"stateMachineArn": sm, "name": format!("load-{i}"), "input": input});
                 let r = conn.call("StartExecution", &body.to_string()).await?;
                 if r.status != 200 {
@@ -541,7 +575,7 @@ async fn run_standard(s: &Settings, addr: SocketAddr, daemon_pid: u32) -> Result
         .and_then(|n| n.trim().parse().ok());
     Ok(StandardResult {
         executions: arns.len(),
-        states: s.std_states,
+        states: w.transitions,
         clients: s.std_clients,
         starts_seconds,
         server_seconds,
@@ -691,17 +725,34 @@ fn main() -> Result<()> {
     );
     let mut summary = Vec::new();
     rt.block_on(async {
-        if wanted("standard") {
-            let r = standard(&s).await?;
+        let chain = Workload {
+            phase: "standard",
+            workflow: STANDARD_WORKFLOW,
+            transitions: s.std_states,
+            input: |i| json!({"hello": "world", "n": i}),
+        };
+        let map = Workload {
+            phase: "map",
+            workflow: MAP_WORKFLOW,
+            transitions: 1 + MAP_ITEMS,
+            input: |i| json!({"n": i, "items": (0..MAP_ITEMS).collect::<Vec<_>>()}),
+        };
+        for w in [&chain, &map] {
+            if !wanted(w.phase) {
+                continue;
+            }
+            let r = standard(&s, w).await?;
             let transitions = r.executions * r.states;
             let line = format!(
-                "standard: {} clients, {} executions x {} Pass states (SQLite, fsync on): \
+                "{}: {} clients, {} executions x {} states of {} (SQLite, fsync on): \
                  {:.0} executions/s, {:.0} transitions/s (last stopDate {:.2} s after the first start; \
                  all starts answered in {:.2} s, at {:.0}/s; all seen finished by the poller at {:.2} s, \
                  {:.0} transitions/s); daemon counted {} transitions; {} not SUCCEEDED; {}",
+                w.phase,
                 r.clients,
                 r.executions,
                 r.states,
+                w.workflow,
                 r.executions as f64 / r.server_seconds,
                 transitions as f64 / r.server_seconds,
                 r.server_seconds,
