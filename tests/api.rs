@@ -826,6 +826,61 @@ fn long_waits_park_in_the_store_and_wake_on_time() {
     assert_eq!(history(&d, &arn).last().unwrap()["type"], "ExecutionAborted");
 }
 
+/// A retried Map runs all its iterations again, as on AWS, even across a restart: the results
+/// journaled by the failed attempt are dropped with the retry, not reused after the SIGKILL.
+#[test]
+fn a_retried_map_starts_over_across_a_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("calls.log");
+    let functions = python_function(
+        dir.path(),
+        "once_flaky",
+        &format!(
+            "import json,sys\ne=json.load(sys.stdin)\np={log:?}\nseen=open(p).read().split() if __import__('os').path.exists(p) else []\nopen(p,'a').write(e['id'] + '\\n')\nif e['id'] == 'item-1' and 'item-1' not in seen:\n    print(json.dumps({{'errorType': 'Flaky', 'errorMessage': 'first call'}}))\n    sys.exit(1)\nprint(json.dumps({{'id': e['id']}}))\n",
+            log = log.display().to_string()
+        ),
+    );
+    let def = json!({
+        "StartAt": "Each",
+        "States": {"Each": {
+            "Type": "Map", "ItemsPath": "$.items", "MaxConcurrency": 1,
+            "ItemSelector": {"id.$": "States.Format('item-{}', $$.Map.Item.Value)"},
+            "ItemProcessor": {"StartAt": "Call", "States": {
+                "Call": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:once_flaky", "End": true}
+            }},
+            "Retry": [{"ErrorEquals": ["Flaky"], "IntervalSeconds": 3, "MaxAttempts": 1}],
+            "End": true
+        }}
+    });
+    workflows(dir.path(), &[("retried", def)]);
+    let d = Daemon::start(dir.path(), &functions);
+    let sm = format!("{ACCOUNT_ARN}:stateMachine:retried");
+    let arn = d
+        .aws(&["start-execution", "--state-machine-arn", &sm, "--input", r#"{"items": [0, 1, 2]}"#])
+        .unwrap()["executionArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Kill during the 3 s backoff that follows item-1's failure.
+    let until = Instant::now() + Duration::from_secs(10);
+    while !history(&d, &arn).iter().any(|e| e["type"] == "MapIterationFailed") {
+        assert!(Instant::now() < until, "item-1 did not fail");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let dir_path = d.dir.clone();
+    unsafe_kill9(d.child.id());
+    drop(d);
+    let d = Daemon::start(&dir_path, &functions);
+    let e = wait_for_status(&d, &arn, "SUCCEEDED", Duration::from_secs(20));
+    assert_eq!(
+        serde_json::from_str::<Value>(e["output"].as_str().unwrap()).unwrap(),
+        json!([{"id": "item-0"}, {"id": "item-1"}, {"id": "item-2"}])
+    );
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(calls.lines().collect::<Vec<_>>(), ["item-0", "item-1", "item-0", "item-1", "item-2"]);
+}
+
 /// An execution goes on with the definition it started with: editing the workflow file and
 /// restarting the daemon changes new executions only (on AWS, executions keep their
 /// definition across UpdateStateMachine too).
