@@ -578,11 +578,7 @@ impl Service {
                 Progress::Parked { until, history, transitions } => {
                     this.metrics.transitions(transitions);
                     if !history.is_empty() {
-                        let writes = history
-                            .into_iter()
-                            .map(|event| Write::Event { execution_arn: record.arn.clone(), event })
-                            .collect();
-                        if let Err(e) = this.store.commit(writes).await {
+                        if let Err(e) = this.store.commit(event_writes(&record.arn, history)).await {
                             tracing::error!(execution = %record.arn, error = %e, "The events of a parked execution could not be stored.");
                         }
                     }
@@ -605,11 +601,7 @@ impl Service {
     }
 
     async fn finish(&self, arn: &str, o: Outcome) {
-        let mut writes: Vec<Write> = o
-            .history
-            .into_iter()
-            .map(|event| Write::Event { execution_arn: arn.to_string(), event })
-            .collect();
+        let mut writes = event_writes(arn, o.history);
         writes.push(Write::Finish {
             execution_arn: arn.to_string(),
             status: status_of(o.status),
@@ -646,10 +638,7 @@ impl Service {
         let o = self.engine.run(&loaded.machine, start, None).await;
         self.count_finish(&o, record.start);
         let mut o = o;
-        let mut writes: Vec<Write> = std::mem::take(&mut o.history)
-            .into_iter()
-            .map(|event| Write::Event { execution_arn: record.arn.clone(), event })
-            .collect();
+        let mut writes = event_writes(&record.arn, std::mem::take(&mut o.history));
         writes.push(Write::Finish {
             execution_arn: record.arn.clone(),
             status: status_of(o.status),
@@ -727,7 +716,7 @@ impl Service {
         let mut d = describe_machine(&l.record);
         d["updateDate"] = epoch(l.record.updated);
         // The definition the execution runs, which an update may have replaced since.
-        if let Some(text) = self.store.definition_of(&e.arn).map_err(ApiError::internal)? {
+        if let Some((_, text)) = self.store.definition_of(&e.arn).map_err(ApiError::internal)? {
             d["definition"] = json!(text);
         }
         Ok(d)
@@ -965,7 +954,7 @@ impl Service {
         let frames = self.store.frames(&record.arn).map_err(ApiError::internal)?;
         let top = frames.iter().find(|f| f.path.is_empty());
         let wake_at = top
-            .and_then(|f| serde_json::from_value::<engine::Frame>(f.data.clone()).ok())
+            .and_then(|f| <engine::Frame as serde::Deserialize>::deserialize(&f.data).ok())
             .and_then(|f| f.wake_at);
         if let Some(t) = wake_at {
             let deadline =
@@ -995,10 +984,9 @@ impl Service {
     /// before definitions were recorded, the state machine's current one.
     fn machine_of(&self, record: &ExecutionRecord) -> Result<Option<Arc<Machine>>, ApiError> {
         let current = self.loaded(&record.state_machine_arn).ok();
-        let Some(text) = self.store.definition_of(&record.arn).map_err(ApiError::internal)? else {
+        let Some((hash, text)) = self.store.definition_of(&record.arn).map_err(ApiError::internal)? else {
             return Ok(current.map(|l| l.machine.clone()));
         };
-        let hash = definition_hash(&text);
         if let Some(l) = current.filter(|l| l.hash == hash) {
             return Ok(Some(l.machine.clone()));
         }
@@ -1010,6 +998,11 @@ impl Service {
         old.insert(hash, m.clone());
         Ok(Some(m))
     }
+}
+
+/// Appends `events` to an execution's history.
+fn event_writes(arn: &str, events: Vec<Event>) -> Vec<Write> {
+    events.into_iter().map(|event| Write::Event { execution_arn: arn.to_string(), event }).collect()
 }
 
 fn status_of(s: Status) -> ExecutionStatus {
@@ -1100,8 +1093,7 @@ struct StoreJournal {
 
 impl Journal for StoreJournal {
     fn checkpoint(&self, events: Vec<Event>, frames: Vec<FrameWrite>) -> BoxFuture<'static, ()> {
-        let mut writes: Vec<Write> =
-            events.into_iter().map(|event| Write::Event { execution_arn: self.arn.clone(), event }).collect();
+        let mut writes: Vec<Write> = event_writes(&self.arn, events);
         writes.extend(frames.into_iter().map(|f| match f {
             FrameWrite::Put { path, data } => {
                 Write::Frame(Frame { execution_arn: self.arn.clone(), path, data })

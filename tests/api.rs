@@ -408,11 +408,7 @@ fn executions_survive_sigkill() {
         assert_eq!(e["status"], "SUCCEEDED", "{arn}: {e}");
         let out: Value = serde_json::from_str(e["output"].as_str().unwrap()).unwrap();
         assert_eq!(out, json!([{"n": i, "double": 2 * i}, {"n": i + 1, "double": 2 * (i + 1)}]));
-        let (_, h) = d.post(
-            Some("AWSStepFunctions.GetExecutionHistory"),
-            json!({"executionArn": arn, "maxResults": 1000}).to_string().as_bytes(),
-        );
-        let events = h["events"].as_array().unwrap();
+        let events = history(&d, &arn);
         let ends = events.iter().filter(|e| e["type"] == "ExecutionSucceeded").count();
         assert_eq!(ends, 1, "{arn} finished {ends} times");
         let ids: Vec<u64> = events.iter().map(|e| e["id"].as_u64().unwrap()).collect();

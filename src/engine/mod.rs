@@ -588,33 +588,33 @@ impl<'e> Exec<'e> {
         self.frames.lock().unwrap_or_else(|e| e.into_inner()).contains_key(path)
     }
 
-    /// Forgets the journaled frames at and below `path`: the state they belong to has
-    /// ended or begins anew, so a later visit must not resume them.
-    fn forget_frames(&self, path: &str) {
-        let mut frames = self.frames.lock().unwrap_or_else(|e| e.into_inner());
-        if !frames.is_empty() {
-            let below = format!("{path}/");
-            frames.retain(|k, _| k != path && !k.starts_with(&below));
-        }
-    }
-
     /// The result of the branch or iteration at `path` if it had finished before a restart.
     /// A redrive runs tolerated failures again, as AWS redrives failed iterations.
     fn finished(&self, path: &str) -> Option<Result<Value, Failure>> {
         let mut frames = self.frames.lock().unwrap_or_else(|e| e.into_inner());
         let data = frames.get(path)?;
-        let r = if let Some(v) = data.get("done") {
-            Ok(v.clone())
-        } else if let Some(f) = data.get("failed") {
-            let text = |k: &str| f.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
-            let failure = Failure::new(text("error"), text("cause"));
-            frames.remove(path);
-            return (!self.redrive).then_some(Err(failure));
-        } else {
-            return None;
-        };
-        frames.remove(path);
-        Some(r)
+        if data.get("done").is_none() && data.get("failed").is_none() {
+            return None; // A frame to resume from, for run_machine.
+        }
+        let mut data = frames.remove(path)?;
+        if let Some(v) = data.get_mut("done") {
+            return Some(Ok(v.take()));
+        }
+        let text = |k: &str| data["failed"].get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        (!self.redrive).then(|| Err(Failure::new(text("error"), text("cause"))))
+    }
+
+    /// Forgets the frames of the branches or iterations of state `index` of the machine at
+    /// `path` (the state has ended or begins anew) and returns the write that removes them
+    /// from the journal.
+    fn drop_children(&self, path: &str, index: usize) -> FrameWrite {
+        let children = child_path(path, index, None);
+        let mut frames = self.frames.lock().unwrap_or_else(|e| e.into_inner());
+        if !frames.is_empty() {
+            let below = format!("{children}/");
+            frames.retain(|k, _| !k.starts_with(&below));
+        }
+        FrameWrite::Remove { path: children }
     }
 
     /// Journals that the branch or iteration at `path` has finished, with the events so far;
@@ -695,7 +695,7 @@ impl<'e> Exec<'e> {
             };
             let top = path.as_deref() == Some("");
             let mut resumed: Option<Frame> = None;
-            if let Some(f) = path.as_deref().and_then(|p| self.take_frame(p)) {
+            if let Some(mut f) = path.as_deref().and_then(|p| self.take_frame(p)) {
                 if f.state >= machine.states.len() {
                     // Only an execution journaled before definitions were kept with it can
                     // meet a definition that has changed under it.
@@ -706,8 +706,8 @@ impl<'e> Exec<'e> {
                     )));
                 }
                 index = f.state;
-                input = f.input.clone();
-                vars.local = f.variables.clone().into_iter().collect();
+                input = std::mem::take(&mut f.input);
+                vars.local = std::mem::take(&mut f.variables).into_iter().collect();
                 // A redriven machine enters its state anew.
                 if !self.redrive {
                     resumed = Some(f);
@@ -715,7 +715,7 @@ impl<'e> Exec<'e> {
             }
             // The branches and iterations of the Map or Parallel state just left: their
             // frames go with the next checkpoint, so a crash before it still finds them.
-            let mut left_children: Option<String> = None;
+            let mut left_children: Option<FrameWrite> = None;
             loop {
                 let state = &machine.states[index];
                 if self.history.count() >= limits.history_events {
@@ -763,9 +763,7 @@ impl<'e> Exec<'e> {
                         started_event_id,
                     };
                     let mut writes = Vec::with_capacity(2);
-                    if let Some(children) = left_children.take() {
-                        writes.push(FrameWrite::Remove { path: children });
-                    }
+                    writes.extend(left_children.take());
                     writes.push(put(p, &frame));
                     j.checkpoint(self.history.take_new(), writes).await;
                     entry_frame = Some(frame);
@@ -861,9 +859,7 @@ impl<'e> Exec<'e> {
                                 };
                                 let mut writes = Vec::with_capacity(2);
                                 if has_children(state) {
-                                    let children = child_path(p, index, None);
-                                    self.forget_frames(&children);
-                                    writes.push(FrameWrite::Remove { path: children });
+                                    writes.push(self.drop_children(p, index));
                                 }
                                 writes.push(put(p, f));
                                 j.checkpoint(events, writes).await;
@@ -904,9 +900,7 @@ impl<'e> Exec<'e> {
                             vars.local.extend(*a);
                         }
                         if let (Some((_, p)), true) = (&journal, has_children(state)) {
-                            let children = child_path(p, index, None);
-                            self.forget_frames(&children);
-                            left_children = Some(children);
+                            left_children = Some(self.drop_children(p, index));
                         }
                         index = next;
                         input = output;

@@ -27,8 +27,8 @@ struct Inner {
     /// Kept as the engine recorded them; turned into JSON only when read.
     events: HashMap<String, BTreeMap<u64, Event>>,
     frames: HashMap<String, BTreeMap<String, Value>>,
-    /// The definition each execution runs; executions of one text share it.
-    definitions: HashMap<String, std::sync::Arc<str>>,
+    /// The definition each execution runs (hash, text); executions of one text share it.
+    definitions: HashMap<String, (String, std::sync::Arc<str>)>,
     /// Executions in the order they were created, for a bounded store's evictions.
     order: std::collections::VecDeque<String>,
 }
@@ -112,8 +112,8 @@ impl Inner {
                         }
                     }
                 }
-                Write::Definition { execution_arn, hash: _, text } => {
-                    self.definitions.insert(execution_arn, text);
+                Write::Definition { execution_arn, hash, text } => {
+                    self.definitions.insert(execution_arn, (hash, text));
                 }
             }
         }
@@ -305,8 +305,8 @@ impl Store for MemoryStore {
         Ok(self.lock().events.get(execution_arn).and_then(|e| e.keys().next_back().copied()).unwrap_or(0))
     }
 
-    fn definition_of(&self, execution_arn: &str) -> Result<Option<String>, StoreError> {
-        Ok(self.lock().definitions.get(execution_arn).map(|t| t.to_string()))
+    fn definition_of(&self, execution_arn: &str) -> Result<Option<(String, String)>, StoreError> {
+        Ok(self.lock().definitions.get(execution_arn).map(|(h, t)| (h.clone(), t.to_string())))
     }
 
     fn frames(&self, execution_arn: &str) -> Result<Vec<Frame>, StoreError> {

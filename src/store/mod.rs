@@ -249,8 +249,8 @@ pub trait Store: Send + Sync + 'static {
     /// up from 1; a crash may leave a gap where events were numbered but not yet stored.
     fn last_event_id(&self, execution_arn: &str) -> Result<u64, StoreError>;
     fn frames(&self, execution_arn: &str) -> Result<Vec<Frame>, StoreError>;
-    /// The definition recorded for an execution (`Write::Definition`), if any.
-    fn definition_of(&self, execution_arn: &str) -> Result<Option<String>, StoreError>;
+    /// The definition recorded for an execution (`Write::Definition`): its hash and text.
+    fn definition_of(&self, execution_arn: &str) -> Result<Option<(String, String)>, StoreError>;
 
     /// Makes `writes` durable. Writes from many callers within a short window are committed
     /// in one transaction; the future resolves once this caller's writes are on disk.

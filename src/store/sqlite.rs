@@ -797,13 +797,13 @@ impl Store for SqliteStore {
         .map(|n| n as u64)
     }
 
-    fn definition_of(&self, execution_arn: &str) -> Result<Option<String>, StoreError> {
+    fn definition_of(&self, execution_arn: &str) -> Result<Option<(String, String)>, StoreError> {
         self.read(|conn| {
             conn.prepare_cached(
-                "SELECT d.definition FROM executions e JOIN definitions d ON d.hash = e.definition
+                "SELECT d.hash, d.definition FROM executions e JOIN definitions d ON d.hash = e.definition
                  WHERE e.arn = ?1",
             )?
-            .query_row(params![execution_arn], |r| r.get(0))
+            .query_row(params![execution_arn], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()
         })
     }
@@ -851,18 +851,23 @@ impl Store for SqliteStore {
                     conn.prepare_cached("DELETE FROM frames WHERE execution = ?1")?.execute(params![seq])?;
                     conn.prepare_cached("DELETE FROM executions WHERE seq = ?1")?.execute(params![seq])?;
                 }
-                // Definitions no execution runs any more.
-                conn.prepare_cached(
-                    "DELETE FROM definitions WHERE NOT EXISTS
-                     (SELECT 1 FROM executions WHERE executions.definition = definitions.hash)",
-                )?
-                .execute([])?;
                 Ok(seqs.len())
             })?;
             total += n;
             if n < PURGE_CHUNK {
-                return Ok(total);
+                break;
             }
         }
+        if total > 0 {
+            // Definitions no execution runs any more, once the executions are gone.
+            self.admin(|conn| {
+                conn.prepare_cached(
+                    "DELETE FROM definitions WHERE NOT EXISTS
+                     (SELECT 1 FROM executions WHERE executions.definition = definitions.hash)",
+                )?
+                .execute([])
+            })?;
+        }
+        Ok(total)
     }
 }
