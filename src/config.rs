@@ -70,6 +70,10 @@ pub struct StorageConfig {
     /// A Standard execution whose top level is to sleep (Wait, Retry backoff) for longer than
     /// this leaves memory until it is due: its timer is in the store only.
     pub park_after_seconds: u64,
+    /// After this many stops of the daemon in a row without a clean shutdown (a crash,
+    /// kill -9, the OOM killer) while a Standard execution was at work on the same step, the
+    /// execution is failed with States.Runtime instead of being resumed again. 0: never.
+    pub resume_limit: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -99,6 +103,9 @@ pub struct LimitsConfig {
     pub max_wait_seconds: u64,
     /// The most events one execution's history may hold (AWS: 25,000).
     pub history_events: u64,
+    /// The most memory one JSONata expression or payload template may take while it is
+    /// evaluated, in bytes; past it the state fails.
+    pub expression_memory_bytes: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -120,6 +127,7 @@ impl Default for Config {
                 payload_bytes: limits.payload_bytes,
                 max_wait_seconds: limits.max_wait_seconds,
                 history_events: limits.history_events,
+                expression_memory_bytes: limits.expression_memory_bytes,
             },
             functions: BTreeMap::new(),
             server: ServerConfig { listen: "127.0.0.1:8083".into(), access_keys: Vec::new() },
@@ -128,6 +136,7 @@ impl Default for Config {
                 retention_days: 90,
                 express_executions: 10_000,
                 park_after_seconds: 60,
+                resume_limit: 3,
             },
             workflows: WorkflowsConfig { dir: "workflows".into() },
             workflow: BTreeMap::new(),
@@ -203,6 +212,7 @@ impl Config {
             payload_bytes: self.limits.payload_bytes,
             max_wait_seconds: self.limits.max_wait_seconds,
             history_events: self.limits.history_events,
+            expression_memory_bytes: self.limits.expression_memory_bytes,
         }
     }
 

@@ -116,8 +116,12 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
         &config.region,
         &config.account,
     ));
-    let park_after = chrono::Duration::seconds(config.storage.park_after_seconds.min(i64::MAX as u64) as i64);
-    let service = Service::new(engine.clone(), store.clone(), express, park_after);
+    let park_after = i64::try_from(config.storage.park_after_seconds)
+        .ok()
+        .and_then(chrono::Duration::try_seconds)
+        .unwrap_or(chrono::Duration::MAX);
+    let service =
+        Service::new(engine.clone(), store.clone(), express, park_after, config.storage.resume_limit);
     match service.load_stored() {
         Ok(n) => tracing::info!(state_machines = n, "Loaded the state machines created through the API."),
         Err(e) => tracing::error!(error = %e.message, "The stored state machines could not be loaded."),
@@ -125,7 +129,15 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     let n = load_workflows(&service, &engine, &config, Path::new(&config.workflows.dir))?;
     tracing::info!(workflows = n, dir = %config.workflows.dir, "Loaded the workflows folder.");
     service.start_timers();
-    match service.resume_all() {
+    // Present at start-up: the last run ended without a clean shutdown.
+    let marker = state_dir.join(RUNNING_MARKER);
+    let unclean = marker.exists();
+    if unclean {
+        tracing::warn!("The daemon did not shut down cleanly last time; resumes at the same step are counted (storage.resume_limit).");
+    }
+    std::fs::write(&marker, format!("{}\n", std::process::id()))
+        .map_err(|source| DaemonError::StateDir { path: marker.display().to_string(), source })?;
+    match service.resume_all(unclean) {
         Ok(n) => tracing::info!(executions = n, "Resumed the executions that were running."),
         Err(e) => tracing::error!(error = %e.message, "Running executions could not be resumed."),
     }
@@ -162,8 +174,13 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     axum::serve(listener, crate::api::router(service, auth))
         .with_graceful_shutdown(shutdown())
         .await
-        .map_err(DaemonError::Serve)
+        .map_err(DaemonError::Serve)?;
+    let _ = std::fs::remove_file(&marker);
+    Ok(())
 }
+
+/// The file in the state directory that a running daemon keeps and a clean shutdown removes.
+pub const RUNNING_MARKER: &str = "stepgate.running";
 
 /// An API anyone on the network can call without a key is refused: without access keys the
 /// daemon only listens on loopback.

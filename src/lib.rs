@@ -15,6 +15,7 @@ pub mod daemon;
 pub mod engine;
 pub mod error;
 pub mod interpreter;
+pub mod memory;
 pub mod metrics;
 pub mod mock;
 pub mod service;

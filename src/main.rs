@@ -17,8 +17,10 @@ use stepgate::time::Clock;
 
 // Requests and executions allocate many small, short-lived values from every worker thread;
 // glibc's malloc spent a quarter of the daemon's CPU on them, much of it on arena locks.
+// Metered: a JSONata evaluation that allocates past limits.expression_memory_bytes is
+// cancelled instead of aborting the process (see stepgate::memory).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: stepgate::memory::Metered<mimalloc::MiMalloc> = stepgate::memory::Metered(mimalloc::MiMalloc);
 
 #[derive(Parser)]
 #[command(name = "stepgate", version, about = "A self-hosted AWS Step Functions")]

@@ -68,6 +68,9 @@ pub struct Service {
     metrics: crate::metrics::Metrics,
     /// Top-level sleeps longer than this park the execution (`storage.park_after_seconds`).
     park_after: chrono::Duration,
+    /// Unclean stops in a row at one place after which an execution is failed
+    /// (`storage.resume_limit`; 0: never).
+    resume_limit: u32,
     timers: Timers,
     /// Definitions that executions started with and their state machines no longer have,
     /// compiled once each, by hash.
@@ -114,6 +117,7 @@ impl Service {
         store: Arc<dyn Store>,
         express: Arc<dyn Store>,
         park_after: chrono::Duration,
+        resume_limit: u32,
     ) -> Arc<Self> {
         Arc::new(Service {
             engine,
@@ -123,6 +127,7 @@ impl Service {
             running: Mutex::default(),
             metrics: crate::metrics::Metrics::default(),
             park_after,
+            resume_limit,
             timers: Timers::default(),
             old_definitions: Mutex::default(),
         })
@@ -180,7 +185,7 @@ impl Service {
                 return;
             }
         };
-        if let Err(e) = self.resume(record) {
+        if let Err(e) = self.resume(record, false) {
             tracing::error!(execution = %arn, error = %e.message, "A parked execution could not be resumed.");
         }
     }
@@ -934,47 +939,118 @@ impl Service {
         Ok(json!({"tags": tags}))
     }
 
-    /// Resumes every Standard execution that was RUNNING when the daemon stopped.
-    pub fn resume_all(self: &Arc<Self>) -> Result<usize, ApiError> {
+    /// Resumes every Standard execution that was RUNNING when the daemon stopped. After a
+    /// stop without a clean shutdown (`unclean`: a crash, kill -9, the OOM killer), each one
+    /// that was at work on a step counts a resume there, and one whose count passes
+    /// `storage.resume_limit` is failed instead: the step may be what brought the daemon down.
+    pub fn resume_all(self: &Arc<Self>, unclean: bool) -> Result<usize, ApiError> {
         let running = self.store.running().map_err(ApiError::internal)?;
         let n = running.len();
         for record in running {
-            self.resume(record)?;
+            self.resume(record, unclean)?;
         }
         Ok(n)
     }
 
     /// Goes on with a RUNNING Standard execution from what the store holds of it: at once, or
     /// parked until its top level's timer if that is further off than `park_after`.
-    fn resume(self: &Arc<Self>, record: ExecutionRecord) -> Result<(), ApiError> {
+    /// `count`: the daemon stopped uncleanly, so a resume at work on a step is counted.
+    fn resume(self: &Arc<Self>, record: ExecutionRecord, count: bool) -> Result<(), ApiError> {
         let Some(machine) = self.machine_of(&record)? else {
             tracing::warn!(execution = %record.arn, "A running execution's state machine is gone; it stays RUNNING.");
             return Ok(());
         };
         let frames = self.store.frames(&record.arn).map_err(ApiError::internal)?;
-        let top = frames.iter().find(|f| f.path.is_empty());
-        let wake_at = top
-            .and_then(|f| <engine::Frame as serde::Deserialize>::deserialize(&f.data).ok())
-            .and_then(|f| f.wake_at);
+        let top = frames
+            .iter()
+            .find(|f| f.path.is_empty())
+            .and_then(|f| <engine::Frame as serde::Deserialize>::deserialize(&f.data).ok());
+        let wake_at = top.as_ref().and_then(|f| f.wake_at);
         if let Some(t) = wake_at {
-            let deadline =
-                machine.timeout_seconds.map(|s| record.start + chrono::Duration::seconds(s as i64));
+            let deadline = machine.timeout_seconds.map(|s| crate::time::after(record.start, s));
             let until = deadline.map_or(t, |d| d.min(t));
             if until - self.engine.clock().now() > self.park_after {
                 self.park(record.arn, until);
                 return Ok(());
             }
         }
+        let last_event_id = self.store.last_event_id(&record.arn).map_err(ApiError::internal)?.max(1);
+        // An execution asleep until a time still to come was not at work when the daemon
+        // stopped: its resume is not counted.
+        let asleep = wake_at.is_some_and(|t| t > self.engine.clock().now());
+        if count && !asleep && self.resume_limit > 0 {
+            let n = self.store.count_resume(&record.arn, last_event_id).map_err(ApiError::internal)?;
+            if n > self.resume_limit {
+                let state = top.as_ref().and_then(|f| machine.states.get(f.state).map(|s| (s, f)));
+                return self.fail_stuck(record, state, n - 1, last_event_id);
+            }
+        }
         // Without a top-level frame it crashed before its first state was journaled: it
         // starts at StartAt, after the events it has.
         let resume = Resume {
             frames: frames.into_iter().map(|f| (f.path, f.data)).collect(),
-            last_event_id: self.store.last_event_id(&record.arn).map_err(ApiError::internal)?.max(1),
+            last_event_id,
             redrive: false,
         };
         let input: Value = serde_json::from_str(&record.input).unwrap_or(Value::Null);
         tracing::debug!(execution = %record.arn, frames = resume.frames.len(), "Resuming an execution.");
         self.spawn_standard(machine, record, input, Some(resume));
+        Ok(())
+    }
+
+    /// Fails an execution that the daemon stopped under `stops` times in a row at the same
+    /// place, with its frames kept so that a redrive can go on from there.
+    fn fail_stuck(
+        &self,
+        record: ExecutionRecord,
+        state: Option<(&crate::asl::compile::State, &engine::Frame)>,
+        stops: u32,
+        last_event_id: u64,
+    ) -> Result<(), ApiError> {
+        let place = match state {
+            Some((s, f)) => format!(
+                "An error occurred while executing the state '{}' (entered at the event id #{}). ",
+                s.name,
+                f.entered_event_id.unwrap_or(f.last_event_id)
+            ),
+            None => String::new(),
+        };
+        let cause = format!(
+            "{place}The daemon stopped without a clean shutdown {stops} times in a row while the \
+             execution was at this point (storage.resume_limit is {}); it is failed rather than \
+             run a step that may be what brings the daemon down.",
+            self.resume_limit
+        );
+        tracing::error!(execution = %record.arn, stops, "An execution was failed instead of being resumed again.");
+        let now = self.engine.clock().now();
+        let failed = Event {
+            id: last_event_id + 1,
+            previous_event_id: last_event_id,
+            timestamp: now,
+            kind: "ExecutionFailed",
+            details: Some((
+                "executionFailedEventDetails",
+                json!({"error": crate::error::names::RUNTIME, "cause": cause}),
+            )),
+        };
+        let mut writes = event_writes(&record.arn, vec![failed]);
+        writes.push(Write::Finish {
+            execution_arn: record.arn.clone(),
+            status: ExecutionStatus::Failed,
+            output: None,
+            error: Some(crate::error::names::RUNTIME.to_string()),
+            cause: Some(cause),
+            stop: now,
+        });
+        let ms = (now - record.start).num_milliseconds().max(0) as u64;
+        self.metrics.finished(Status::Failed, 0, ms);
+        let store = self.store.clone();
+        let arn = record.arn;
+        tokio::spawn(async move {
+            if let Err(e) = store.commit(writes).await {
+                tracing::error!(execution = %arn, error = %e, "The end of an execution could not be stored.");
+            }
+        });
         Ok(())
     }
 

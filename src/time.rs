@@ -27,7 +27,10 @@ impl Clock {
     }
 
     pub fn now(&self) -> DateTime<Utc> {
-        Utc::now() + chrono::Duration::microseconds(self.skew_us.load(Ordering::Relaxed))
+        let now = Utc::now();
+        // Saturating: a time scale of 0 over enough long waits must not overflow the clock.
+        now.checked_add_signed(chrono::Duration::microseconds(self.skew_us.load(Ordering::Relaxed)))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
     }
 
     /// Waits until the workflow's clock reads `t`.
@@ -44,7 +47,11 @@ impl Clock {
         if d.is_zero() {
             return;
         }
-        let target = self.now() + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+        let now = self.now();
+        let target = chrono::Duration::from_std(d)
+            .ok()
+            .and_then(|d| now.checked_add_signed(d))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
         let real = d.mul_f64(self.scale);
         if !real.is_zero() {
             tokio::time::sleep(real).await;
@@ -52,6 +59,16 @@ impl Clock {
         let skew = (target - Utc::now()).num_microseconds().unwrap_or(i64::MAX);
         self.skew_us.fetch_max(skew, Ordering::Relaxed);
     }
+}
+
+/// `secs` seconds after `t`, saturating at the latest time chrono can hold: seconds come
+/// from definitions and inputs (a Wait's SecondsPath may read 9223372036854775807).
+pub fn after(t: DateTime<Utc>, secs: u64) -> DateTime<Utc> {
+    i64::try_from(secs)
+        .ok()
+        .and_then(chrono::Duration::try_seconds)
+        .and_then(|d| t.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// AWS's timestamp form in the context object and histories: ISO-8601 with milliseconds.

@@ -179,6 +179,10 @@ impl Func {
     fn eval(&self, input: &Value, env: &dyn Env) -> Result<Value, Stop> {
         let mut values = Vec::with_capacity(self.args.len());
         for arg in &self.args {
+            if crate::memory::exhausted() {
+                // The template around the call reports the spent budget.
+                return Ok(Value::Null);
+            }
             values.push(arg.eval(input, env)?);
         }
         let holes = match self.args.first() {
@@ -541,8 +545,21 @@ fn array_length(_: &Ctx<'_>, args: Vec<Value>) -> Outcome {
 fn array_unique(_: &Ctx<'_>, mut args: Vec<Value>) -> Outcome {
     let items = take_array("States.ArrayUnique", args.swap_remove(0), 1)?;
     let mut unique: Vec<Value> = Vec::with_capacity(items.len());
+    // Scalars are looked up by their JSON text (which tells 1 from 1.0, as `==` on values
+    // does); only arrays and objects are compared one by one, so a long array of scalars
+    // takes linear time.
+    let mut scalars = std::collections::HashSet::new();
+    let mut composites: Vec<usize> = Vec::new();
     for item in items {
-        if !unique.contains(&item) {
+        let new = if item.is_array() || item.is_object() {
+            !composites.iter().any(|&i| unique[i] == item)
+        } else {
+            scalars.insert(item.to_string())
+        };
+        if new {
+            if item.is_array() || item.is_object() {
+                composites.push(unique.len());
+            }
             unique.push(item);
         }
     }

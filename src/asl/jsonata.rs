@@ -40,7 +40,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use indexmap::IndexMap;
 use jsonata_core::ast::{AstNode, BinaryOp, PathStep, Stage};
-use jsonata_core::evaluator::{error_code_prefix, Context, Evaluator, EvaluatorError, EvaluatorOptions};
+use jsonata_core::evaluator::{
+    error_code_prefix, CancelToken, Context, Evaluator, EvaluatorError, EvaluatorOptions,
+};
 use jsonata_core::value::{with_stack, JArray, JValue};
 use serde_json::{Map, Number, Value};
 
@@ -59,7 +61,22 @@ pub struct Bindings<'a> {
     /// The ARN partition (`aws`). No JSONata function reads it: AWS's `$partition` is the
     /// array-chunking function, not the partition name.
     pub region_partition: &'a str,
+    /// The most memory the evaluation may take, net, in bytes (`limits.expression_memory_bytes`):
+    /// past it, the evaluation is cancelled and fails. Enforced where the program's global
+    /// allocator is [`crate::memory::Metered`] (the `stepgate` binary).
+    pub memory_bytes: usize,
+    /// Where an evaluation that outlasts [`Limits::inline_ms`] runs again, so that a costly
+    /// expression does not hold up what else shares the caller's thread (the engine hands
+    /// it to a blocking thread). `None`: it runs on here, within the whole time limit.
+    pub offload: Option<&'a Offload<'a>>,
 }
+
+/// See [`Bindings::offload`]: runs the work it is given, somewhere.
+pub type Offload<'a> = dyn Fn(&mut dyn FnMut()) + 'a;
+
+/// The default of [`Bindings::memory_bytes`]: room for JSONata's largest sequence (a
+/// million items take about 80 MB in jsonata-core) with some to spare.
+pub const MEMORY_BYTES: usize = 128 << 20;
 
 /// Why an evaluation gave no value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,10 +158,14 @@ pub struct Limits {
     pub max_depth: usize,
     /// Items in one sequence that a path, filter, range or function builds (error `D2015`).
     pub max_sequence: usize,
+    /// How long an evaluation may run on the caller's thread before it is run again through
+    /// [`Bindings::offload`], in milliseconds.
+    pub inline_ms: u64,
 }
 
 /// The bounds [`compile`] uses.
-pub const LIMITS: Limits = Limits { timeout_ms: 5_000, max_depth: 3_000, max_sequence: 1_000_000 };
+pub const LIMITS: Limits =
+    Limits { timeout_ms: 5_000, max_depth: 3_000, max_sequence: 1_000_000, inline_ms: 10 };
 
 /// The jsonata-core engine, with AWS's functions.
 #[derive(Debug, Clone, Copy, Default)]
@@ -249,6 +270,35 @@ impl CompiledExpr for CoreExpr {
         if let Some(result) = self.arith.as_ref().and_then(|a| a.run(b)) {
             return result;
         }
+        // Drawn once, so that an evaluation run again off the caller's thread sees the same.
+        let seed = if self.uses.draws { (b.random)() } else { 0 };
+        let now = if self.uses.clock { (b.now)() } else { DateTime::UNIX_EPOCH };
+        let Some(offload) = b.offload.filter(|_| self.limits.inline_ms < self.limits.timeout_ms) else {
+            return self.run(b, seed, now, self.limits.timeout_ms);
+        };
+        // Most evaluations take microseconds. One that outlasts its inline slice is run again
+        // from the start where it holds up nothing else (the engine: a blocking thread), with
+        // the whole time limit.
+        match self.run(b, seed, now, self.limits.inline_ms) {
+            Err(EvalError::Failed(m)) if m.starts_with("D1012") => {
+                let mut result = None;
+                offload(&mut || result = Some(self.run(b, seed, now, self.limits.timeout_ms)));
+                result.unwrap_or_else(|| self.run(b, seed, now, self.limits.timeout_ms))
+            }
+            other => other,
+        }
+    }
+}
+
+impl CoreExpr {
+    /// One evaluation by jsonata-core, within `timeout_ms` and the memory budget.
+    fn run(
+        &self,
+        b: &Bindings<'_>,
+        seed: u64,
+        now: DateTime<Utc>,
+        timeout_ms: u64,
+    ) -> Result<Value, EvalError> {
         let mut context = Context::new();
         if self.uses.eval {
             // Bound to nothing, `$eval` is not a function: calling it fails with T1006 and
@@ -265,18 +315,17 @@ impl CompiledExpr for CoreExpr {
                 context.bind(String::from(&**name), value);
             }
         }
+        // The memory meter cancels the evaluation through this token.
+        let cancel = CancelToken::new();
         let options = EvaluatorOptions {
-            timeout_ms: Some(self.limits.timeout_ms),
+            timeout_ms: Some(timeout_ms),
             max_stack_depth: Some(self.limits.max_depth),
             max_sequence_length: Some(self.limits.max_sequence),
-            cancel: None,
+            cancel: Some(cancel.clone()),
         };
         let mut evaluator = Evaluator::with_options(context, options);
         if self.uses.functions != 0 {
-            let sources = Rc::new(Sources {
-                random: Random::new(if self.uses.draws { (b.random)() } else { 0 }),
-                now: if self.uses.clock { (b.now)() } else { DateTime::UNIX_EPOCH },
-            });
+            let sources = Rc::new(Sources { random: Random::new(seed), now });
             for (i, row) in AWS_FUNCTIONS.iter().enumerate() {
                 if self.uses.functions & (1 << i) != 0 {
                     let sources = Rc::clone(&sources);
@@ -290,16 +339,28 @@ impl CompiledExpr for CoreExpr {
                 }
             }
         }
-        let result = evaluator
-            .evaluate(&self.ast, &JValue::Undefined)
-            .map_err(|e| EvalError::Failed(js_message(e.message())))?;
-        match to_json(&result) {
-            Some(value) => Ok(value),
-            None if result.is_undefined() => Err(EvalError::Undefined),
-            None => {
-                Err(EvalError::Failed("The expression evaluated to a function, which is not JSON".into()))
+        // The result is turned into JSON under the same budget: a value that shares one
+        // array many times over is small in jsonata-core and can be huge as a tree.
+        let (result, exhausted) = crate::memory::metered(b.memory_bytes, &|| cancel.cancel(), || {
+            let result = evaluator
+                .evaluate(&self.ast, &JValue::Undefined)
+                .map_err(|e| EvalError::Failed(js_message(e.message())))?;
+            match to_json(&result) {
+                Ok(Some(value)) => Ok(value),
+                Ok(None) if result.is_undefined() => Err(EvalError::Undefined),
+                Ok(None) => {
+                    Err(EvalError::Failed("The expression evaluated to a function, which is not JSON".into()))
+                }
+                Err(Exhausted) => Err(EvalError::Failed(String::new())),
             }
+        });
+        if exhausted {
+            return Err(EvalError::Failed(format!(
+                "The evaluation took more than {} bytes of memory (limits.expression_memory_bytes).",
+                b.memory_bytes
+            )));
         }
+        result
     }
 }
 
@@ -619,27 +680,41 @@ fn to_jvalue(v: &Value) -> JValue {
 
 /// `v` as JSON, as `JSON.stringify` writes it: `None` for undefined and for functions (left out
 /// of objects, `null` in arrays), `null` for a non-finite number, integers without a fraction.
-fn to_json(v: &JValue) -> Option<Value> {
-    Some(match v {
+/// Stops once the evaluation's memory budget is spent.
+fn to_json(v: &JValue) -> Result<Option<Value>, Exhausted> {
+    Ok(Some(match v {
         JValue::Null => Value::Null,
         JValue::Bool(b) => Value::Bool(*b),
         JValue::Number(n) => number(*n),
         JValue::String(s) => Value::String(s.to_string()),
-        JValue::Array(items) => {
-            with_stack(|| Value::Array(items.iter().map(|i| to_json(i).unwrap_or(Value::Null)).collect()))
-        }
+        JValue::Array(items) => with_stack(|| {
+            let mut out = Vec::with_capacity(items.len());
+            for i in items.iter() {
+                if crate::memory::exhausted() {
+                    return Err(Exhausted);
+                }
+                out.push(to_json(i)?.unwrap_or(Value::Null));
+            }
+            Ok(Value::Array(out))
+        })?,
         JValue::Object(map) => with_stack(|| {
             let mut out = Map::with_capacity(map.len());
             for (k, v) in map.iter() {
-                if let Some(v) = to_json(v) {
+                if crate::memory::exhausted() {
+                    return Err(Exhausted);
+                }
+                if let Some(v) = to_json(v)? {
                     out.insert(k.clone(), v);
                 }
             }
-            Value::Object(out)
-        }),
-        _ => return None,
-    })
+            Ok(Value::Object(out))
+        })?,
+        _ => return Ok(None),
+    }))
 }
+
+/// The evaluation's memory budget ran out while its result was turned into JSON.
+struct Exhausted;
 
 /// A JSONata number (an f64) as AWS writes it: an integral value as an integer.
 fn number(n: f64) -> Value {
@@ -950,6 +1025,8 @@ mod tests {
             random: &random,
             now: &noon,
             region_partition: "aws",
+            memory_bytes: MEMORY_BYTES,
+            offload: None,
         };
         compile(text).expect("compiles").eval(&b)
     }
@@ -1101,6 +1178,8 @@ mod tests {
             random: &|| 0,
             now: &noon,
             region_partition: "aws",
+            memory_bytes: MEMORY_BYTES,
+            offload: None,
         };
         let e = compile("$x.b.c + $states.input.count + $length($uppercase('a'))").unwrap();
         assert_eq!(e.eval(&b), Ok(json!(4)));
@@ -1113,7 +1192,7 @@ mod tests {
         expected.add(&["input", "items"]);
         assert_eq!(*need, expected);
         let projected = project(&states, need);
-        assert_eq!(to_json(&projected), Some(json!({"input": {"count": 1}})));
+        assert_eq!(to_json(&projected).ok().flatten(), Some(json!({"input": {"count": 1}})));
     }
 
     #[test]
@@ -1294,6 +1373,8 @@ mod tests {
                         random: &|| 0,
                         now: &noon,
                         region_partition: "aws",
+                        memory_bytes: MEMORY_BYTES,
+                        offload: None,
                     };
                     assert_eq!(e.eval(&b), Ok(json!(n * 2)));
                 });
@@ -1322,6 +1403,8 @@ mod tests {
                     random: &|| 0,
                     now: &noon,
                     region_partition: "aws",
+                    memory_bytes: MEMORY_BYTES,
+                    offload: None,
                 };
                 let expected = e.eval(&b).unwrap();
                 let n = 200_000;

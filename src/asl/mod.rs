@@ -32,4 +32,13 @@ pub trait Env: Sync {
     fn now(&self) -> chrono::DateTime<chrono::Utc> {
         chrono::Utc::now()
     }
+    /// The memory one JSONata evaluation may take (`limits.expression_memory_bytes`).
+    fn expression_memory_bytes(&self) -> usize {
+        jsonata::MEMORY_BYTES
+    }
+    /// Runs `work`, a JSONata evaluation that has outlasted its inline slice, where it holds
+    /// up nothing else. By default: right here.
+    fn offload(&self, work: &mut dyn FnMut()) {
+        work()
+    }
 }

@@ -68,8 +68,28 @@ impl Template {
         Ok(Template::Path { field: field.to_string(), path })
     }
 
-    /// Evaluates against the effective input.
+    /// Evaluates against the effective input, within the memory one evaluation may take
+    /// (`limits.expression_memory_bytes`): a template that names a large input many times
+    /// over fails instead of copying it without end.
     pub fn eval(&self, input: &Value, env: &dyn Env) -> Result<Value, Failure> {
+        let budget = env.expression_memory_bytes();
+        match crate::memory::metered(budget, &|| {}, || self.eval_within(input, env)) {
+            (_, true) => Err(Failure::new(
+                names::DATA_LIMIT_EXCEEDED,
+                format!(
+                    "The payload template took more than {budget} bytes of memory to build \
+                     (limits.expression_memory_bytes)."
+                ),
+            )),
+            (r, false) => r,
+        }
+    }
+
+    fn eval_within(&self, input: &Value, env: &dyn Env) -> Result<Value, Failure> {
+        if crate::memory::exhausted() {
+            // What fails is reported by `eval` once the budget has run out.
+            return Ok(Value::Null);
+        }
         match self {
             Template::Literal(v) => Ok(v.clone()),
             Template::Path { field, path } => select(path, input, env).map_err(|_| {
@@ -83,13 +103,13 @@ impl Template {
             Template::Object(fields) => {
                 let mut out = Map::with_capacity(fields.len());
                 for (k, t) in fields {
-                    out.insert(k.clone(), t.eval(input, env)?);
+                    out.insert(k.clone(), t.eval_within(input, env)?);
                 }
                 Ok(Value::Object(out))
             }
-            Template::Array(items) => {
-                Ok(Value::Array(items.iter().map(|t| t.eval(input, env)).collect::<Result<_, _>>()?))
-            }
+            Template::Array(items) => Ok(Value::Array(
+                items.iter().map(|t| t.eval_within(input, env)).collect::<Result<_, _>>()?,
+            )),
         }
     }
 }
@@ -243,12 +263,15 @@ impl JTemplate {
                 let variables = |name: &str| env.variable(name).map(Cow::into_owned);
                 let random = || env.random();
                 let now = || env.now();
+                let offload = |work: &mut dyn FnMut()| env.offload(work);
                 let b = super::jsonata::Bindings {
                     states,
                     variables: &variables,
                     random: &random,
                     now: &now,
                     region_partition: "aws",
+                    memory_bytes: env.expression_memory_bytes(),
+                    offload: Some(&offload),
                 };
                 expr.eval(&b).map_err(|e| jsonata_failure(expr.text(), field, e))
             }

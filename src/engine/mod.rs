@@ -167,11 +167,37 @@ pub struct Engine {
     limits: Limits,
     region: Arc<str>,
     account: Arc<str>,
+    /// Long JSONata evaluations, one per core at most, run beside the async workers.
+    long_evaluations: Gate,
 }
 
 impl Engine {
     pub fn new(registry: Registry, clock: Arc<Clock>, limits: Limits, region: &str, account: &str) -> Self {
-        Engine { registry, clock, limits, region: Arc::from(region), account: Arc::from(account) }
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        Engine {
+            registry,
+            clock,
+            limits,
+            region: Arc::from(region),
+            account: Arc::from(account),
+            long_evaluations: Gate::new(cores),
+        }
+    }
+
+    /// Runs `work`, an evaluation that outlasted its inline slice, off the async workers
+    /// (`block_in_place`: the worker's other tasks move to another thread meanwhile), once
+    /// one of the slots for long evaluations is free; so expressions that burn their whole
+    /// time limit never stall the API or the executions beside them. On a current-thread
+    /// runtime (`stepgate run`) there is nothing else to hold up: it runs in place.
+    fn offload(&self, work: &mut dyn FnMut()) {
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        match Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(|| {
+                let _slot = self.long_evaluations.enter();
+                work()
+            }),
+            _ => work(),
+        }
     }
 
     pub fn clock(&self) -> &Clock {
@@ -241,7 +267,7 @@ impl Engine {
             redrive,
             park_after,
             parked: std::sync::Mutex::new(None),
-            deadline: machine.timeout_seconds.map(|t| start_time + chrono::Duration::seconds(t as i64)),
+            deadline: machine.timeout_seconds.map(|t| crate::time::after(start_time, t)),
             timed_out: AtomicBool::new(false),
             sm_name: start.state_machine_name,
             name: start.execution_name,
@@ -261,7 +287,12 @@ impl Engine {
         };
         let input = if machine.uses_context { x.input.clone() } else { std::mem::take(&mut x.input) };
         let path = x.journal.is_some().then(String::new);
-        let run = x.run_machine(machine, input, started, None, path);
+        // A panic in the execution (a defect of ours, or of a crate under us) ends this
+        // execution alone, FAILED with the history it has, instead of leaving it RUNNING to
+        // panic again at every restart.
+        let run = std::panic::AssertUnwindSafe(x.run_machine(machine, input, started, None, path))
+            .catch_unwind()
+            .map(|r| r.unwrap_or_else(|panic| Err(internal_error(panic.as_ref()))));
         // The machine's TimeoutSeconds holds in real time (work that takes too long) and in
         // the workflow's time (Waits and Retry intervals past the deadline, which a time
         // scale below 1 shortens in real time).
@@ -320,6 +351,36 @@ impl Engine {
     }
 }
 
+/// A counting semaphore for threads (the long evaluations wait on it outside the runtime).
+struct Gate {
+    free: std::sync::Mutex<usize>,
+    freed: std::sync::Condvar,
+}
+
+struct Slot<'g>(&'g Gate);
+
+impl Gate {
+    fn new(slots: usize) -> Gate {
+        Gate { free: std::sync::Mutex::new(slots.max(1)), freed: std::sync::Condvar::new() }
+    }
+
+    fn enter(&self) -> Slot<'_> {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        while *free == 0 {
+            free = self.freed.wait(free).unwrap_or_else(|e| e.into_inner());
+        }
+        *free -= 1;
+        Slot(self)
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.0.freed.notify_one();
+    }
+}
+
 /// Where [`Engine::run_parking`] left an execution.
 #[derive(Debug)]
 pub enum Progress {
@@ -336,6 +397,20 @@ pub enum Progress {
 enum Ended {
     Failed(Failure),
     TimedOut,
+}
+
+/// The failure of an execution that panicked, with the panic's message.
+fn internal_error(panic: &(dyn std::any::Any + Send)) -> Failure {
+    let message = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("no message");
+    tracing::error!(panic = %message, "An execution panicked; it is failed with States.Runtime.");
+    Failure::runtime(format!(
+        "The execution stopped on an internal error of stepgate ({message}); it was failed so that \
+         nothing else is affected."
+    ))
 }
 
 fn failed_details(key: &'static str, f: &Failure) -> Option<(&'static str, Value)> {
@@ -493,6 +568,14 @@ impl Env for StateEnv<'_> {
 
     fn now(&self) -> DateTime<Utc> {
         self.x.engine.clock.now()
+    }
+
+    fn expression_memory_bytes(&self) -> usize {
+        self.x.engine.limits.expression_memory_bytes
+    }
+
+    fn offload(&self, work: &mut dyn FnMut()) {
+        self.x.engine.offload(work)
     }
 }
 
@@ -796,7 +879,7 @@ impl<'e> Exec<'e> {
                             // wakes at the same moment instead of waiting again.
                             let now = self.engine.clock.now();
                             let t = wake_at.unwrap_or_else(|| match until {
-                                WaitUntil::Seconds(n) => now + chrono::Duration::seconds(n as i64),
+                                WaitUntil::Seconds(n) => crate::time::after(now, n),
                                 WaitUntil::Timestamp(t) => t.with_timezone(&Utc),
                             });
                             if let (Some((j, p)), None, Some(f)) = (&journal, wake_at, &entry_frame) {
@@ -840,9 +923,19 @@ impl<'e> Exec<'e> {
                     };
                     match recover(&ctx, state, failure, &attempts, raw.clone(), rand::random::<f64>()) {
                         Recovery::Retry { delay_seconds, retrier } => {
-                            attempts[retrier] += 1;
+                            // Each attempt adds events: a state retried without end must
+                            // meet the history limit here, not only when the next state is
+                            // entered.
+                            if self.history.count() >= limits.history_events {
+                                break Step::Error(Failure::runtime(format!(
+                                    "The execution reached the limit of {} history events (limits.history_events).",
+                                    limits.history_events
+                                )));
+                            }
+                            attempts[retrier] = attempts[retrier].saturating_add(1);
                             let delay = chrono::Duration::microseconds((delay_seconds.max(0.0) * 1e6) as i64);
-                            let wake = self.engine.clock.now() + delay;
+                            let now = self.engine.clock.now();
+                            let wake = now.checked_add_signed(delay).unwrap_or(now);
                             if let (Some((j, p)), Some(f)) = (&journal, &mut entry_frame) {
                                 let events = self.history.take_new();
                                 *f = Frame {
@@ -957,7 +1050,7 @@ impl<'e> Exec<'e> {
             }
             Step::Wait { until, then } => {
                 let t = match until {
-                    WaitUntil::Seconds(n) => self.engine.clock.now() + chrono::Duration::seconds(n as i64),
+                    WaitUntil::Seconds(n) => crate::time::after(self.engine.clock.now(), n),
                     WaitUntil::Timestamp(t) => t.with_timezone(&Utc),
                 };
                 self.wait(state, t, *then, entered_id).await

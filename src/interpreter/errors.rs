@@ -58,21 +58,29 @@ pub fn recover(
     if let Some((i, r)) = state.retry.iter().enumerate().find(|(_, r)| matches(&r.errors, &failure.error)) {
         let used = attempts.get(i).copied().unwrap_or(0);
         if used < r.max_attempts {
-            return Recovery::Retry { delay_seconds: delay(r, used, random), retrier: i };
+            let cap = ctx.limits.max_wait_seconds as f64;
+            return Recovery::Retry { delay_seconds: delay(r, used, random, cap), retrier: i };
         }
     }
     catch(ctx, &state.catch, failure, raw)
 }
 
-fn delay(r: &Retrier, used: u32, random: f64) -> f64 {
-    let mut d = r.interval_seconds * r.backoff_rate.powi(used as i32);
+/// The wait before the next attempt: IntervalSeconds × BackoffRate^attempts, at most
+/// MaxDelaySeconds, then jittered. AWS limits the wait only by MaxDelaySeconds, but no
+/// execution outlives a year there, so a wait past `cap` (`limits.max_wait_seconds`, a year)
+/// waits `cap`: a BackoffRate of 1e300 or a millionth attempt cannot overflow the clock.
+fn delay(r: &Retrier, used: u32, random: f64, cap: f64) -> f64 {
+    let mut d = r.interval_seconds * r.backoff_rate.powi(used.min(i32::MAX as u32) as i32);
     if let Some(max) = r.max_delay_seconds {
         d = d.min(max);
+    }
+    if d.is_nan() || d > cap {
+        d = cap;
     }
     if r.full_jitter {
         d *= random;
     }
-    d
+    d.max(0.0)
 }
 
 fn catch(ctx: &Ctx<'_>, catchers: &[Catcher], failure: Failure, raw: Value) -> Recovery {
@@ -142,9 +150,27 @@ mod tests {
             max_delay_seconds: Some(5.0),
             full_jitter: false,
         };
-        let d: Vec<f64> = (0..4).map(|n| delay(&r, n, 0.5)).collect();
+        let d: Vec<f64> = (0..4).map(|n| delay(&r, n, 0.5, 1e9)).collect();
         assert_eq!(d, vec![1.0, 2.0, 4.0, 5.0]);
+        let jittered = Retrier { full_jitter: true, ..r.clone() };
+        assert_eq!(delay(&jittered, 2, 0.25, 1e9), 1.0);
+    }
+
+    #[test]
+    fn a_backoff_that_overflows_waits_the_cap() {
+        // Regression: 1e300^n and 82000^n overflowed the deadline's DateTime and panicked.
+        let r = Retrier {
+            errors: vec![],
+            interval_seconds: 99_999_999.0,
+            max_attempts: 99_999_999,
+            backoff_rate: 1e300,
+            max_delay_seconds: None,
+            full_jitter: false,
+        };
+        for used in [1, 2, 1000, u32::MAX] {
+            assert_eq!(delay(&r, used, 0.5, 31_622_400.0), 31_622_400.0);
+        }
         let jittered = Retrier { full_jitter: true, ..r };
-        assert_eq!(delay(&jittered, 2, 0.25), 1.0);
+        assert_eq!(delay(&jittered, 7, 0.5, 100.0), 50.0);
     }
 }

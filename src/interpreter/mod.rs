@@ -72,11 +72,18 @@ pub struct Limits {
     pub max_wait_seconds: u64,
     /// The most events one execution's history may hold (AWS: 25,000).
     pub history_events: u64,
+    /// The most memory one JSONata evaluation may take, in bytes (AWS states none).
+    pub expression_memory_bytes: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { payload_bytes: 256 * 1024, max_wait_seconds: 31_622_400, history_events: 25_000 }
+        Limits {
+            payload_bytes: 256 * 1024,
+            max_wait_seconds: 31_622_400,
+            history_events: 25_000,
+            expression_memory_bytes: crate::asl::jsonata::MEMORY_BYTES,
+        }
     }
 }
 

@@ -31,6 +31,8 @@ struct Inner {
     definitions: HashMap<String, (String, std::sync::Arc<str>)>,
     /// Executions in the order they were created, for a bounded store's evictions.
     order: std::collections::VecDeque<String>,
+    /// Resumes after an unclean stop: (count, the last event id they found), by execution.
+    resumes: HashMap<String, (u32, u64)>,
 }
 
 #[derive(Default)]
@@ -109,6 +111,7 @@ impl Inner {
                     if let Some(e) = self.executions.get_mut(&execution_arn) {
                         if e.status != ExecutionStatus::Running {
                             redrive(e);
+                            self.resumes.remove(&execution_arn);
                         }
                     }
                 }
@@ -132,6 +135,7 @@ impl Inner {
         self.events.remove(arn);
         self.frames.remove(arn);
         self.definitions.remove(arn);
+        self.resumes.remove(arn);
     }
 }
 
@@ -303,6 +307,16 @@ impl Store for MemoryStore {
 
     fn last_event_id(&self, execution_arn: &str) -> Result<u64, StoreError> {
         Ok(self.lock().events.get(execution_arn).and_then(|e| e.keys().next_back().copied()).unwrap_or(0))
+    }
+
+    fn count_resume(&self, execution_arn: &str, last_event_id: u64) -> Result<u32, StoreError> {
+        let mut inner = self.lock();
+        if !inner.executions.contains_key(execution_arn) {
+            return Err(StoreError::Backend(format!("there is no execution {execution_arn}")));
+        }
+        let entry = inner.resumes.entry(execution_arn.to_string()).or_insert((0, last_event_id));
+        *entry = if entry.1 == last_event_id { (entry.0 + 1, last_event_id) } else { (1, last_event_id) };
+        Ok(entry.0)
     }
 
     fn definition_of(&self, execution_arn: &str) -> Result<Option<(String, String)>, StoreError> {

@@ -256,6 +256,13 @@ pub trait Store: Send + Sync + 'static {
     /// in one transaction; the future resolves once this caller's writes are on disk.
     fn commit(&self, writes: Vec<Write>) -> BoxFuture<'static, Result<(), StoreError>>;
 
+    /// Counts one more resume of a RUNNING execution after the daemon stopped without a
+    /// clean shutdown, and returns how many such resumes in a row found it at the same
+    /// place: the count goes on while its last event is still `last_event_id`, and starts
+    /// again at 1 once it has moved on. The daemon fails an execution whose count passes
+    /// `storage.resume_limit`, so a step that brings the daemon down cannot do it forever.
+    fn count_resume(&self, execution_arn: &str, last_event_id: u64) -> Result<u32, StoreError>;
+
     /// Deletes executions (with their events and frames) that finished before `t`.
     fn purge_finished_before(&self, t: DateTime<Utc>) -> Result<usize, StoreError>;
 }

@@ -76,6 +76,10 @@ CREATE TABLE definitions (
 ALTER TABLE executions ADD COLUMN definition TEXT;
 CREATE INDEX executions_by_definition ON executions (definition) WHERE definition IS NOT NULL;
 "#,
+    r#"
+ALTER TABLE executions ADD COLUMN resume_attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE executions ADD COLUMN resume_event_id INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// Most jobs folded into one transaction: enough to absorb every waiter of a busy daemon,
@@ -320,7 +324,7 @@ impl Tx<'_> {
                 self.conn
                     .prepare_cached(
                         "UPDATE executions SET status = 'RUNNING', output = NULL, error = NULL, cause = NULL,
-                         stop = NULL, redrive_count = redrive_count + 1
+                         stop = NULL, redrive_count = redrive_count + 1, resume_attempts = 0
                          WHERE seq = ?1 AND status <> 'RUNNING'",
                     )?
                     .execute(params![seq])?;
@@ -795,6 +799,26 @@ impl Store for SqliteStore {
             .query_row(params![execution_arn], |r| r.get::<_, i64>(0))
         })
         .map(|n| n as u64)
+    }
+
+    fn count_resume(&self, execution_arn: &str, last_event_id: u64) -> Result<u32, StoreError> {
+        let arn = execution_arn.to_string();
+        let id = event_id(last_event_id)?;
+        let n = self.admin(move |conn| {
+            let changed = conn
+                .prepare_cached(
+                    "UPDATE executions SET resume_attempts = CASE WHEN resume_event_id = ?2 \
+                     THEN resume_attempts + 1 ELSE 1 END, resume_event_id = ?2 WHERE arn = ?1",
+                )?
+                .execute(params![arn, id])?;
+            if changed == 0 {
+                return Err(no_such_execution(&arn));
+            }
+            conn.prepare_cached("SELECT resume_attempts FROM executions WHERE arn = ?1")?
+                .query_row(params![arn], |r| r.get::<_, i64>(0))
+                .map(|n| n as usize)
+        })?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 
     fn definition_of(&self, execution_arn: &str) -> Result<Option<(String, String)>, StoreError> {

@@ -622,9 +622,15 @@ pub(crate) fn dispatch_pure(
 
             let padding_needed = abs_width - char_count;
 
+            // Grown as it is written and polled every 4,096 characters rather than
+            // reserved up front (stepgate patch): the width is the caller's number, and
+            // `$pad('x', -2147483648)` asked for 2 GiB in one allocation.
             let pad_chars: Vec<char> = pad_string.chars().collect();
-            let mut padding = String::with_capacity(padding_needed);
+            let mut padding = String::with_capacity(padding_needed.min(4096));
             for i in 0..padding_needed {
+                if i % 4096 == 4095 {
+                    crate::evaluator::poll()?;
+                }
                 padding.push(pad_chars[i % pad_chars.len()]);
             }
 

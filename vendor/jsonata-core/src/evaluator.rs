@@ -2152,7 +2152,7 @@ fn compiled_eval_field_path(
             values = filtered;
         }
         check_sequence_length(values.len(), options)?;
-        result = collect_step_results(values, index + 1 == steps.len());
+        result = collect_step_results(values, index + 1 == steps.len(), options)?;
     }
     Ok(result)
 }
@@ -4194,30 +4194,43 @@ fn tuple_focus_value(tuple: &JValue) -> JValue {
 /// but not a sequence is the step's result as is (the last-step rule).
 /// Otherwise the results are flattened one level into a new sequence, except
 /// constructed (`cons`) arrays, which stay whole.
-fn collect_step_results(mut results: Vec<JValue>, last_step: bool) -> JValue {
+///
+/// stepgate patch: the flattened sequence is held to `max_sequence_length` while it is
+/// built (the callers check only the number of per-item results, so `$a.$a.$a` over
+/// 1,000 items built a billion before any check), and a cancelled evaluation stops here.
+fn collect_step_results(
+    mut results: Vec<JValue>,
+    last_step: bool,
+    options: &EvaluatorOptions,
+) -> Result<JValue, EvaluatorError> {
     if last_step && results.len() == 1 && matches!(&results[0], JValue::Array(arr) if !arr.sequence)
     {
-        return results.pop().expect("length checked");
+        return Ok(results.pop().expect("length checked"));
     }
     // A single array flattens into a sequence of its own items, which can
     // share them.
     if let [JValue::Array(arr)] = results.as_slice() {
         if !arr.cons {
-            return JValue::Array(arr.fresh_sequence());
+            return Ok(JValue::Array(arr.fresh_sequence()));
         }
     }
     if !results.iter().any(flattens_in_step) {
         // Nothing to flatten: the results are the items, known flat (#196).
-        return JValue::sequence_flat(results, true);
+        return Ok(JValue::sequence_flat(results, true));
     }
     let mut items = Vec::with_capacity(results.len());
     for value in results {
         match value {
-            JValue::Array(arr) if !arr.cons => items.extend(arr.iter().cloned()),
+            JValue::Array(arr) if !arr.cons => {
+                check_sequence_length(items.len() + arr.len(), options)?;
+                check_cancelled(options)?;
+                items.extend(arr.iter().cloned())
+            }
             other => items.push(other),
         }
     }
-    JValue::sequence(items)
+    check_sequence_length(items.len(), options)?;
+    Ok(JValue::sequence(items))
 }
 
 /// `collect_step_results` for a step with one result, without building the
@@ -4324,6 +4337,75 @@ pub(crate) fn check_sequence_length(
         }
     }
     Ok(())
+}
+
+/// What the loops of builtins poll (stepgate patch): those loops have no
+/// `EvaluatorOptions` at hand, so the evaluation running on this thread publishes its
+/// cancel flag and deadline here for as long as it runs.
+struct Running {
+    cancel: *const std::sync::atomic::AtomicBool,
+    deadline: Option<(Instant, u64)>,
+    polls: u32,
+}
+
+thread_local! {
+    static RUNNING: std::cell::Cell<Running> = const {
+        std::cell::Cell::new(Running { cancel: std::ptr::null(), deadline: None, polls: 0 })
+    };
+}
+
+/// `Err` once the evaluation running on this thread is cancelled (U1003) or past its
+/// `timeout_ms` (D1012, looked at every 1,024th poll to keep the clock off the hot
+/// path): what a builtin's loop over a large value calls, so that these bounds stop it
+/// too and not only the next node (stepgate patch).
+#[inline]
+pub fn poll() -> Result<(), crate::functions::FunctionError> {
+    RUNNING.with(|cell| {
+        let mut running = cell.replace(Running { cancel: std::ptr::null(), deadline: None, polls: 0 });
+        // SAFETY: `cancel` was set by `RunningScope` from a token that the running
+        // evaluator's options own, and is reset before that evaluation returns.
+        let cancelled =
+            !running.cancel.is_null() && unsafe { (*running.cancel).load(std::sync::atomic::Ordering::Relaxed) };
+        running.polls = running.polls.wrapping_add(1);
+        let late = match running.deadline {
+            Some((at, ms)) if running.polls % 1024 == 0 && Instant::now() > at => Some(ms),
+            _ => None,
+        };
+        cell.set(running);
+        if cancelled {
+            return Err(crate::functions::FunctionError::RuntimeError(
+                "U1003: Evaluation cancelled".to_string(),
+            ));
+        }
+        match late {
+            Some(ms) => Err(crate::functions::FunctionError::RuntimeError(format!(
+                "D1012: Evaluation timeout after {ms} milliseconds. Check for infinite loop"
+            ))),
+            None => Ok(()),
+        }
+    })
+}
+
+/// Publishes an evaluation's cancel flag and deadline to [`poll`] while it runs on this
+/// thread; restores what was there (an enclosing evaluation's) when dropped.
+struct RunningScope(Running);
+
+impl RunningScope {
+    fn enter(options: &EvaluatorOptions, start: Option<Instant>) -> RunningScope {
+        let cancel = options.cancel.as_ref().map_or(std::ptr::null(), |t| std::sync::Arc::as_ptr(&t.0));
+        let deadline = match (options.timeout_ms, start) {
+            (Some(ms), Some(start)) => Some((start + std::time::Duration::from_millis(ms), ms)),
+            _ => None,
+        };
+        RunningScope(RUNNING.with(|c| c.replace(Running { cancel, deadline, polls: 0 })))
+    }
+}
+
+impl Drop for RunningScope {
+    fn drop(&mut self) {
+        let outer = std::mem::replace(&mut self.0, Running { cancel: std::ptr::null(), deadline: None, polls: 0 });
+        RUNNING.with(|c| c.set(outer));
+    }
 }
 
 /// U1003 once the caller has cancelled the evaluation. jsonata-js has no
@@ -5091,6 +5173,7 @@ impl Evaluator {
 
         self.tuple_stream_created = false;
         let data = &data.clone().into_outer_wrapper();
+        let _running = RunningScope::enter(&self.options, self.start_time);
         let result = self.evaluate_internal(node, data)?;
         Ok(if self.tuple_stream_created {
             unwrap_tuple_output(result)
@@ -6512,7 +6595,7 @@ impl Evaluator {
             }
         }
         check_sequence_length(results.len(), &self.options)?;
-        Ok(collect_step_results(results, last_step))
+        collect_step_results(results, last_step, &self.options)
     }
 
     /// The end of `evaluate_step_items` for filter stages that run on an
@@ -6537,7 +6620,7 @@ impl Evaluator {
             }
         }
         check_sequence_length(results.len(), &self.options)?;
-        Ok(collect_step_results(results, last_step))
+        collect_step_results(results, last_step, &self.options)
     }
 
     /// A step node's value for each item, in order, undefined ones included.
@@ -7352,7 +7435,7 @@ impl Evaluator {
         }
         let value = match results.len() {
             0 => JValue::Undefined,
-            _ => collect_step_results(results, false),
+            _ => collect_step_results(results, false, &self.options)?,
         };
         Ok((value, false))
     }

@@ -216,7 +216,7 @@ pub mod string {
     ) -> Result<String, FunctionError> {
         reject_non_finite(value)?;
         let mut out = String::new();
-        write_stringified(value, indent, 0, &mut out);
+        write_stringified(value, indent, 0, &mut out)?;
         Ok(out)
     }
 
@@ -224,7 +224,15 @@ pub mod string {
     /// pretty-prints exactly like `JSON.stringify(v, replacer, width)` (and
     /// serde_json's pretty printer): items one per line, `": "` after keys,
     /// empty containers stay `{}`/`[]`.
-    fn write_stringified(value: &JValue, indent: Option<usize>, depth: usize, out: &mut String) {
+    ///
+    /// Polled per item (stepgate patch): a value that shares one array many times
+    /// over is small in memory and can be huge as text.
+    fn write_stringified(
+        value: &JValue,
+        indent: Option<usize>,
+        depth: usize,
+        out: &mut String,
+    ) -> Result<(), FunctionError> {
         let (open_sep, close_sep, item_sep, key_sep): (String, String, &str, &str) = match indent {
             Some(w) => (
                 format!("\n{}", " ".repeat(w * (depth + 1))),
@@ -250,15 +258,16 @@ pub mod string {
             JValue::Array(arr) => {
                 if arr.is_empty() {
                     out.push_str("[]");
-                    return;
+                    return Ok(());
                 }
                 out.push('[');
                 for (i, v) in arr.iter().enumerate() {
+                    crate::evaluator::poll()?;
                     if i > 0 {
                         out.push_str(item_sep);
                     }
                     out.push_str(&open_sep);
-                    with_stack(|| write_stringified(v, indent, depth + 1, out));
+                    with_stack(|| write_stringified(v, indent, depth + 1, out))?;
                 }
                 out.push_str(&close_sep);
                 out.push(']');
@@ -266,17 +275,18 @@ pub mod string {
             JValue::Object(obj) => {
                 if obj.is_empty() {
                     out.push_str("{}");
-                    return;
+                    return Ok(());
                 }
                 out.push('{');
                 for (i, (k, v)) in obj.iter().enumerate() {
+                    crate::evaluator::poll()?;
                     if i > 0 {
                         out.push_str(item_sep);
                     }
                     out.push_str(&open_sep);
                     write_json_escaped(k, out);
                     out.push_str(key_sep);
-                    with_stack(|| write_stringified(v, indent, depth + 1, out));
+                    with_stack(|| write_stringified(v, indent, depth + 1, out))?;
                 }
                 out.push_str(&close_sep);
                 out.push('}');
@@ -284,11 +294,12 @@ pub mod string {
             #[cfg(feature = "python")]
             JValue::LazyPyDict(lazy) => match lazy.to_object_ref() {
                 Some(obj) => {
-                    write_stringified(&JValue::object(obj.clone()), indent, depth, out);
+                    write_stringified(&JValue::object(obj.clone()), indent, depth, out)?;
                 }
                 None => out.push_str("null"),
             },
         }
+        Ok(())
     }
 
     /// Append the JSON string literal (quotes and escapes included) for `s`.
@@ -475,22 +486,28 @@ pub mod string {
 
     /// $join(array, separator) - Join array into string
     pub fn join(arr: &[JValue], separator: Option<&str>) -> Result<JValue, FunctionError> {
+        // Built in place and polled per part (stepgate patch): the parts may all
+        // share one long string, so the result can be far larger than the input.
         let sep = separator.unwrap_or("");
-        let parts: Result<Vec<String>, FunctionError> = arr
-            .iter()
-            .map(|v| match v {
-                JValue::String(s) => Ok(s.to_string()),
-                JValue::Number(n) => Ok(format_join_number(*n)),
-                JValue::Bool(b) => Ok(b.to_string()),
-                JValue::Null => Ok(String::new()),
-                _ => Err(FunctionError::TypeError(
-                    "Cannot join array containing objects or nested arrays".to_string(),
-                )),
-            })
-            .collect();
-
-        let parts = parts?;
-        Ok(JValue::string(parts.join(sep)))
+        let mut out = String::new();
+        for (i, v) in arr.iter().enumerate() {
+            crate::evaluator::poll()?;
+            if i > 0 {
+                out.push_str(sep);
+            }
+            match v {
+                JValue::String(s) => out.push_str(s),
+                JValue::Number(n) => out.push_str(&format_join_number(*n)),
+                JValue::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+                JValue::Null => {}
+                _ => {
+                    return Err(FunctionError::TypeError(
+                        "Cannot join array containing objects or nested arrays".to_string(),
+                    ))
+                }
+            }
+        }
+        Ok(JValue::string(out))
     }
 
     /// Format a number for $join. Unreachable through validated dispatch —
@@ -825,6 +842,7 @@ pub mod string {
             if limit.is_some_and(|limit| count >= limit) {
                 break;
             }
+            crate::evaluator::poll()?;
             result.push_str(&s[position..found.byte_start]);
             replacer(&found, &mut result)?;
             position = found.byte_end;
@@ -872,31 +890,22 @@ pub mod string {
             ));
         }
 
-        let result = if let Some(lim) = limit {
-            let mut remaining = s;
-            let mut output = String::new();
-            let mut count = 0;
-
-            while count < lim {
-                if let Some(pos) = remaining.find(pat) {
-                    output.push_str(&remaining[..pos]);
-                    output.push_str(replacement);
-                    remaining = &remaining[pos + pat.len()..];
-                    count += 1;
-                } else {
-                    output.push_str(remaining);
-                    break;
-                }
-            }
-            if count == lim {
-                output.push_str(remaining);
-            }
-            output
-        } else {
-            s.replace(pat, replacement)
-        };
-
-        Ok(JValue::string(result))
+        // One loop for both cases, polled per match (stepgate patch): a short
+        // subject with a long replacement can build gigabytes in one call.
+        let lim = limit.unwrap_or(usize::MAX);
+        let mut remaining = s;
+        let mut output = String::new();
+        let mut count = 0;
+        while count < lim {
+            let Some(pos) = remaining.find(pat) else { break };
+            crate::evaluator::poll()?;
+            output.push_str(&remaining[..pos]);
+            output.push_str(replacement);
+            remaining = &remaining[pos + pat.len()..];
+            count += 1;
+        }
+        output.push_str(remaining);
+        Ok(JValue::string(output))
     }
 }
 
@@ -1881,9 +1890,14 @@ pub mod array {
     }
 
     /// $distinct(array) - Get unique elements
+    ///
+    /// Scalars are looked up in a hash set and only arrays and objects are compared one
+    /// by one, each loop step polled (stepgate patch): comparing every value with every
+    /// earlier one took minutes for a million numbers, past any time limit.
     pub fn distinct(arr: &[JValue]) -> Result<JValue, FunctionError> {
         let mut result = Vec::new();
         let mut seen: Vec<JValue> = Vec::new();
+        let mut seen_scalars: std::collections::HashSet<ScalarKey> = std::collections::HashSet::new();
 
         for value in arr {
             // Materialize a lazy element before comparing so an unconvertible
@@ -1904,6 +1918,13 @@ pub mod array {
             #[cfg(not(feature = "python"))]
             let compare_value = value.clone();
 
+            crate::evaluator::poll()?;
+            if let Some(key) = ScalarKey::of(&compare_value) {
+                if seen_scalars.insert(key) {
+                    result.push(value.clone());
+                }
+                continue;
+            }
             let mut is_new = true;
             for seen_value in &seen {
                 if values_equal(&compare_value, seen_value) {
@@ -1918,6 +1939,30 @@ pub mod array {
         }
 
         Ok(JValue::array(result))
+    }
+
+    /// A scalar as `$distinct` compares it (`values_equal`): numbers by value (so 0 and
+    /// -0 are one), strings by their text; never equal to a value of another type.
+    #[derive(PartialEq, Eq, Hash)]
+    enum ScalarKey {
+        Null,
+        Bool(bool),
+        Number(u64),
+        String(std::rc::Rc<str>),
+    }
+
+    impl ScalarKey {
+        fn of(value: &JValue) -> Option<ScalarKey> {
+            Some(match value {
+                JValue::Null => ScalarKey::Null,
+                JValue::Bool(b) => ScalarKey::Bool(*b),
+                // NaN is never equal to itself; leave it to the one-by-one comparison.
+                JValue::Number(n) if n.is_nan() => return None,
+                JValue::Number(n) => ScalarKey::Number(if *n == 0.0 { 0 } else { n.to_bits() }),
+                JValue::String(s) => ScalarKey::String(s.clone()),
+                _ => return None,
+            })
+        }
     }
 
     /// $exists(value) - Check if value exists (not null/undefined)

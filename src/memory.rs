@@ -1,0 +1,110 @@
+//! Memory accounting for expression evaluation. The `stepgate` binary's global allocator
+//! is [`Metered`]: it counts, per thread, the bytes allocated while a JSONata evaluation
+//! runs there ([`metered`]), and once an evaluation's net allocations pass its budget it
+//! cancels the evaluation, which stops at its next checkpoint (the vendored jsonata-core
+//! polls its cancel flag in every node and in the loops of its builtins that build large
+//! values). So a runaway expression fails its state with an error, instead of the process
+//! aborting on an allocation failure and taking every other execution with it.
+//!
+//! Outside an evaluation the cost is one thread-local flag read per allocation. A program
+//! that links the library without this allocator (the library's own unit tests) runs
+//! evaluations unmetered: their other bounds (time, depth, sequence length) still hold.
+
+use std::alloc::{GlobalAlloc, Layout};
+use std::cell::Cell;
+
+/// A global allocator that meters what the evaluation running on the current thread
+/// allocates, around another allocator (mimalloc in the binary).
+pub struct Metered<A>(pub A);
+
+thread_local! {
+    /// Whether an evaluation with a budget runs on this thread.
+    static ACTIVE: Cell<bool> = const { Cell::new(false) };
+    /// Net bytes allocated on this thread since the evaluation began (frees of older
+    /// memory make it negative, which only gives the evaluation more room).
+    static USED: Cell<isize> = const { Cell::new(0) };
+    static LIMIT: Cell<isize> = const { Cell::new(isize::MAX) };
+    static TRIPPED: Cell<bool> = const { Cell::new(false) };
+    /// What to call once when the budget is passed: the evaluation's cancel token.
+    static ON_TRIP: Cell<Option<&'static (dyn Fn() + Sync)>> = const { Cell::new(None) };
+}
+
+#[inline]
+fn charge(bytes: isize) {
+    // `try_with`: an allocation during thread teardown must not panic in the allocator.
+    if !ACTIVE.try_with(Cell::get).unwrap_or(false) {
+        return;
+    }
+    let _ = USED.try_with(|used| {
+        let now = used.get().saturating_add(bytes);
+        used.set(now);
+        if bytes > 0 && now > LIMIT.with(Cell::get) && !TRIPPED.with(Cell::get) {
+            TRIPPED.with(|t| t.set(true));
+            if let Some(trip) = ON_TRIP.with(Cell::get) {
+                trip();
+            }
+        }
+    });
+}
+
+// SAFETY: every call is forwarded unchanged to the inner allocator; the metering around it
+// touches only const-initialized thread-locals without destructors, and never allocates.
+unsafe impl<A: GlobalAlloc> GlobalAlloc for Metered<A> {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        charge(layout.size() as isize);
+        self.0.alloc(layout)
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        charge(layout.size() as isize);
+        self.0.alloc_zeroed(layout)
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        charge(-(layout.size() as isize));
+        self.0.dealloc(ptr, layout)
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        charge(new_size as isize - layout.size() as isize);
+        self.0.realloc(ptr, layout, new_size)
+    }
+}
+
+/// Runs `f` on this thread with a budget of `bytes` net allocations; once they pass it,
+/// `on_trip` is called (once). Returns what `f` returned and whether the budget was passed.
+/// Nested calls run under the outer budget only.
+pub fn metered<R>(bytes: usize, on_trip: &(dyn Fn() + Sync), f: impl FnOnce() -> R) -> (R, bool) {
+    if ACTIVE.with(Cell::get) {
+        return (f(), false);
+    }
+    // SAFETY: the reference is only called while `f` runs (the guard below clears it on
+    // every way out, unwinding included), and `on_trip` outlives that.
+    let trip: &'static (dyn Fn() + Sync) = unsafe { std::mem::transmute(on_trip) };
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            ACTIVE.with(|a| a.set(false));
+            ON_TRIP.with(|t| t.set(None));
+        }
+    }
+    USED.with(|u| u.set(0));
+    LIMIT.with(|l| l.set(isize::try_from(bytes).unwrap_or(isize::MAX)));
+    TRIPPED.with(|t| t.set(false));
+    ON_TRIP.with(|t| t.set(Some(trip)));
+    ACTIVE.with(|a| a.set(true));
+    let reset = Reset;
+    let r = f();
+    drop(reset);
+    (r, TRIPPED.with(Cell::get))
+}
+
+/// Whether the evaluation running on this thread has passed its budget: what a loop of
+/// ours that builds a value from an evaluation's result polls.
+pub fn exhausted() -> bool {
+    ACTIVE.with(Cell::get) && TRIPPED.with(Cell::get)
+}
