@@ -420,6 +420,21 @@ async fn running_and_redrive(store: &dyn Store) {
     assert_eq!((b.status, b.stop), (ExecutionStatus::Aborted, Some(t0() + Duration::seconds(3))));
 }
 
+async fn resumes_are_counted_per_place(store: &dyn Store) {
+    let e = execution("m", "a", t0());
+    create(store, &e).await;
+    assert_eq!(store.count_resume(&e.arn, 3).unwrap(), 1);
+    assert_eq!(store.count_resume(&e.arn, 3).unwrap(), 2);
+    assert_eq!(store.count_resume(&e.arn, 3).unwrap(), 3);
+    // Progress starts the count again.
+    assert_eq!(store.count_resume(&e.arn, 5).unwrap(), 1);
+    assert_eq!(store.count_resume(&e.arn, 5).unwrap(), 2);
+    // A redrive is a new run: its first resume is its first.
+    store.commit(vec![finish(&e.arn, ExecutionStatus::Failed, t0() + Duration::seconds(1))]).await.unwrap();
+    store.commit(vec![Write::Redrive { execution_arn: e.arn.clone() }]).await.unwrap();
+    assert_eq!(store.count_resume(&e.arn, 5).unwrap(), 1);
+}
+
 async fn definitions_stay_with_their_executions(store: &dyn Store) {
     let a = execution("m", "a", t0());
     let b = execution("m", "b", t0());
@@ -509,6 +524,7 @@ suite!(
     delete_frames_by_prefix,
     purge_finished,
     running_and_redrive,
+    resumes_are_counted_per_place,
     definitions_stay_with_their_executions,
     writes_to_an_unknown_execution_are_refused_whole,
 );
@@ -555,10 +571,13 @@ async fn sqlite_data_survives_reopening() {
     assert_eq!(store.running().unwrap(), vec![e.clone()]);
     assert_eq!(ids(&store.history(&e.arn, 0, 10, false).unwrap()), [1, 2]);
     assert_eq!(store.frames(&e.arn).unwrap()[0].data, json!({"until": 5}));
-    // Reopening ran no migration twice (there are two).
+    // Reopening ran no migration twice: one row per migration.
     let raw = rusqlite::Connection::open(&path).unwrap();
     let versions: i64 = raw.query_row("SELECT COUNT(*) FROM schema_version", [], |r| r.get(0)).unwrap();
-    assert_eq!(versions, 2);
+    let distinct: i64 =
+        raw.query_row("SELECT COUNT(DISTINCT version) FROM schema_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(versions, distinct);
+    assert_eq!(versions, 3);
 }
 
 #[test]
