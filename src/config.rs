@@ -38,6 +38,47 @@ pub struct ServerConfig {
     /// the daemon only listens on loopback.
     #[serde(default)]
     pub access_keys: Vec<AccessKey>,
+    /// Connections open at once; when reached, the oldest idle one is closed to make room.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// A request's headers must arrive within this; also how long an idle kept-alive
+    /// connection stays open.
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout_seconds: u64,
+    /// A request's body must arrive within this.
+    #[serde(default = "default_body_timeout")]
+    pub body_timeout_seconds: u64,
+    /// The largest request body taken in (413 beyond).
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+}
+
+fn default_max_connections() -> usize {
+    4096
+}
+fn default_header_timeout() -> u64 {
+    10
+}
+fn default_body_timeout() -> u64 {
+    30
+}
+/// AWS's quota: 1 MB per request.
+fn default_max_body_bytes() -> usize {
+    1 << 20
+}
+
+impl ServerConfig {
+    /// Loopback, no keys, default limits.
+    pub fn on(listen: impl Into<String>) -> ServerConfig {
+        ServerConfig {
+            listen: listen.into(),
+            access_keys: Vec::new(),
+            max_connections: default_max_connections(),
+            header_timeout_seconds: default_header_timeout(),
+            body_timeout_seconds: default_body_timeout(),
+            max_body_bytes: default_max_body_bytes(),
+        }
+    }
 }
 
 /// `[[server.access_keys]]`: a key pair the aws CLI and SDKs sign requests with.
@@ -130,7 +171,7 @@ impl Default for Config {
                 expression_memory_bytes: limits.expression_memory_bytes,
             },
             functions: BTreeMap::new(),
-            server: ServerConfig { listen: "127.0.0.1:8083".into(), access_keys: Vec::new() },
+            server: ServerConfig::on("127.0.0.1:8083"),
             storage: StorageConfig {
                 state_dir: "state".into(),
                 retention_days: 90,

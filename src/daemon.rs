@@ -171,10 +171,17 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     let auth = crate::api::sigv4::Verifier::new(
         config.server.access_keys.iter().map(|k| (k.access_key_id.clone(), k.secret_access_key.clone())),
     );
-    axum::serve(listener, crate::api::router(service, auth))
-        .with_graceful_shutdown(shutdown())
-        .await
-        .map_err(DaemonError::Serve)?;
+    let settings = crate::api::server::Settings {
+        max_connections: crate::api::server::effective_max_connections(config.server.max_connections),
+        header_timeout: std::time::Duration::from_secs(config.server.header_timeout_seconds.max(1)),
+    };
+    let body = crate::api::BodyLimits {
+        max_bytes: config.server.max_body_bytes,
+        timeout: std::time::Duration::from_secs(config.server.body_timeout_seconds.max(1)),
+    };
+    let stats = Arc::new(crate::api::server::Stats::default());
+    let app = crate::api::router(service, auth, body, stats.clone());
+    crate::api::server::serve(listener, app, settings, stats, shutdown()).await;
     let _ = std::fs::remove_file(&marker);
     Ok(())
 }
@@ -245,7 +252,7 @@ mod tests {
 
     fn server(listen: &str, keys: usize) -> ServerConfig {
         let key = AccessKey { access_key_id: "ops".into(), secret_access_key: "s".into() };
-        ServerConfig { listen: listen.into(), access_keys: vec![key; keys] }
+        ServerConfig { access_keys: vec![key; keys], ..ServerConfig::on(listen) }
     }
 
     #[tokio::test]

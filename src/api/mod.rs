@@ -3,13 +3,16 @@
 //! Prometheus `/metrics`, on one axum server. Requests go to the [`Service`]; errors
 //! come back as AWS's `{"__type", "message"}` with status 400. With access keys configured,
 //! [`sigv4`] checks every API call's signature first (403 when it fails); `/healthz` and
-//! `/metrics` stay open.
+//! `/metrics` stay open. A body is read only after its headers pass that check, within
+//! `server.max_body_bytes` (413 beyond) and `server.body_timeout_seconds`; [`server`] is the
+//! listener under it all.
 
+pub mod server;
 pub mod sigv4;
 
 use crate::service::{ApiError, Service};
-use axum::body::Bytes;
-use axum::extract::{FromRef, State};
+use axum::body::{Body, Bytes};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -19,31 +22,34 @@ use std::sync::Arc;
 
 const JSON_10: &str = "application/x-amz-json-1.0";
 
-/// The API over `service`; `auth` decides which calls are let in (none configured: all).
-pub fn router(service: Arc<Service>, auth: sigv4::Verifier) -> Router {
+/// How much of a request body the API takes in, and how long it waits for it.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    pub max_bytes: usize,
+    pub timeout: std::time::Duration,
+}
+
+/// The API over `service`; `auth` decides which calls are let in (none configured: all);
+/// `connections` are the listener's counts, served in `/metrics`.
+pub fn router(
+    service: Arc<Service>,
+    auth: sigv4::Verifier,
+    body: BodyLimits,
+    connections: Arc<server::Stats>,
+) -> Router {
     Router::new()
         .route("/", post(dispatch))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
-        .with_state(Api { service, auth: Arc::new(auth) })
+        .with_state(Api { service, auth: Arc::new(auth), body, connections })
 }
 
 #[derive(Clone)]
 struct Api {
     service: Arc<Service>,
     auth: Arc<sigv4::Verifier>,
-}
-
-impl FromRef<Api> for Arc<Service> {
-    fn from_ref(api: &Api) -> Self {
-        api.service.clone()
-    }
-}
-
-impl FromRef<Api> for Arc<sigv4::Verifier> {
-    fn from_ref(api: &Api) -> Self {
-        api.auth.clone()
-    }
+    body: BodyLimits,
+    connections: Arc<server::Stats>,
 }
 
 fn reply(status: StatusCode, body: Value) -> Response {
@@ -54,14 +60,58 @@ fn error(e: ApiError) -> Response {
     reply(StatusCode::BAD_REQUEST, json!({"__type": e.kind, "message": e.message}))
 }
 
-async fn dispatch(
-    State(service): State<Arc<Service>>,
-    State(auth): State<Arc<sigv4::Verifier>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    // Before anything is parsed: an unauthenticated caller learns nothing about the request.
+/// A body over `server.max_body_bytes`: answered before more of it is read.
+fn too_large(limit: usize) -> Response {
+    reply(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        json!({
+            "__type": TOO_LARGE,
+            "message": format!("Request body is larger than {limit} bytes (server.max_body_bytes)."),
+        }),
+    )
+}
+
+const TOO_LARGE: &str = "RequestEntityTooLargeException";
+
+/// Reads a request body whole, within the limits; the reply to send instead when it is not.
+async fn read_body(body: Body, headers: &HeaderMap, limits: BodyLimits) -> Result<Bytes, Response> {
+    let announced = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limits.max_bytes as u64) {
+        return Err(too_large(limits.max_bytes));
+    }
+    let limited = http_body_util::Limited::new(body, limits.max_bytes);
+    match tokio::time::timeout(limits.timeout, http_body_util::BodyExt::collect(limited)).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large(limits.max_bytes)),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "A request body could not be read.");
+            Err(error(ApiError::new("SerializationException", "The request body could not be read.")))
+        }
+        Err(_) => Err(reply(
+            StatusCode::REQUEST_TIMEOUT,
+            json!({
+                "__type": "RequestTimeoutException",
+                "message": format!(
+                    "The request body did not arrive within {} seconds (server.body_timeout_seconds).",
+                    limits.timeout.as_secs()
+                ),
+            }),
+        )),
+    }
+}
+
+async fn dispatch(State(api): State<Api>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+    let Api { service, auth, body: limits, .. } = api;
+    let now = chrono::Utc::now();
+    // A caller without a key cannot make the daemon read a body, nor learn anything from it.
+    if let Err(e) = auth.check_headers(&headers, now) {
+        tracing::debug!(error = e.kind, message = %e.message, "An API call was refused.");
+        return reply(StatusCode::FORBIDDEN, json!({"__type": e.kind, "message": e.message}));
+    }
+    let body = match read_body(body, &headers, limits).await {
+        Ok(b) => b,
+        Err(reply) => return reply,
+    };
     let signed = sigv4::SignedRequest {
         method: "POST",
         path: uri.path(),
@@ -69,7 +119,7 @@ async fn dispatch(
         headers: &headers,
         body: &body,
     };
-    if let Err(e) = auth.verify(&signed, chrono::Utc::now()) {
+    if let Err(e) = auth.verify(&signed, now) {
         tracing::debug!(error = e.kind, message = %e.message, "An API call was refused.");
         return reply(StatusCode::FORBIDDEN, json!({"__type": e.kind, "message": e.message}));
     }
@@ -123,7 +173,8 @@ async fn dispatch(
     }
 }
 
-async fn metrics(State(service): State<Arc<Service>>) -> Response {
-    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], service.metrics().render())
-        .into_response()
+async fn metrics(State(api): State<Api>) -> Response {
+    let mut text = api.service.metrics().render();
+    api.connections.render(&mut text);
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

@@ -1,7 +1,8 @@
-//! AWS Signature Version 4 checks for the API: `dispatch` hands every `POST /` here, body
-//! read whole, before it parses anything. With access keys in the config (`server.access_keys`)
-//! a request must be signed by one of them, as the aws CLI and every SDK sign it; without keys
-//! the verifier lets everything through (the daemon then only listens on loopback).
+//! AWS Signature Version 4 checks for the API: `dispatch` hands every `POST /` here before it
+//! parses anything, its headers before the body is read, then the whole request. With access
+//! keys in the config (`server.access_keys`) a request must be signed by one of them, as the
+//! aws CLI and every SDK sign it, `X-Amz-Target` included; without keys the verifier lets
+//! everything through (the daemon then only listens on loopback).
 //!
 //! The server rebuilds the canonical request and the string to sign exactly as AWS documents
 //! them and compares signatures in constant time. The credential scope must name the service
@@ -105,23 +106,42 @@ impl Verifier {
         self.keys.is_empty()
     }
 
-    /// `Ok` when `req` carries a valid signature from a configured key (or no keys are
-    /// configured), judged at the server time `now`.
-    pub fn verify(&self, req: &SignedRequest<'_>, now: DateTime<Utc>) -> Result<(), AuthError> {
+    /// `Ok` when the headers of a request could carry a valid signature: a configured key,
+    /// the scope, the signed headers and the date all hold. Judged before the body is read,
+    /// so a caller without a key cannot make the daemon take in a large body.
+    pub fn check_headers(&self, headers: &HeaderMap, now: DateTime<Utc>) -> Result<(), AuthError> {
+        self.signer(headers, now).map(|_| ())
+    }
+
+    /// The key, authorization and date of a request whose headers hold (`None`: no keys
+    /// are configured and every request passes).
+    fn signer<'a>(
+        &'a self,
+        headers: &'a HeaderMap,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(Authorization<'a>, String, &'a str)>, AuthError> {
         if self.is_open() {
-            return Ok(());
+            return Ok(None);
         }
-        let header = req.headers.get(http::header::AUTHORIZATION).ok_or_else(AuthError::missing)?;
+        let header = headers.get(http::header::AUTHORIZATION).ok_or_else(AuthError::missing)?;
         let header =
             header.to_str().map_err(|_| AuthError::incomplete("The Authorization header is not ASCII."))?;
         let auth = Authorization::parse(header)?;
         auth.check_scope(self.service)?;
-        if !auth.signed_headers.split(';').any(|h| h == "host") {
+        let signed = |name: &str| auth.signed_headers.split(';').any(|h| h == name);
+        if !signed("host") {
             return Err(AuthError::incomplete(
                 "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
             ));
         }
-        let amz_date = header_value(req.headers, "x-amz-date").ok_or_else(|| {
+        // The operation is in a header, not the path: unsigned, a captured request could be
+        // replayed as another operation. The aws CLI and every SDK sign it.
+        if headers.contains_key("x-amz-target") && !signed("x-amz-target") {
+            return Err(AuthError::incomplete(
+                "'X-Amz-Target' must be a 'SignedHeader' in the AWS Authorization.",
+            ));
+        }
+        let amz_date = header_value(headers, "x-amz-date").ok_or_else(|| {
             AuthError::incomplete(format!(
                 "Authorization header requires existence of a 'X-Amz-Date' header. Authorization={header}"
             ))
@@ -143,7 +163,15 @@ impl Verifier {
         }
         check_skew(signed_at, now)?;
         let secret = self.keys.get(auth.access_key_id).ok_or_else(AuthError::unrecognized)?;
+        Ok(Some((auth, amz_date, secret)))
+    }
 
+    /// `Ok` when `req` carries a valid signature from a configured key (or no keys are
+    /// configured), judged at the server time `now`.
+    pub fn verify(&self, req: &SignedRequest<'_>, now: DateTime<Utc>) -> Result<(), AuthError> {
+        let Some((auth, amz_date, secret)) = self.signer(req.headers, now)? else {
+            return Ok(());
+        };
         let payload_hash = hex(&Sha256::digest(req.body));
         if let Some(claimed) = header_value(req.headers, "x-amz-content-sha256") {
             // Only S3 may leave a payload unsigned; here the body is always covered.

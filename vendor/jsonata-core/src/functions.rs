@@ -1599,13 +1599,32 @@ pub mod numeric {
         // "0.2", and `$formatNumber(12.345, "#,##0.00")` was "12.35" not
         // "12.34" -- wrong numbers in ordinary pictures, not just edge cases
         // (#136).
-        let rounded = match numeric::round(mantissa, Some(parts.max_fractional_digits as i32))? {
-            JValue::Number(n) => n,
-            _ => mantissa,
+        // stepgate patch: past 2^53 every f64 is an integer, with no fraction to round;
+        // rounding scales by 10^digits first, which loses digits there (1e21 came out
+        // 999,999,999,999,999,900,000) and overflows to infinity near f64::MAX ("inf.00").
+        const EXACT: f64 = 9007199254740992.0;
+        let rounded = if mantissa.abs() >= EXACT {
+            mantissa
+        } else {
+            match numeric::round(mantissa, Some(parts.max_fractional_digits as i32))? {
+                JValue::Number(n) if n.is_finite() => n,
+                _ => mantissa,
+            }
         };
 
         // Convert to string with fixed decimal places
-        let mut num_str = format!("{:.prec$}", rounded, prec = parts.max_fractional_digits);
+        let mut num_str = if rounded.abs() >= EXACT {
+            // Its shortest digits padded with zeros (as Java's DecimalFormat writes it), not
+            // the binary expansion's noise digits.
+            let mut s = format!("{}", rounded);
+            if parts.max_fractional_digits > 0 {
+                s.push('.');
+                s.extend(std::iter::repeat_n('0', parts.max_fractional_digits));
+            }
+            s
+        } else {
+            format!("{:.prec$}", rounded, prec = parts.max_fractional_digits)
+        };
 
         // Replace '.' with decimal separator
         if decimal_sep != '.' {
