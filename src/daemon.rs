@@ -36,32 +36,50 @@ pub enum DaemonError {
     Unauthenticated { listen: String },
 }
 
-/// Registers every `*.asl.json` / `*.json` file of `dir` as a state machine named after its
-/// stem. A workflow that does not compile is reported and skipped: the daemon still serves
-/// the others.
+/// The workflow files of a workflows folder, sorted: every `*.json` but the inputs and mock
+/// configs that live beside the workflows.
+pub fn workflow_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            name.ends_with(".json") && !name.ends_with(".input.json") && !name.ends_with(".mock.json")
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// The state machine name of a workflow file: its stem, without `.asl`.
+pub fn workflow_name(file: &Path) -> String {
+    let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    stem.strip_suffix(".asl").unwrap_or(stem).to_string()
+}
+
+/// Registers every workflow file of `dir` as a state machine named after its stem. A
+/// workflow whose name breaks AWS's naming rules or that does not compile is reported and
+/// skipped: the daemon still serves the others.
 pub fn load_workflows(
     service: &Service,
     engine: &Engine,
     config: &Config,
     dir: &Path,
 ) -> Result<usize, DaemonError> {
-    let entries = std::fs::read_dir(dir)
+    let files = workflow_files(dir)
         .map_err(|source| DaemonError::Workflows { path: dir.display().to_string(), source })?;
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .filter(|p| {
-            // Inputs and mock configs live beside the workflows.
-            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            !name.ends_with(".input.json") && !name.ends_with(".mock.json")
-        })
-        .collect();
-    files.sort();
     let mut n = 0;
     for file in files {
-        let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
-        let name = stem.strip_suffix(".asl").unwrap_or(stem).to_string();
+        let name = workflow_name(&file);
+        if let Err(e) = crate::service::check_name(&name) {
+            tracing::error!(
+                file = %file.display(),
+                error = %e.message,
+                "A workflow's file name is not a valid state machine name (1 to 80 characters; no \
+                 whitespace, brackets, wildcards, control characters or any of \"#%\\^|~`$&,;:/); it is skipped."
+            );
+            continue;
+        }
         let definition = match std::fs::read_to_string(&file) {
             Ok(t) => t,
             Err(e) => {
@@ -105,7 +123,8 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     // Before anything runs: a refused start must not resume executions first.
     require_keys_off_loopback(&config.server).await?;
     let state_dir = PathBuf::from(&config.storage.state_dir);
-    std::fs::create_dir_all(&state_dir)
+    // Execution data lives here: private to the daemon's user when the daemon creates it.
+    crate::store::sqlite::private_dir(&state_dir)
         .map_err(|source| DaemonError::StateDir { path: state_dir.display().to_string(), source })?;
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&state_dir.join("stepgate.db"))?);
     let express: Arc<dyn Store> = Arc::new(MemoryStore::bounded(config.storage.express_executions));

@@ -187,31 +187,50 @@ fn validate_with_config(
                 return Ok(ExitCode::from(1));
             }
         };
-        files.extend(workflow_files(Path::new(&config.workflows.dir))?);
+        let named = workflow_files(Path::new(&config.workflows.dir))?;
+        let checks = files.len()..files.len() + named.len();
+        files.extend(named);
+        return validate_files(&files, checks, format);
     }
-    validate_files(&files, format)
+    validate_files(&files, 0..0, format)
 }
 
 /// The workflow files of a workflows folder, as `serve` reads them.
 fn workflow_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read the workflows folder {} (workflows.dir)", dir.display()))?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| {
-            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            name.ends_with(".json") && !name.ends_with(".input.json") && !name.ends_with(".mock.json")
-        })
-        .collect();
-    files.sort();
-    Ok(files)
+    stepgate::daemon::workflow_files(dir)
+        .with_context(|| format!("cannot read the workflows folder {} (workflows.dir)", dir.display()))
 }
 
-fn validate_files(files: &[PathBuf], format: Format) -> Result<ExitCode> {
+/// Validates `files`; those at `workflows` come from the workflows folder, whose stems are
+/// state machine names and are held to AWS's naming rules as `serve` holds them.
+fn validate_files(files: &[PathBuf], workflows: std::ops::Range<usize>, format: Format) -> Result<ExitCode> {
     let mut ok = true;
     let mut reports = Vec::new();
-    for f in files {
-        let (_, checked) = check(f)?;
+    for (i, f) in files.iter().enumerate() {
+        let (_, mut checked) = check(f)?;
+        if workflows.contains(&i) {
+            let name = stepgate::daemon::workflow_name(f);
+            if let Err(e) = stepgate::service::check_name(&name) {
+                let d = validate::Diagnostic {
+                    severity: validate::Severity::Error,
+                    code: e.kind.to_string(),
+                    message: format!(
+                        "The file name makes '{name}' the state machine's name, which AWS's naming rules refuse \
+                         (1 to 80 characters; no whitespace, brackets, wildcards, control characters or any of \
+                         \"#%\\^|~`$&,;:/): {}",
+                        e.message
+                    ),
+                    location: String::new(),
+                };
+                match &mut checked {
+                    Checked::Diagnostics(ds) => ds.insert(0, d),
+                    Checked::Syntax(_) => {
+                        print_checked(f, &Checked::Diagnostics(vec![d]));
+                        ok = false;
+                    }
+                }
+            }
+        }
         ok &= !has_errors(&checked);
         match format {
             Format::Text => print_checked(f, &checked),

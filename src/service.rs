@@ -98,8 +98,39 @@ fn str_field<'a>(body: &'a Value, field: &str) -> Result<&'a str, ApiError> {
     })
 }
 
+/// AWS's check of an ARN's form, made before the resource is looked up: `kinds` are the
+/// resource types (`stateMachine`, `execution`, ...) the operation takes.
+fn check_arn(arn: &str, kinds: &[&str]) -> Result<(), ApiError> {
+    if !arn.starts_with("arn:") {
+        return Err(ApiError::new("InvalidArn", format!("Invalid Arn: 'Invalid ARN prefix: {arn}'")));
+    }
+    let kind = arn.split(':').nth(5).unwrap_or_default();
+    if !kinds.contains(&kind) {
+        return Err(ApiError::new(
+            "InvalidArn",
+            format!("Invalid Arn: 'Resource type not valid in this context: {kind}'"),
+        ));
+    }
+    Ok(())
+}
+
+/// The answer to a pagination token stepgate did not hand out.
+fn invalid_token() -> ApiError {
+    ApiError::new("InvalidToken", "Invalid Token: 'Invalid token'")
+}
+
+/// Page sizes: 0 or absent is AWS's default of 100.
+fn page_size(body: &Value) -> usize {
+    body.get("maxResults")
+        .and_then(Value::as_f64)
+        .map(|n| n as usize)
+        .filter(|n| *n > 0)
+        .unwrap_or(100)
+        .min(1000)
+}
+
 /// AWS's rule for state machine and execution names.
-fn check_name(name: &str) -> Result<(), ApiError> {
+pub fn check_name(name: &str) -> Result<(), ApiError> {
     let bad = name.is_empty()
         || name.chars().count() > 80
         || name
@@ -241,6 +272,7 @@ impl Service {
     }
 
     fn loaded(&self, arn: &str) -> Result<Arc<Loaded>, ApiError> {
+        check_arn(arn, &["stateMachine"])?;
         self.machines.read().unwrap_or_else(|e| e.into_inner()).get(arn).cloned().ok_or_else(|| {
             ApiError::new("StateMachineDoesNotExist", format!("State Machine Does Not Exist: '{arn}'"))
         })
@@ -318,15 +350,34 @@ impl Service {
 
     pub fn delete_state_machine(&self, body: &Value) -> ApiResult {
         let arn = str_field(body, "stateMachineArn")?;
+        check_arn(arn, &["stateMachine"])?;
         self.machines.write().unwrap_or_else(|e| e.into_inner()).remove(arn);
         self.store.delete_state_machine(arn).map_err(ApiError::internal)?;
         Ok(json!({}))
     }
 
-    pub fn list_state_machines(&self, _body: &Value) -> ApiResult {
-        let mut all: Vec<Arc<Loaded>> =
-            self.machines.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+    pub fn list_state_machines(&self, body: &Value) -> ApiResult {
+        use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
+        let limit = page_size(body);
+        // The token is the name the previous page ended at: names are unique and sorted.
+        let after = match body.get("nextToken").and_then(Value::as_str) {
+            Some(t) => {
+                let raw = URL_SAFE_NO_PAD.decode(t).map_err(|_| invalid_token())?;
+                Some(String::from_utf8(raw).map_err(|_| invalid_token())?)
+            }
+            None => None,
+        };
+        let mut all: Vec<Arc<Loaded>> = self
+            .machines
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|l| after.as_ref().is_none_or(|a| l.record.name > *a))
+            .cloned()
+            .collect();
         all.sort_by(|a, b| a.record.name.cmp(&b.record.name));
+        let more = all.len() > limit;
+        all.truncate(limit);
         let items: Vec<Value> = all
             .iter()
             .map(|l| {
@@ -338,7 +389,11 @@ impl Service {
                 })
             })
             .collect();
-        Ok(json!({"stateMachines": items}))
+        let mut out = json!({"stateMachines": items});
+        if let (true, Some(last)) = (more, all.last()) {
+            out["nextToken"] = json!(URL_SAFE_NO_PAD.encode(&last.record.name));
+        }
+        Ok(out)
     }
 
     /// TestState: runs one state on an input, outside any state machine, and says what it
@@ -695,17 +750,12 @@ impl Service {
     }
 
     fn find_execution(&self, arn: &str) -> Result<(ExecutionRecord, bool), ApiError> {
+        check_arn(arn, &["execution", "express"])?;
         if let Some(e) = self.store.get_execution(arn).map_err(ApiError::internal)? {
             return Ok((e, false));
         }
         if let Some(e) = self.express.get_execution(arn).map_err(ApiError::internal)? {
             return Ok((e, true));
-        }
-        if !arn.starts_with("arn:") || arn.split(':').count() < 8 {
-            return Err(ApiError::new(
-                "InvalidArn",
-                format!("Invalid Arn: 'Resource type not valid in this context: {arn}'"),
-            ));
         }
         Err(ApiError::new("ExecutionDoesNotExist", format!("Execution Does Not Exist: '{arn}'")))
     }
@@ -730,22 +780,15 @@ impl Service {
     pub fn list_executions(&self, body: &Value) -> ApiResult {
         let sm = str_field(body, "stateMachineArn")?;
         let l = self.loaded(sm)?;
-        let status = match body.get("statusFilter").and_then(Value::as_str) {
-            None => None,
-            Some(s) => Some(ExecutionStatus::parse(s).ok_or_else(|| {
-                ApiError::new(
-                    "ValidationException",
-                    format!("Value '{s}' at 'statusFilter' failed to satisfy constraint"),
-                )
-            })?),
-        };
-        let limit = body.get("maxResults").and_then(Value::as_u64).filter(|n| *n > 0).unwrap_or(100).min(1000)
-            as usize;
+        // The request checks held the filter to AWS's enum.
+        let status = body.get("statusFilter").and_then(Value::as_str).and_then(ExecutionStatus::parse);
+        let limit = page_size(body);
         let token = body.get("nextToken").and_then(Value::as_str);
         let store = if l.record.machine_type == MachineType::Express { &self.express } else { &self.store };
-        let (items, next) = store
-            .list_executions(sm, status, token, limit)
-            .map_err(|e| ApiError::new("InvalidToken", e.to_string()))?;
+        let (items, next) = store.list_executions(sm, status, token, limit).map_err(|e| match e {
+            crate::store::StoreError::BadToken(_) => invalid_token(),
+            other => ApiError::internal(other),
+        })?;
         let list: Vec<Value> = items
             .iter()
             .map(|e| {
@@ -772,12 +815,9 @@ impl Service {
         let store = if express { &self.express } else { &self.store };
         let reverse = body.get("reverseOrder").and_then(Value::as_bool).unwrap_or(false);
         let include = body.get("includeExecutionData").and_then(Value::as_bool).unwrap_or(true);
-        let limit = body.get("maxResults").and_then(Value::as_u64).filter(|n| *n > 0).unwrap_or(100).min(1000)
-            as usize;
+        let limit = page_size(body);
         let after = match body.get("nextToken").and_then(Value::as_str) {
-            Some(t) => {
-                t.parse().map_err(|_| ApiError::new("InvalidToken", format!("Invalid Token: '{t}'")))?
-            }
+            Some(t) => t.parse().map_err(|_| invalid_token())?,
             None if reverse => u64::MAX,
             None => 0,
         };
@@ -901,6 +941,7 @@ impl Service {
 
     pub fn tag_resource(&self, body: &Value) -> ApiResult {
         let arn = str_field(body, "resourceArn")?;
+        check_arn(arn, &["stateMachine", "activity"])?;
         let l = self
             .loaded(arn)
             .map_err(|_| ApiError::new("ResourceNotFound", format!("Resource not found: '{arn}'")))?;
@@ -918,6 +959,7 @@ impl Service {
 
     pub fn untag_resource(&self, body: &Value) -> ApiResult {
         let arn = str_field(body, "resourceArn")?;
+        check_arn(arn, &["stateMachine", "activity"])?;
         let l = self
             .loaded(arn)
             .map_err(|_| ApiError::new("ResourceNotFound", format!("Resource not found: '{arn}'")))?;
@@ -932,6 +974,7 @@ impl Service {
 
     pub fn list_tags_for_resource(&self, body: &Value) -> ApiResult {
         let arn = str_field(body, "resourceArn")?;
+        check_arn(arn, &["stateMachine", "activity"])?;
         let l = self
             .loaded(arn)
             .map_err(|_| ApiError::new("ResourceNotFound", format!("Resource not found: '{arn}'")))?;

@@ -290,7 +290,7 @@ async fn list_paging_and_filtering(store: &dyn Store) {
     assert!(store.list_executions(&format!("{SM}none"), None, None, 10).unwrap().0.is_empty());
 
     let bad = store.list_executions(&a, None, Some("not a token!"), 10);
-    assert!(matches!(bad, Err(StoreError::Backend(_))), "{bad:?}");
+    assert!(matches!(bad, Err(StoreError::BadToken(_))), "{bad:?}");
 }
 
 async fn delete_frames_by_prefix(store: &dyn Store) {

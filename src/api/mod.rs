@@ -9,6 +9,7 @@
 
 pub mod server;
 pub mod sigv4;
+pub mod validate;
 
 use crate::service::{ApiError, Service};
 use axum::body::{Body, Bytes};
@@ -134,6 +135,12 @@ async fn dispatch(State(api): State<Api>, uri: Uri, headers: HeaderMap, body: Bo
     } else {
         match serde_json::from_slice(&body) {
             Ok(v @ Value::Object(_)) => v,
+            Ok(Value::Array(_)) => {
+                return error(ApiError::new(
+                    "SerializationException",
+                    "Start of list found where not expected",
+                ))
+            }
             Ok(_) => {
                 return error(ApiError::new(
                     "SerializationException",
@@ -145,6 +152,9 @@ async fn dispatch(State(api): State<Api>, uri: Uri, headers: HeaderMap, body: Bo
             }
         }
     };
+    if let Err(e) = validate::check(op, &body) {
+        return error(e);
+    }
     let s = &service;
     let result = match op {
         "CreateStateMachine" => s.create_state_machine(&body),

@@ -173,7 +173,7 @@ pub(crate) fn encode_token(start: DateTime<Utc>, arn: &str) -> String {
 }
 
 pub(crate) fn decode_token(token: &str) -> Result<(DateTime<Utc>, String), StoreError> {
-    let bad = || StoreError::Backend(format!("invalid pagination token: {token:?}"));
+    let bad = || StoreError::BadToken(token.to_string());
     let raw = URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
     let raw = String::from_utf8(raw).map_err(|_| bad())?;
     let (time, arn) = raw.split_once('|').ok_or_else(bad)?;

@@ -191,6 +191,9 @@ pub enum StoreError {
     Backend(String),
     #[error("the store's writer has stopped")]
     Closed,
+    /// A listing's token that the store did not hand out.
+    #[error("invalid pagination token: {0:?}")]
+    BadToken(String),
 }
 
 /// A page of a listing: the items and the token for the next page, if any.

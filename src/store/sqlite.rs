@@ -540,10 +540,14 @@ fn migrate(conn: &Connection) -> Result<(), String> {
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and its schema, and starts the
     /// writer thread.
+    /// Opens (creating it if needed) the store at `path`. Executions' inputs and outputs are
+    /// in it: a folder it creates is 0700 and a file 0600, whatever the umask (SQLite gives
+    /// its -wal and -shm files the database file's mode).
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| open_error(path, e))?;
+            private_dir(dir).map_err(|e| open_error(path, e))?;
         }
+        private_file(path).map_err(|e| open_error(path, e))?;
         let conn = Connection::open(path).map_err(|e| open_error(path, e))?;
         configure(&conn).map_err(|e| open_error(path, e))?;
         // 32 MiB of page cache (negative = KiB) for the writer alone: the index pages every
@@ -894,4 +898,23 @@ impl Store for SqliteStore {
         }
         Ok(total)
     }
+}
+
+/// Creates `dir` and its missing parents with mode 0700; an existing folder keeps its mode
+/// (an operator or systemd's `StateDirectoryMode=` chose it).
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Creates the database file with mode 0600 if it does not exist yet.
+fn private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map(drop)
 }
