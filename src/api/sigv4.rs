@@ -600,6 +600,28 @@ mod tests {
     }
 
     #[test]
+    fn the_operation_header_must_be_signed_and_headers_are_judged_before_the_body() {
+        let v = Verifier::new([("AKIDSTEPGATE", "s3cr3t/+key")]);
+        let at = botocore_time();
+        assert_eq!(v.check_headers(&botocore_request(), at), Ok(()));
+        // The same signature over fewer headers: X-Amz-Target could then be swapped.
+        let mut h = botocore_request();
+        let auth = h["authorization"].to_str().unwrap().replace("x-amz-date;x-amz-target", "x-amz-date");
+        h.insert("authorization", HeaderValue::from_str(&auth).unwrap());
+        let e = v.check_headers(&h, at).unwrap_err();
+        assert_eq!(e.kind, "IncompleteSignatureException");
+        assert!(e.message.contains("'X-Amz-Target' must be a 'SignedHeader'"), "{}", e.message);
+        assert_eq!(v.verify(&post(&h, BOTOCORE_BODY), at).unwrap_err(), e);
+        // Unknown key, expired date, no signature: known before any body is read.
+        assert_eq!(
+            Verifier::new([("x", "y")]).check_headers(&botocore_request(), at),
+            Err(AuthError::unrecognized())
+        );
+        assert!(v.check_headers(&botocore_request(), at + Duration::minutes(30)).is_err());
+        assert_eq!(v.check_headers(&HeaderMap::new(), at), Err(AuthError::missing()));
+    }
+
+    #[test]
     fn clocks_more_than_15_minutes_apart_are_refused() {
         let v = Verifier::new([("AKIDSTEPGATE", "s3cr3t/+key")]);
         let h = botocore_request();

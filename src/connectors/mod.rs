@@ -56,6 +56,13 @@ impl Registry {
         Registry { rows: vec![Arc::new(functions)], resolved: Arc::default() }
     }
 
+    /// The same table with `connector` searched first (an embedder's own resources).
+    pub fn with(mut self, connector: Arc<dyn Connector>) -> Self {
+        self.rows.insert(0, connector);
+        self.resolved = Arc::default();
+        self
+    }
+
     /// Finds the connector for a resource.
     pub fn resolve(&self, resource: &Arc<str>) -> Resolved {
         if let Some(r) = self.resolved.read().unwrap_or_else(|e| e.into_inner()).get(resource) {
