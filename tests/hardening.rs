@@ -644,3 +644,27 @@ fn every_member_of_every_operation_is_checked_as_awss_model_says() {
     assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains(" 0 wrong"), "{text}");
 }
+
+/// Found by `cargo fuzz run definition`: `validate` accepted a JSONata Map whose ItemSelector
+/// has a key ending in `.$`, and the daemon then refused to compile it (the key was read as a
+/// JSONPath template's). In JSONata, keys are taken as written.
+#[test]
+fn a_jsonata_item_selector_keeps_a_key_ending_in_dollar() {
+    let dir = tempfile::tempdir().unwrap();
+    let definition = json!({
+        "QueryLanguage": "JSONata",
+        "StartAt": "M",
+        "States": {"M": {
+            "Type": "Map",
+            "Items": "{% [10, 20] %}",
+            "ItemSelector": {"li.$": "{% $states.context.Map.Item.Index %}", "v": "{% $states.context.Map.Item.Value %}"},
+            "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}},
+            "End": true
+        }}
+    });
+    let file = dir.path().join("m.asl.json");
+    std::fs::write(&file, definition.to_string()).unwrap();
+    assert_eq!(stepgate(&["validate", file.to_str().unwrap()]).status.code(), Some(0));
+    let v = run(dir.path(), &definition, "{}", &[]);
+    assert_eq!(v["output"], json!([{"li.$": 0, "v": 10}, {"li.$": 1, "v": 20}]), "{v}");
+}

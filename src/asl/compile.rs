@@ -464,10 +464,13 @@ impl Builder {
                         None | Some("$") => None,
                         Some(p) => Some(path("ItemsPath", p)?),
                     },
-                    item_selector: match (&m.item_selector, &m.results.parameters) {
-                        (Some(_), _) => template("ItemSelector", &m.item_selector)?,
-                        (None, Some(_)) => template("Parameters", &m.results.parameters)?,
-                        (None, None) => None,
+                    // A JSONata state's ItemSelector is a JSONata template (below): its keys
+                    // are taken as written, `.$` or not.
+                    item_selector: match (jsonata, &m.item_selector, &m.results.parameters) {
+                        (true, _, _) => None,
+                        (false, Some(_), _) => template("ItemSelector", &m.item_selector)?,
+                        (false, None, Some(_)) => template("Parameters", &m.results.parameters)?,
+                        (false, None, None) => None,
                     },
                     items: if jsonata { jt_opt("Items", m.items.as_ref())? } else { None },
                     item_selector_jsonata: if jsonata {
