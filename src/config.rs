@@ -53,6 +53,10 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
 }
 
+fn default_express_memory() -> usize {
+    32 << 20
+}
+
 fn default_max_connections() -> usize {
     4096
 }
@@ -108,6 +112,9 @@ pub struct StorageConfig {
     pub retention_days: u32,
     /// How many Express executions (with their histories) are kept in memory, newest first.
     pub express_executions: usize,
+    /// And at most about this many bytes of them (records, histories): the oldest go first.
+    #[serde(default = "default_express_memory")]
+    pub express_memory_bytes: usize,
     /// A Standard execution whose top level is to sleep (Wait, Retry backoff) for longer than
     /// this leaves memory until it is due: its timer is in the store only.
     pub park_after_seconds: u64,
@@ -176,6 +183,7 @@ impl Default for Config {
                 state_dir: "state".into(),
                 retention_days: 90,
                 express_executions: 10_000,
+                express_memory_bytes: default_express_memory(),
                 park_after_seconds: 60,
                 resume_limit: 3,
             },

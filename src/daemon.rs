@@ -127,7 +127,10 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     crate::store::sqlite::private_dir(&state_dir)
         .map_err(|source| DaemonError::StateDir { path: state_dir.display().to_string(), source })?;
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&state_dir.join("stepgate.db"))?);
-    let express: Arc<dyn Store> = Arc::new(MemoryStore::bounded(config.storage.express_executions));
+    let express: Arc<dyn Store> = Arc::new(MemoryStore::bounded_in_memory(
+        config.storage.express_executions,
+        config.storage.express_memory_bytes,
+    ));
     let engine = Arc::new(Engine::new(
         Registry::new(config.functions()),
         Arc::new(Clock::default()),

@@ -668,3 +668,19 @@ fn a_jsonata_item_selector_keeps_a_key_ending_in_dollar() {
     let v = run(dir.path(), &definition, "{}", &[]);
     assert_eq!(v["output"], json!([{"li.$": 0, "v": 10}, {"li.$": 1, "v": 20}]), "{v}");
 }
+
+/// Found by `cargo fuzz run jsonpath` and `intrinsics`: a path whose union goes on with a
+/// multi-byte character made `validate` and `serve` panic instead of refusing the definition.
+#[test]
+fn a_malformed_path_with_multibyte_text_is_refused_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    for value in ["$.j['a', \u{35c}x]", "States.Format('{}', $.j['a', \u{35c}\u{35c}t])"] {
+        let definition = json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Parameters": {"x.$": value}, "End": true}}});
+        let file = dir.path().join("p.asl.json");
+        std::fs::write(&file, definition.to_string()).unwrap();
+        let out = stepgate(&["validate", file.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{value}: {err}");
+        assert!(err.contains("/States/P/Parameters"), "{value}: {err}");
+    }
+}

@@ -168,7 +168,15 @@ impl Path {
                         }),
                     }
                 }
-                _ => unreachable!("definite paths hold names and indexes only"),
+                // Wildcards, slices, unions, filters and `..` select many values.
+                _ => {
+                    return Err(PathMiss {
+                        message: format!(
+                            "Invalid path '{}' : the path selects more than one value",
+                            self.text
+                        ),
+                    })
+                }
             };
             match next {
                 Some(v) => cur = v,
@@ -540,7 +548,9 @@ impl Parser<'_> {
     }
 
     fn quoted(&mut self) -> Result<String, String> {
-        let q = self.peek().ok_or_else(|| self.err("expected a quote"))?;
+        // A union's later items need not start with a quote: `['a', b]` is not a union.
+        let q =
+            self.peek().filter(|c| matches!(c, b'\'' | b'"')).ok_or_else(|| self.err("expected a quote"))?;
         self.i += 1;
         let mut out = String::new();
         loop {
@@ -749,6 +759,24 @@ mod tests {
 
     fn sel(path: &str, doc: Value) -> Result<Value, String> {
         Path::parse(path).unwrap().select(&doc).map_err(|e| e.message)
+    }
+
+    /// Found by `cargo fuzz run jsonpath` and `intrinsics`: a union item that is not quoted
+    /// skipped one byte as if it were the quote, which lands inside a multi-byte character
+    /// (a panic slicing the text); `select_ref` on an indefinite path was `unreachable!`.
+    #[test]
+    fn fuzz_findings_are_errors_not_panics() {
+        for text in ["$.j['a', \u{35c}x]", "$['a',\u{e9}]", "$['a', b]"] {
+            assert!(Path::parse(text).is_err(), "{text}");
+        }
+        let doc = json!({"a": [{"b": 1}], "b": 2});
+        for text in ["$..b", "$.a[*]", "$.a[0:1]", "$['a','b']", "$.a[?(@.b == 1)]"] {
+            let p = Path::parse(text).unwrap();
+            assert!(p.select_ref(&doc).is_err(), "{text}");
+            assert!(p.select(&doc).is_ok(), "{text}");
+        }
+        let call = crate::asl::intrinsics::parse("States.Format('{}', $.j['a', \u{35c}\u{35c}t])");
+        assert!(call.is_err());
     }
 
     #[test]

@@ -33,6 +33,32 @@ struct Inner {
     order: std::collections::VecDeque<String>,
     /// Resumes after an unclean stop: (count, the last event id they found), by execution.
     resumes: HashMap<String, (u32, u64)>,
+    /// About how many bytes each execution holds (its record, events and frames), and their
+    /// sum, for a store bounded in memory.
+    sizes: HashMap<String, usize>,
+    total: usize,
+}
+
+/// About what `v` takes in memory: its text plus the nodes' overhead. Cheap enough for every
+/// write of a bounded store, which exists for Express executions that write little.
+fn weight(v: &Value) -> usize {
+    32 + match v {
+        Value::String(s) => s.len(),
+        Value::Array(a) => a.iter().map(weight).sum(),
+        Value::Object(o) => o.iter().map(|(k, v)| k.len() + weight(v)).sum(),
+        _ => 0,
+    }
+}
+
+fn record_weight(e: &ExecutionRecord) -> usize {
+    let text = |t: &Option<String>| t.as_ref().map_or(0, String::len);
+    256 + 2 * e.arn.len()
+        + e.state_machine_arn.len()
+        + e.name.len()
+        + e.input.len()
+        + text(&e.output)
+        + text(&e.error)
+        + text(&e.cause)
 }
 
 #[derive(Default)]
@@ -40,6 +66,8 @@ pub struct MemoryStore {
     inner: Mutex<Inner>,
     /// At most this many executions are kept; the oldest finished ones go first.
     capacity: Option<usize>,
+    /// And at most about this many bytes of them.
+    max_bytes: Option<usize>,
 }
 
 impl MemoryStore {
@@ -50,7 +78,13 @@ impl MemoryStore {
     /// A store that keeps at most `capacity` executions (a ring: the oldest finished
     /// execution goes when a new one comes), so Express histories cannot grow without end.
     pub fn bounded(capacity: usize) -> MemoryStore {
-        MemoryStore { inner: Mutex::default(), capacity: Some(capacity.max(1)) }
+        MemoryStore { inner: Mutex::default(), capacity: Some(capacity.max(1)), max_bytes: None }
+    }
+
+    /// A ring bounded in count and in memory: the oldest finished executions go while there
+    /// are more than `capacity` or they take more than about `max_bytes` (with their events).
+    pub fn bounded_in_memory(capacity: usize, max_bytes: usize) -> MemoryStore {
+        MemoryStore { max_bytes: Some(max_bytes), ..MemoryStore::bounded(capacity) }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -80,9 +114,12 @@ impl Inner {
         for w in writes {
             match w {
                 Write::Event { execution_arn, event } => {
+                    let n = 96 + event.details.as_ref().map_or(0, |(_, d)| weight(d));
+                    self.charge(&execution_arn, n);
                     self.events.entry(execution_arn).or_default().insert(event.id, event);
                 }
                 Write::Frame(Frame { execution_arn, path, data }) => {
+                    self.charge(&execution_arn, 64 + path.len() + weight(&data));
                     self.frames.entry(execution_arn).or_default().insert(path, data);
                 }
                 Write::DeleteFrames { execution_arn, prefix } => {
@@ -105,6 +142,9 @@ impl Inner {
                         e.error = error;
                         e.cause = cause;
                         e.stop = Some(stop);
+                        let text = |t: &Option<String>| t.as_ref().map_or(0, String::len);
+                        let n = text(&e.output) + text(&e.error) + text(&e.cause);
+                        self.charge(&execution_arn, n);
                     }
                 }
                 Write::Redrive { execution_arn } => {
@@ -123,7 +163,20 @@ impl Inner {
         Ok(())
     }
 
+    /// Adds `n` bytes to what `arn` is counted to hold.
+    fn charge(&mut self, arn: &str, n: usize) {
+        if let Some(size) = self.sizes.get_mut(arn) {
+            *size += n;
+        } else {
+            self.sizes.insert(arn.to_string(), n);
+        }
+        self.total += n;
+    }
+
     fn remove_execution(&mut self, arn: &str) {
+        if let Some(n) = self.sizes.remove(arn) {
+            self.total -= n;
+        }
         if let Some(e) = self.executions.remove(arn) {
             if let Some(set) = self.by_machine.get_mut(&e.state_machine_arn) {
                 set.remove(&(e.start, e.arn));
@@ -216,6 +269,7 @@ impl Store for MemoryStore {
         inner.by_machine.entry(e.state_machine_arn.clone()).or_default().insert((e.start, e.arn.clone()));
         inner.order.push_back(e.arn.clone());
         let arn = e.arn.clone();
+        inner.charge(&arn, record_weight(&e));
         inner.executions.insert(arn.clone(), e);
         if let Err(err) = inner.apply(writes) {
             // Nothing of a refused creation stays, as in a rolled-back transaction.
@@ -224,9 +278,10 @@ impl Store for MemoryStore {
             return future::ready(Err(err)).boxed();
         }
         if let Some(cap) = self.capacity {
+            let max_bytes = self.max_bytes.unwrap_or(usize::MAX);
             // Running executions are skipped (and kept in order) until they finish.
             let mut scanned = 0;
-            while inner.executions.len() > cap && scanned < inner.order.len() {
+            while (inner.executions.len() > cap || inner.total > max_bytes) && scanned < inner.order.len() {
                 let Some(arn) = inner.order.pop_front() else { break };
                 let running =
                     inner.executions.get(&arn).is_some_and(|x| x.status == ExecutionStatus::Running);
@@ -390,5 +445,22 @@ mod tests {
             .map(|i| format!("e{i}"))
             .collect();
         assert_eq!(kept, ["e0", "e4", "e5"]);
+    }
+
+    #[tokio::test]
+    async fn a_store_bounded_in_memory_lets_the_oldest_go_when_the_bytes_run_out() {
+        let store = MemoryStore::bounded_in_memory(1000, 20_000);
+        let big = |i| ExecutionRecord { input: "x".repeat(4000), ..exec(i, ExecutionStatus::Succeeded) };
+        for i in 0..10 {
+            store.create_execution(big(i), vec![]).await.unwrap();
+        }
+        let kept: Vec<u32> = (0..10)
+            .filter(|i| store.get_execution(&exec(*i, ExecutionStatus::Running).arn).unwrap().is_some())
+            .collect();
+        // About 4.4 KB each: four fit in 20 KB, the newest.
+        assert_eq!(kept, [6, 7, 8, 9]);
+        let inner = store.lock();
+        assert_eq!(inner.total, inner.sizes.values().sum::<usize>());
+        assert_eq!(inner.sizes.len(), inner.executions.len());
     }
 }
