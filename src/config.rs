@@ -53,6 +53,10 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
 }
 
+fn default_cache_bytes() -> usize {
+    crate::store::sqlite::DEFAULT_CACHE_BYTES
+}
+
 fn default_express_memory() -> usize {
     32 << 20
 }
@@ -112,6 +116,9 @@ pub struct StorageConfig {
     pub retention_days: u32,
     /// How many Express executions (with their histories) are kept in memory, newest first.
     pub express_executions: usize,
+    /// The SQLite writer's page cache in bytes.
+    #[serde(default = "default_cache_bytes")]
+    pub cache_bytes: usize,
     /// And at most about this many bytes of them (records, histories): the oldest go first.
     #[serde(default = "default_express_memory")]
     pub express_memory_bytes: usize,
@@ -184,6 +191,7 @@ impl Default for Config {
                 retention_days: 90,
                 express_executions: 10_000,
                 express_memory_bytes: default_express_memory(),
+                cache_bytes: default_cache_bytes(),
                 park_after_seconds: 60,
                 resume_limit: 3,
             },

@@ -126,7 +126,8 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     // Execution data lives here: private to the daemon's user when the daemon creates it.
     crate::store::sqlite::private_dir(&state_dir)
         .map_err(|source| DaemonError::StateDir { path: state_dir.display().to_string(), source })?;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&state_dir.join("stepgate.db"))?);
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open_with_cache(&state_dir.join("stepgate.db"), config.storage.cache_bytes)?);
     let express: Arc<dyn Store> = Arc::new(MemoryStore::bounded_in_memory(
         config.storage.express_executions,
         config.storage.express_memory_bytes,

@@ -39,10 +39,12 @@ struct Inner {
     total: usize,
 }
 
-/// About what `v` takes in memory: its text plus the nodes' overhead. Cheap enough for every
-/// write of a bounded store, which exists for Express executions that write little.
+/// About what `v` takes in memory: its text plus the nodes' overhead (a `Value`, its map
+/// entry and index, the allocator's rounding; calibrated against the daemon's resident memory
+/// with 3-state Express executions). Cheap enough for every write of a bounded store, which
+/// exists for Express executions that write little.
 fn weight(v: &Value) -> usize {
-    32 + match v {
+    96 + match v {
         Value::String(s) => s.len(),
         Value::Array(a) => a.iter().map(weight).sum(),
         Value::Object(o) => o.iter().map(|(k, v)| k.len() + weight(v)).sum(),
@@ -52,7 +54,7 @@ fn weight(v: &Value) -> usize {
 
 fn record_weight(e: &ExecutionRecord) -> usize {
     let text = |t: &Option<String>| t.as_ref().map_or(0, String::len);
-    256 + 2 * e.arn.len()
+    768 + 2 * e.arn.len()
         + e.state_machine_arn.len()
         + e.name.len()
         + e.input.len()
@@ -114,12 +116,12 @@ impl Inner {
         for w in writes {
             match w {
                 Write::Event { execution_arn, event } => {
-                    let n = 96 + event.details.as_ref().map_or(0, |(_, d)| weight(d));
+                    let n = 320 + event.details.as_ref().map_or(0, |(_, d)| weight(d));
                     self.charge(&execution_arn, n);
                     self.events.entry(execution_arn).or_default().insert(event.id, event);
                 }
                 Write::Frame(Frame { execution_arn, path, data }) => {
-                    self.charge(&execution_arn, 64 + path.len() + weight(&data));
+                    self.charge(&execution_arn, 128 + path.len() + weight(&data));
                     self.frames.entry(execution_arn).or_default().insert(path, data);
                 }
                 Write::DeleteFrames { execution_arn, prefix } => {
@@ -457,7 +459,7 @@ mod tests {
         let kept: Vec<u32> = (0..10)
             .filter(|i| store.get_execution(&exec(*i, ExecutionStatus::Running).arn).unwrap().is_some())
             .collect();
-        // About 4.4 KB each: four fit in 20 KB, the newest.
+        // About 4.9 KB each: four fit in 20 KB, the newest.
         assert_eq!(kept, [6, 7, 8, 9]);
         let inner = store.lock();
         assert_eq!(inner.total, inner.sizes.values().sum::<usize>());

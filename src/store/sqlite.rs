@@ -538,22 +538,27 @@ fn migrate(conn: &Connection) -> Result<(), String> {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `path` and its schema, and starts the
-    /// writer thread.
-    /// Opens (creating it if needed) the store at `path`. Executions' inputs and outputs are
-    /// in it: a folder it creates is 0700 and a file 0600, whatever the umask (SQLite gives
-    /// its -wal and -shm files the database file's mode).
+    /// Opens (creating it if needed) the store at `path` and its schema, and starts the
+    /// writer thread. Executions' inputs and outputs are in it: a folder it creates is 0700
+    /// and a file 0600, whatever the umask (SQLite gives its -wal and -shm files the database
+    /// file's mode).
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with_cache(path, DEFAULT_CACHE_BYTES)
+    }
+
+    /// [`SqliteStore::open`] with `cache_bytes` of page cache for the writer (the index pages
+    /// every commit touches stay in memory instead of being read back from the file; it fills
+    /// with use and stays full, so it is the largest part of a busy daemon's resident memory).
+    pub fn open_with_cache(path: &Path, cache_bytes: usize) -> Result<SqliteStore, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             private_dir(dir).map_err(|e| open_error(path, e))?;
         }
         private_file(path).map_err(|e| open_error(path, e))?;
         let conn = Connection::open(path).map_err(|e| open_error(path, e))?;
         configure(&conn).map_err(|e| open_error(path, e))?;
-        // 32 MiB of page cache (negative = KiB) for the writer alone: the index pages every
-        // commit touches stay in memory instead of being read back from the file. Readers
-        // keep SQLite's default 2 MiB each.
-        conn.pragma_update(None, "cache_size", -32768).map_err(|e| open_error(path, e))?;
+        // Negative: KiB. Readers keep SQLite's default 2 MiB each.
+        let kib = i64::try_from(cache_bytes / 1024).unwrap_or(i64::MAX).max(64);
+        conn.pragma_update(None, "cache_size", -kib).map_err(|e| open_error(path, e))?;
         let mode: String = conn
             .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
             .map_err(|e| open_error(path, e))?;
@@ -902,6 +907,9 @@ impl Store for SqliteStore {
 
 /// Creates `dir` and its missing parents with mode 0700; an existing folder keeps its mode
 /// (an operator or systemd's `StateDirectoryMode=` chose it).
+/// The writer's page cache unless `storage.cache_bytes` says otherwise: 32 MiB.
+pub const DEFAULT_CACHE_BYTES: usize = 32 << 20;
+
 pub fn private_dir(dir: &Path) -> std::io::Result<()> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
