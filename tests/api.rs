@@ -746,10 +746,10 @@ fn long_waits_park_in_the_store_and_wake_on_time() {
     let def = json!({
         "StartAt": "Nap",
         "States": {
-            "Nap": {"Type": "Wait", "Seconds": 3, "Next": "Call"},
+            "Nap": {"Type": "Wait", "Seconds": 6, "Next": "Call"},
             "Call": {
                 "Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:second_time",
-                "Retry": [{"ErrorEquals": ["NotYet"], "IntervalSeconds": 3, "MaxAttempts": 1}],
+                "Retry": [{"ErrorEquals": ["NotYet"], "IntervalSeconds": 6, "MaxAttempts": 1}],
                 "End": true
             }
         }
@@ -763,28 +763,29 @@ fn long_waits_park_in_the_store_and_wake_on_time() {
         .as_str()
         .unwrap()
         .to_string();
-    // Parked in the Wait; killed and restarted while parked, it stays parked.
-    wait_for_metric(&d, "stepgate_executions_parked", 1.0, Duration::from_secs(2));
+    // Parked in the Wait; killed and restarted while parked, it stays parked. The waits are
+    // long enough that a loaded machine still sees each park before its timer is due.
+    wait_for_metric(&d, "stepgate_executions_parked", 1.0, Duration::from_secs(5));
     let dir_path = d.dir.clone();
     unsafe_kill9(d.child.id());
     drop(d);
     let d = Daemon::start_with_env(&dir_path, &functions, &env);
     assert_eq!(d.metric("stepgate_executions_parked"), 1.0);
     assert_eq!(d.aws(&["describe-execution", "--execution-arn", &arn]).unwrap()["status"], "RUNNING");
-    // Then the Retry backoff after the first call parks it again (for 3 s).
-    let until = Instant::now() + Duration::from_secs(10);
+    // Then the Retry backoff after the first call parks it again (for 6 s).
+    let until = Instant::now() + Duration::from_secs(15);
     while !history(&d, &arn).iter().any(|e| e["type"] == "LambdaFunctionFailed") {
         assert!(Instant::now() < until, "the first call did not fail");
         std::thread::sleep(Duration::from_millis(50));
     }
-    wait_for_metric(&d, "stepgate_executions_parked", 1.0, Duration::from_secs(2));
-    let e = wait_for_status(&d, &arn, "SUCCEEDED", Duration::from_secs(20));
-    assert!(started.elapsed() >= Duration::from_secs(6), "3 s of Wait and 3 s of backoff");
+    wait_for_metric(&d, "stepgate_executions_parked", 1.0, Duration::from_secs(5));
+    let e = wait_for_status(&d, &arn, "SUCCEEDED", Duration::from_secs(30));
+    assert!(started.elapsed() >= Duration::from_secs(12), "6 s of Wait and 6 s of backoff");
     assert_eq!(serde_json::from_str::<Value>(e["output"].as_str().unwrap()).unwrap(), json!({"calls": 2}));
     // The counters follow the status by a moment: the finish is counted once it is stored.
-    wait_for_metric(&d, "stepgate_executions_parked", 0.0, Duration::from_secs(2));
+    wait_for_metric(&d, "stepgate_executions_parked", 0.0, Duration::from_secs(5));
     // This daemon entered one state (Call); the states it resumed were counted when entered.
-    wait_for_metric(&d, "stepgate_state_transitions_total", 1.0, Duration::from_secs(2));
+    wait_for_metric(&d, "stepgate_state_transitions_total", 1.0, Duration::from_secs(5));
     let events = history(&d, &arn);
     let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert_eq!(
@@ -806,18 +807,18 @@ fn long_waits_park_in_the_store_and_wake_on_time() {
     );
     let ids: Vec<u64> = events.iter().map(|e| e["id"].as_u64().unwrap()).collect();
     assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>());
-    // The Wait lasted its 3 seconds across the restart, by the events' own clock.
+    // The Wait lasted its 6 seconds across the restart, by the events' own clock.
     let at = |i: usize| events[i]["timestamp"].as_f64().unwrap();
-    assert!(at(2) - at(1) >= 3.0 && at(2) - at(1) < 6.0, "{} -> {}", at(1), at(2));
+    assert!(at(2) - at(1) >= 6.0 && at(2) - at(1) < 12.0, "{} -> {}", at(1), at(2));
 
     // A parked execution can be stopped; its timer then finds it ended and leaves it so.
     let arn = d.aws(&["start-execution", "--state-machine-arn", &sm]).unwrap()["executionArn"]
         .as_str()
         .unwrap()
         .to_string();
-    wait_for_metric(&d, "stepgate_executions_parked", 1.0, Duration::from_secs(2));
+    wait_for_metric(&d, "stepgate_executions_parked", 1.0, Duration::from_secs(5));
     d.aws(&["stop-execution", "--execution-arn", &arn, "--error", "Enough"]).unwrap();
-    wait_for_metric(&d, "stepgate_executions_parked", 0.0, Duration::from_secs(6));
+    wait_for_metric(&d, "stepgate_executions_parked", 0.0, Duration::from_secs(10));
     let e = d.aws(&["describe-execution", "--execution-arn", &arn]).unwrap();
     assert_eq!((e["status"].as_str(), e["error"].as_str()), (Some("ABORTED"), Some("Enough")));
     assert_eq!(history(&d, &arn).last().unwrap()["type"], "ExecutionAborted");
