@@ -21,3 +21,4 @@ pub mod mock;
 pub mod service;
 pub mod store;
 pub mod time;
+pub mod triggers;
