@@ -7,6 +7,7 @@
 //! `server.max_body_bytes` (413 beyond) and `server.body_timeout_seconds`; [`server`] is the
 //! listener under it all.
 
+pub mod ops;
 pub mod server;
 pub mod sigv4;
 pub mod validate;
@@ -155,28 +156,7 @@ async fn dispatch(State(api): State<Api>, uri: Uri, headers: HeaderMap, body: Bo
     if let Err(e) = validate::check(op, &body) {
         return error(e);
     }
-    let s = &service;
-    let result = match op {
-        "CreateStateMachine" => s.create_state_machine(&body),
-        "UpdateStateMachine" => s.update_state_machine(&body),
-        "DeleteStateMachine" => s.delete_state_machine(&body),
-        "DescribeStateMachine" => s.describe_state_machine(&body),
-        "ListStateMachines" => s.list_state_machines(&body),
-        "DescribeStateMachineForExecution" => s.describe_state_machine_for_execution(&body),
-        "ValidateStateMachineDefinition" => s.validate_definition(&body),
-        "TestState" => s.test_state(&body).await,
-        "StartExecution" => s.start_execution(&body).await,
-        "StartSyncExecution" => s.start_sync_execution(&body).await,
-        "StopExecution" => s.stop_execution(&body).await,
-        "RedriveExecution" => s.redrive_execution(&body).await,
-        "DescribeExecution" => s.describe_execution(&body),
-        "ListExecutions" => s.list_executions(&body),
-        "GetExecutionHistory" => s.get_execution_history(&body),
-        "TagResource" => s.tag_resource(&body),
-        "UntagResource" => s.untag_resource(&body),
-        "ListTagsForResource" => s.list_tags_for_resource(&body),
-        other => Err(ApiError::new("UnknownOperationException", format!("Unknown operation: '{other}'"))),
-    };
+    let result = ops::call(&service, op, &body).await;
     match result {
         Ok(v) => reply(StatusCode::OK, v),
         Err(e) => error(e),

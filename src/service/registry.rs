@@ -1,0 +1,154 @@
+//! The state machines the service runs, by ARN: those of the workflows folder and those
+//! created through the API, each compiled once when it is put. An execution keeps the
+//! definition it started with; [`Service::machine_of`] finds it again after an update, a
+//! deletion or a restart.
+
+use super::{check_arn, ApiError, Service};
+use crate::asl::validate::{self, MachineType as ValidateType};
+use crate::asl::Machine;
+use crate::store::{ExecutionRecord, MachineType, StateMachineRecord};
+use std::collections::HashSet;
+use std::sync::Arc;
+
+/// A state machine ready to run.
+pub struct Loaded {
+    pub record: StateMachineRecord,
+    pub machine: Arc<Machine>,
+    /// The definition's text and its SHA-256, recorded with each Standard execution.
+    pub(super) definition: Arc<str>,
+    pub(super) hash: String,
+}
+
+impl Loaded {
+    fn new(record: StateMachineRecord, machine: Arc<Machine>) -> Arc<Self> {
+        let definition: Arc<str> = Arc::from(record.definition.as_str());
+        Arc::new(Loaded { hash: definition_hash(&definition), definition, record, machine })
+    }
+}
+
+fn definition_hash(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Checks a definition as AWS checks one of `kind` and compiles it; the error is AWS's
+/// InvalidDefinition with every problem found.
+pub fn compile(definition: &str, kind: MachineType) -> Result<Machine, ApiError> {
+    let v = validate::parse_text(definition).map_err(|e| {
+        ApiError::new("InvalidDefinition", format!("Invalid State Machine Definition: '{}'", e.diagnostic()))
+    })?;
+    let vt = if kind == MachineType::Express { ValidateType::Express } else { ValidateType::Standard };
+    let diags = validate::validate_for(&v, vt);
+    if diags.iter().any(|d| d.severity == validate::Severity::Error) {
+        return Err(ApiError::new("InvalidDefinition", validate::cause(&diags)));
+    }
+    crate::asl::compile(&v).map_err(|d| ApiError::new("InvalidDefinition", validate::cause(&d)))
+}
+
+impl Service {
+    /// Registers a state machine (from the workflows folder or the API) and stores it.
+    pub fn put_state_machine(&self, record: StateMachineRecord) -> Result<(), ApiError> {
+        let machine = Arc::new(compile(&record.definition, record.machine_type)?);
+        self.put_compiled(record, machine)
+    }
+
+    /// Registers a state machine whose definition the caller has compiled already.
+    pub fn put_compiled(&self, record: StateMachineRecord, machine: Arc<Machine>) -> Result<(), ApiError> {
+        self.store.put_state_machine(&record).map_err(ApiError::internal)?;
+        let arn = record.arn.clone();
+        self.machines.write().unwrap_or_else(|e| e.into_inner()).insert(arn, Loaded::new(record, machine));
+        Ok(())
+    }
+
+    /// Makes `records` (compiled) the state machines of the workflows folder: each is put
+    /// unless it is unchanged, and those that came from the folder before and are not among
+    /// them any more are removed. Machines created through the API are left alone.
+    pub fn replace_folder(&self, records: Vec<(StateMachineRecord, Arc<Machine>)>) -> Result<(), ApiError> {
+        let arns: HashSet<String> = records.iter().map(|(r, _)| r.arn.clone()).collect();
+        for (mut record, machine) in records {
+            if let Ok(old) = self.state_machine(&record.arn) {
+                if old.record.definition == record.definition
+                    && old.record.machine_type == record.machine_type
+                {
+                    continue;
+                }
+                // An edited file is an update: the machine keeps its creation date and tags.
+                record.created = old.record.created;
+                record.tags = old.record.tags.clone();
+                record.revision = old.record.revision + 1;
+            }
+            self.put_compiled(record, machine)?;
+        }
+        let mut folder = self.from_folder.lock().unwrap_or_else(|e| e.into_inner());
+        for gone in folder.difference(&arns) {
+            self.machines.write().unwrap_or_else(|e| e.into_inner()).remove(gone);
+            self.store.delete_state_machine(gone).map_err(ApiError::internal)?;
+        }
+        *folder = arns;
+        Ok(())
+    }
+
+    /// Loads the state machines the store holds (those created through the API earlier).
+    pub fn load_stored(&self) -> Result<usize, ApiError> {
+        let all = self.store.list_state_machines().map_err(ApiError::internal)?;
+        let mut n = 0;
+        for record in all {
+            match compile(&record.definition, record.machine_type) {
+                Ok(m) => {
+                    let arn = record.arn.clone();
+                    self.machines
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(arn, Loaded::new(record, Arc::new(m)));
+                    n += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(state_machine = %record.name, error = %e.message, "A stored state machine no longer compiles; it is skipped.")
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// A state machine by ARN.
+    pub fn state_machine(&self, arn: &str) -> Result<Arc<Loaded>, ApiError> {
+        check_arn(arn, &["stateMachine"])?;
+        self.machines.read().unwrap_or_else(|e| e.into_inner()).get(arn).cloned().ok_or_else(|| {
+            ApiError::new("StateMachineDoesNotExist", format!("State Machine Does Not Exist: '{arn}'"))
+        })
+    }
+
+    /// Every state machine, in no order.
+    pub fn state_machines(&self) -> Vec<Arc<Loaded>> {
+        self.machines.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+    }
+
+    pub fn delete_state_machine(&self, arn: &str) -> Result<(), ApiError> {
+        check_arn(arn, &["stateMachine"])?;
+        self.machines.write().unwrap_or_else(|e| e.into_inner()).remove(arn);
+        self.from_folder.lock().unwrap_or_else(|e| e.into_inner()).remove(arn);
+        self.store.delete_state_machine(arn).map_err(ApiError::internal)?;
+        Ok(())
+    }
+
+    /// The machine a Standard execution runs: the definition recorded when it started,
+    /// which its state machine may have changed or lost since (AWS's executions keep theirs
+    /// too; the journal's state indices are that definition's), or, for an execution stored
+    /// before definitions were recorded, the state machine's current one.
+    pub(super) fn machine_of(&self, record: &ExecutionRecord) -> Result<Option<Arc<Machine>>, ApiError> {
+        let current = self.state_machine(&record.state_machine_arn).ok();
+        let Some((hash, text)) = self.store.definition_of(&record.arn).map_err(ApiError::internal)? else {
+            return Ok(current.map(|l| l.machine.clone()));
+        };
+        if let Some(l) = current.filter(|l| l.hash == hash) {
+            return Ok(Some(l.machine.clone()));
+        }
+        let mut old = self.old_definitions.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = old.get(&hash) {
+            return Ok(Some(m.clone()));
+        }
+        let m = Arc::new(compile(&text, MachineType::Standard)?);
+        old.insert(hash, m.clone());
+        Ok(Some(m))
+    }
+}

@@ -1,0 +1,434 @@
+//! Running executions: each in its own task on the engine. A Standard execution journals
+//! every step to the store before the next (so a restarted daemon resumes it), parks in the
+//! store when it is to sleep longer than `storage.park_after_seconds` (one timer task wakes
+//! it), and can be stopped or redriven; an Express execution runs in memory and leaves its
+//! record and history in the bounded Express ring.
+
+use super::{event_writes, status_of, ApiError, Ended, Loaded, Service};
+use crate::asl::Machine;
+use crate::engine::{self, FrameWrite, Journal, Outcome, Progress, Resume, Start, Status};
+use crate::store::{Event, ExecutionRecord, ExecutionStatus, Frame, Store, Write};
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use serde_json::{json, Map, Value};
+use std::cmp::Reverse;
+use std::sync::Arc;
+
+impl Service {
+    /// Wakes parked executions when they are due, on the engine's clock, for as long as the
+    /// runtime runs.
+    pub fn start_timers(self: &Arc<Self>) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let next = this.timers.due.lock().unwrap_or_else(|e| e.into_inner()).peek().map(|e| e.0 .0);
+                // `notify_one` keeps a permit when nobody waits, so a timer added between
+                // the peek and here is not missed.
+                let changed = this.timers.changed.notified();
+                match next {
+                    None => changed.await,
+                    Some(t) => {
+                        tokio::select! {
+                            _ = this.engine.clock().sleep_until(t) => {}
+                            _ = changed => continue,
+                        }
+                    }
+                }
+                let now = this.engine.clock().now();
+                let mut woken = Vec::new();
+                {
+                    let mut due = this.timers.due.lock().unwrap_or_else(|e| e.into_inner());
+                    while due.peek().is_some_and(|e| e.0 .0 <= now) {
+                        woken.extend(due.pop().map(|e| e.0 .1));
+                    }
+                }
+                for arn in woken {
+                    this.metrics.parked(-1);
+                    this.wake(&arn);
+                }
+            }
+        });
+    }
+
+    fn park(&self, arn: String, until: DateTime<Utc>) {
+        self.metrics.parked(1);
+        self.timers.due.lock().unwrap_or_else(|e| e.into_inner()).push(Reverse((until, arn)));
+        self.timers.changed.notify_one();
+    }
+
+    /// Resumes a parked execution from the store, unless it was stopped meanwhile.
+    fn wake(self: &Arc<Self>, arn: &str) {
+        let record = match self.store.get_execution(arn) {
+            Ok(Some(r)) if r.status == ExecutionStatus::Running => r,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::error!(execution = %arn, error = %e, "A parked execution could not be read; retrying in a minute.");
+                self.park(arn.to_string(), self.engine.clock().now() + chrono::Duration::minutes(1));
+                return;
+            }
+        };
+        if let Err(e) = self.resume(record, false) {
+            tracing::error!(execution = %arn, error = %e.message, "A parked execution could not be resumed.");
+        }
+    }
+
+    /// Runs a Standard execution in its own task, journaled to the store.
+    pub(super) fn spawn_standard(
+        self: &Arc<Self>,
+        machine: Arc<Machine>,
+        record: ExecutionRecord,
+        input: Value,
+        resume: Option<Resume>,
+    ) {
+        let this = self.clone();
+        let arn = record.arn.clone();
+        let journal: Arc<dyn Journal> =
+            Arc::new(StoreJournal { store: self.store.clone(), arn: arn.clone() });
+        // Registered before the task can run, so that it is never left out of `running` (or
+        // a stale handle left in) when it ends or parks at once.
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let task = tokio::spawn(async move {
+            let start = Start {
+                state_machine_name: record.state_machine_name.clone(),
+                execution_name: record.name.clone(),
+                start_time: Some(record.start),
+                record_history: true,
+                journal: Some(journal),
+                resume: resume.clone(),
+                ..Start::new(String::new(), String::new(), input)
+            };
+            match this.engine.run_parking(&machine, start, None, Some(this.park_after)).await {
+                Progress::Ended(outcome) => {
+                    this.count_finish(&outcome, record.start);
+                    let arn = record.arn.clone();
+                    this.finish(record, outcome).await;
+                    this.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&arn);
+                }
+                Progress::Parked { until, history, transitions } => {
+                    this.metrics.transitions(transitions);
+                    if !history.is_empty() {
+                        if let Err(e) = this.store.commit(event_writes(&record.arn, history)).await {
+                            tracing::error!(execution = %record.arn, error = %e, "The events of a parked execution could not be stored.");
+                        }
+                    }
+                    // Out of `running` before the timer can wake it into a new task.
+                    this.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&record.arn);
+                    this.park(record.arn.clone(), until);
+                }
+            }
+        });
+        running.insert(arn, task.abort_handle());
+    }
+
+    fn count_finish(&self, o: &Outcome, start: DateTime<Utc>) {
+        let ms = (self.engine.clock().now() - start).num_milliseconds().max(0) as u64;
+        self.metrics.finished(o.status, o.transitions, ms);
+    }
+
+    /// `record` as `o` ended it, with the writes that store that end.
+    fn ending(&self, mut record: ExecutionRecord, o: &mut Outcome) -> (Ended, Vec<Write>) {
+        let mut writes = event_writes(&record.arn, std::mem::take(&mut o.history));
+        record.status = status_of(o.status);
+        record.output = o.output.as_ref().map(|v| v.to_string());
+        record.error = o.error.clone();
+        record.cause = o.cause.clone();
+        record.stop = Some(self.engine.clock().now());
+        writes.push(Write::Finish {
+            execution_arn: record.arn.clone(),
+            status: record.status,
+            output: record.output.clone(),
+            error: record.error.clone(),
+            cause: record.cause.clone(),
+            stop: record.stop.unwrap_or_default(),
+        });
+        (record, writes)
+    }
+
+    async fn finish(&self, record: ExecutionRecord, mut o: Outcome) {
+        let (ended, mut writes) = self.ending(record, &mut o);
+        // A failed, timed-out or aborted execution keeps its frame: RedriveExecution
+        // restarts it from there.
+        if o.status == Status::Succeeded {
+            writes.push(Write::DeleteFrames { execution_arn: ended.arn.clone(), prefix: String::new() });
+        }
+        if let Err(e) = self.store.commit(writes).await {
+            tracing::error!(execution = %ended.arn, error = %e, "The end of an execution could not be stored.");
+        }
+        self.ended(&ended);
+    }
+
+    /// Runs an Express execution to its end in this task, keeping it in the Express ring.
+    pub(super) async fn run_express(&self, loaded: &Loaded, record: ExecutionRecord, input: Value) -> Ended {
+        let express_id = record.arn.rsplit(':').next().and_then(|s| uuid::Uuid::parse_str(s).ok());
+        if let Err(e) = self.express.create_execution(record.clone(), Vec::new()).await {
+            tracing::warn!(execution = %record.arn, error = %e, "An Express execution could not be recorded.");
+        }
+        let start = Start {
+            state_machine_name: record.state_machine_name.clone(),
+            execution_name: record.name.clone(),
+            express: true,
+            express_id,
+            record_history: true,
+            start_time: Some(record.start),
+            ..Start::new(String::new(), String::new(), input)
+        };
+        self.metrics.started();
+        let mut o = self.engine.run(&loaded.machine, start, None).await;
+        self.count_finish(&o, record.start);
+        let (ended, writes) = self.ending(record, &mut o);
+        let _ = self.express.commit(writes).await;
+        ended
+    }
+
+    /// StopExecution: aborts a running Standard execution, with the error and cause given.
+    pub async fn stop_execution(
+        &self,
+        arn: &str,
+        error: Option<String>,
+        cause: Option<String>,
+    ) -> Result<DateTime<Utc>, ApiError> {
+        let (mut e, express) = self.find_execution(arn)?;
+        if express {
+            return Err(ApiError::new(
+                "ValidationException",
+                "Express executions cannot be stopped through this API",
+            ));
+        }
+        if e.status != ExecutionStatus::Running {
+            return Err(ApiError::new("ValidationException", format!("Execution is not running: '{arn}'")));
+        }
+        if let Some(h) = self.running.lock().unwrap_or_else(|e| e.into_inner()).remove(arn) {
+            h.abort();
+        }
+        let now = self.engine.clock().now();
+        let last = self.store.last_event_id(arn).map_err(ApiError::internal)?;
+        let mut details = Map::new();
+        if let Some(er) = &error {
+            details.insert("error".into(), json!(er));
+        }
+        if let Some(c) = &cause {
+            details.insert("cause".into(), json!(c));
+        }
+        let event = Event {
+            id: last + 1,
+            previous_event_id: last,
+            timestamp: now,
+            kind: "ExecutionAborted",
+            details: Some(("executionAbortedEventDetails", Value::Object(details))),
+        };
+        self.store
+            .commit(vec![
+                Write::Event { execution_arn: arn.to_string(), event },
+                Write::Finish {
+                    execution_arn: arn.to_string(),
+                    status: ExecutionStatus::Aborted,
+                    output: None,
+                    error: error.clone(),
+                    cause: cause.clone(),
+                    stop: now,
+                },
+            ])
+            .await
+            .map_err(ApiError::internal)?;
+        e.status = ExecutionStatus::Aborted;
+        (e.error, e.cause, e.stop) = (error, cause, Some(now));
+        self.ended(&e);
+        Ok(now)
+    }
+
+    /// RedriveExecution: a FAILED, TIMED_OUT or ABORTED Standard execution starts again at
+    /// the top-level state where it stopped, with that state's input and the variables.
+    pub async fn redrive_execution(self: &Arc<Self>, arn: &str) -> Result<DateTime<Utc>, ApiError> {
+        let (record, express) = self.find_execution(arn)?;
+        let not_redrivable = |why: &str| {
+            ApiError::new("ExecutionNotRedrivable", format!("Execution is not redrivable: {why}"))
+        };
+        if express {
+            return Err(not_redrivable("Express executions cannot be redriven"));
+        }
+        if !matches!(
+            record.status,
+            ExecutionStatus::Failed | ExecutionStatus::TimedOut | ExecutionStatus::Aborted
+        ) {
+            return Err(not_redrivable(&format!("its status is {}", record.status.as_str())));
+        }
+        // The definition it started with, as AWS redrives: not the state machine's newer one.
+        let machine = self.machine_of(&record)?.ok_or_else(|| {
+            ApiError::new(
+                "StateMachineDoesNotExist",
+                format!("State Machine Does Not Exist: '{}'", record.state_machine_arn),
+            )
+        })?;
+        let frames = self.store.frames(arn).map_err(ApiError::internal)?;
+        let last = self.store.last_event_id(arn).map_err(ApiError::internal)?;
+        let now = self.engine.clock().now();
+        let redrive_count = record.redrive_count + 1;
+        let event = Event {
+            id: last + 1,
+            previous_event_id: last,
+            timestamp: now,
+            kind: "ExecutionRedriven",
+            details: Some(("executionRedrivenEventDetails", json!({"redriveCount": redrive_count}))),
+        };
+        self.store
+            .commit(vec![
+                Write::Redrive { execution_arn: arn.to_string() },
+                Write::Event { execution_arn: arn.to_string(), event },
+            ])
+            .await
+            .map_err(ApiError::internal)?;
+        // Every machine that had not finished enters its state anew; finished branches and
+        // iterations keep their results.
+        let resume = Resume {
+            frames: frames.into_iter().map(|f| (f.path, f.data)).collect(),
+            last_event_id: last + 1,
+            redrive: true,
+        };
+        let input: Value = serde_json::from_str(&record.input).unwrap_or(Value::Null);
+        self.metrics.started();
+        self.spawn_standard(machine, record, input, Some(resume));
+        Ok(now)
+    }
+
+    /// Resumes every Standard execution that was RUNNING when the daemon stopped. After a
+    /// stop without a clean shutdown (`unclean`: a crash, kill -9, the OOM killer), each one
+    /// that was at work on a step counts a resume there, and one whose count passes
+    /// `storage.resume_limit` is failed instead: the step may be what brought the daemon down.
+    pub fn resume_all(self: &Arc<Self>, unclean: bool) -> Result<usize, ApiError> {
+        let running = self.store.running().map_err(ApiError::internal)?;
+        let n = running.len();
+        for record in running {
+            self.resume(record, unclean)?;
+        }
+        Ok(n)
+    }
+
+    /// Goes on with a RUNNING Standard execution from what the store holds of it: at once, or
+    /// parked until its top level's timer if that is further off than `park_after`.
+    /// `count`: the daemon stopped uncleanly, so a resume at work on a step is counted.
+    fn resume(self: &Arc<Self>, record: ExecutionRecord, count: bool) -> Result<(), ApiError> {
+        let Some(machine) = self.machine_of(&record)? else {
+            tracing::warn!(execution = %record.arn, "A running execution's state machine is gone; it stays RUNNING.");
+            return Ok(());
+        };
+        let frames = self.store.frames(&record.arn).map_err(ApiError::internal)?;
+        let top = frames
+            .iter()
+            .find(|f| f.path.is_empty())
+            .and_then(|f| <engine::Frame as serde::Deserialize>::deserialize(&f.data).ok());
+        let wake_at = top.as_ref().and_then(|f| f.wake_at);
+        if let Some(t) = wake_at {
+            let deadline = machine.timeout_seconds.map(|s| crate::time::after(record.start, s));
+            let until = deadline.map_or(t, |d| d.min(t));
+            if until - self.engine.clock().now() > self.park_after {
+                self.park(record.arn, until);
+                return Ok(());
+            }
+        }
+        let last_event_id = self.store.last_event_id(&record.arn).map_err(ApiError::internal)?.max(1);
+        // An execution asleep until a time still to come was not at work when the daemon
+        // stopped: its resume is not counted.
+        let asleep = wake_at.is_some_and(|t| t > self.engine.clock().now());
+        if count && !asleep && self.resume_limit > 0 {
+            let n = self.store.count_resume(&record.arn, last_event_id).map_err(ApiError::internal)?;
+            if n > self.resume_limit {
+                let state = top.as_ref().and_then(|f| machine.states.get(f.state).map(|s| (s, f)));
+                return self.fail_stuck(record, state, n - 1, last_event_id);
+            }
+        }
+        // Without a top-level frame it crashed before its first state was journaled: it
+        // starts at StartAt, after the events it has.
+        let resume = Resume {
+            frames: frames.into_iter().map(|f| (f.path, f.data)).collect(),
+            last_event_id,
+            redrive: false,
+        };
+        let input: Value = serde_json::from_str(&record.input).unwrap_or(Value::Null);
+        tracing::debug!(execution = %record.arn, frames = resume.frames.len(), "Resuming an execution.");
+        self.spawn_standard(machine, record, input, Some(resume));
+        Ok(())
+    }
+
+    /// Fails an execution that the daemon stopped under `stops` times in a row at the same
+    /// place, with its frames kept so that a redrive can go on from there.
+    fn fail_stuck(
+        &self,
+        record: ExecutionRecord,
+        state: Option<(&crate::asl::compile::State, &engine::Frame)>,
+        stops: u32,
+        last_event_id: u64,
+    ) -> Result<(), ApiError> {
+        let place = match state {
+            Some((s, f)) => format!(
+                "An error occurred while executing the state '{}' (entered at the event id #{}). ",
+                s.name,
+                f.entered_event_id.unwrap_or(f.last_event_id)
+            ),
+            None => String::new(),
+        };
+        let cause = format!(
+            "{place}The daemon stopped without a clean shutdown {stops} times in a row while the \
+             execution was at this point (storage.resume_limit is {}); it is failed rather than \
+             run a step that may be what brings the daemon down.",
+            self.resume_limit
+        );
+        tracing::error!(execution = %record.arn, stops, "An execution was failed instead of being resumed again.");
+        let now = self.engine.clock().now();
+        let failed = Event {
+            id: last_event_id + 1,
+            previous_event_id: last_event_id,
+            timestamp: now,
+            kind: "ExecutionFailed",
+            details: Some((
+                "executionFailedEventDetails",
+                json!({"error": crate::error::names::RUNTIME, "cause": cause}),
+            )),
+        };
+        let mut writes = event_writes(&record.arn, vec![failed]);
+        writes.push(Write::Finish {
+            execution_arn: record.arn.clone(),
+            status: ExecutionStatus::Failed,
+            output: None,
+            error: Some(crate::error::names::RUNTIME.to_string()),
+            cause: Some(cause),
+            stop: now,
+        });
+        let ms = (now - record.start).num_milliseconds().max(0) as u64;
+        self.metrics.finished(Status::Failed, 0, ms);
+        let store = self.store.clone();
+        let arn = record.arn;
+        tokio::spawn(async move {
+            if let Err(e) = store.commit(writes).await {
+                tracing::error!(execution = %arn, error = %e, "The end of an execution could not be stored.");
+            }
+        });
+        Ok(())
+    }
+}
+
+/// Journals a Standard execution's progress to the store (group-committed).
+struct StoreJournal {
+    store: Arc<dyn Store>,
+    arn: String,
+}
+
+impl Journal for StoreJournal {
+    fn checkpoint(&self, events: Vec<Event>, frames: Vec<FrameWrite>) -> BoxFuture<'static, ()> {
+        let mut writes: Vec<Write> = event_writes(&self.arn, events);
+        writes.extend(frames.into_iter().map(|f| match f {
+            FrameWrite::Put { path, data } => {
+                Write::Frame(Frame { execution_arn: self.arn.clone(), path, data })
+            }
+            FrameWrite::Remove { path } => {
+                Write::DeleteFrames { execution_arn: self.arn.clone(), prefix: path }
+            }
+        }));
+        let commit = self.store.commit(writes);
+        let arn = self.arn.clone();
+        Box::pin(async move {
+            if let Err(e) = commit.await {
+                tracing::error!(execution = %arn, error = %e, "A checkpoint could not be stored.");
+            }
+        })
+    }
+}
