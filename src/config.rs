@@ -1,9 +1,14 @@
 //! Configuration: defaults, then the TOML file, then `STEPGATE_*` environment variables
-//! (`__` separates nested keys), merged by figment. Unknown keys are errors that name the
-//! key and the file. The result feeds the connectors (local functions) and the limits.
+//! (`__` separates nested keys), merged by figment into the raw [`Config`]. Unknown keys are
+//! errors that name the key and the file. [`compile`] then checks it whole (every workflow,
+//! trigger and cross-reference, every problem at once) into what `serve` runs and
+//! `validate --config` reports.
+
+pub mod compile;
 
 use crate::connectors::function::{Function, Functions};
 use crate::interpreter::Limits;
+use crate::triggers::{mqtt::BrokerConfig, TriggersConfig};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
@@ -27,6 +32,60 @@ pub struct Config {
     pub workflows: WorkflowsConfig,
     /// Per-workflow settings, by workflow name: `[workflow.NAME] type = "EXPRESS"`.
     pub workflow: BTreeMap<String, WorkflowConfig>,
+    /// How the daemon logs.
+    pub log: LogConfig,
+    /// Where the HTTP routes listen.
+    pub http: HttpConfig,
+    /// MQTT brokers, by name, for the MQTT triggers.
+    pub brokers: BTreeMap<String, BrokerConfig>,
+    /// HTTP routes, MQTT topics and schedules that start workflows.
+    pub triggers: TriggersConfig,
+}
+
+/// One thing wrong with a config: the key it is at (`triggers.mqtt[0].sql`) and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Problem {
+        Problem { key: key.into(), message: message.into() }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.key.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.key, self.message)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// "text" (one line per event; colours only on a terminal) or "json" (one object per
+    /// line, for log shippers).
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Where the HTTP routes listen; empty: on `server.listen`, beside the API.
+    #[serde(default)]
+    pub listen: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,6 +110,13 @@ pub struct ServerConfig {
     /// The largest request body taken in (413 beyond).
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
+    /// On SIGTERM: how long requests and event starts in progress may take to finish.
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace_seconds: u64,
+}
+
+fn default_shutdown_grace() -> u64 {
+    20
 }
 
 fn default_cache_bytes() -> usize {
@@ -85,6 +151,7 @@ impl ServerConfig {
             header_timeout_seconds: default_header_timeout(),
             body_timeout_seconds: default_body_timeout(),
             max_body_bytes: default_max_body_bytes(),
+            shutdown_grace_seconds: default_shutdown_grace(),
         }
     }
 }
@@ -142,11 +209,20 @@ pub struct WorkflowsConfig {
 pub struct WorkflowConfig {
     /// STANDARD (durable, the default) or EXPRESS (in memory).
     #[serde(rename = "type", default = "standard")]
-    pub kind: String,
+    pub kind: WorkflowType,
 }
 
-fn standard() -> String {
-    "STANDARD".into()
+/// A workflow's type, as AWS spells it (lower case is taken too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WorkflowType {
+    #[serde(rename = "STANDARD", alias = "standard")]
+    Standard,
+    #[serde(rename = "EXPRESS", alias = "express")]
+    Express,
+}
+
+fn standard() -> WorkflowType {
+    WorkflowType::Standard
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -197,13 +273,29 @@ impl Default for Config {
             },
             workflows: WorkflowsConfig { dir: "workflows".into() },
             workflow: BTreeMap::new(),
+            log: LogConfig { format: LogFormat::Text },
+            http: HttpConfig { listen: String::new() },
+            brokers: BTreeMap::new(),
+            triggers: TriggersConfig::default(),
         }
     }
 }
 
 /// The keys `STEPGATE_*` variables may set (`STEPGATE_LIMITS__PAYLOAD_BYTES=...`).
-const TOP_LEVEL_KEYS: &[&str] =
-    &["region", "account", "limits", "functions", "server", "storage", "workflows", "workflow"];
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "region",
+    "account",
+    "limits",
+    "functions",
+    "server",
+    "storage",
+    "workflows",
+    "workflow",
+    "log",
+    "http",
+    "brokers",
+    "triggers",
+];
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -221,9 +313,10 @@ impl Config {
         }
         // Only variables that name a config key: STEPGATE_CONFORMANCE_DIR and the like
         // belong to other tools and must not be read as (unknown) keys.
+        // STEPGATE_LOG alone is the log filter (`info`, `stepgate=debug`), not the [log] table.
         let env = Env::prefixed("STEPGATE_").filter(|k| {
             let top = k.as_str().split("__").next().unwrap_or("").to_ascii_lowercase();
-            TOP_LEVEL_KEYS.contains(&top.as_str())
+            TOP_LEVEL_KEYS.contains(&top.as_str()) && !k.as_str().eq_ignore_ascii_case("log")
         });
         fig = fig.merge(env.split("__"));
         let config: Config = fig.extract().map_err(|e| {

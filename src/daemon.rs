@@ -1,20 +1,33 @@
-//! `stepgate serve`: wiring and lifecycle. Opens the store, builds the engine and the
-//! service, registers the workflows of the workflows folder, resumes the executions that
-//! were running, serves the API, and shuts down on SIGINT/SIGTERM after the server stops
-//! accepting requests (running executions stay journaled and resume at the next start).
-//! Without `server.access_keys` it refuses to listen anywhere but on loopback.
+//! `stepgate serve`: wiring and lifecycle. From a compiled config it opens the store, builds
+//! the engine and the service, registers the workflows, resumes the executions that were
+//! running, binds the API's listener (and the routes' own, when `http.listen` differs), and
+//! starts every trigger; only then does it tell systemd READY=1 (a broker that is down does
+//! not hold that back: it is reported and retried).
+//!
+//! SIGHUP reloads the config and the workflows as one: a new config with any problem is
+//! refused whole (every problem logged) and the old one keeps running; otherwise the
+//! workflows, routes, brokers, rules and schedules that changed are swapped in without
+//! touching the rest. SIGTERM (or SIGINT) stops taking new events, lets the starts in
+//! progress commit within `server.shutdown_grace_seconds`, and exits 0: running executions
+//! stay journaled and resume at the next start. Without `server.access_keys` the daemon
+//! refuses to listen anywhere but on loopback.
 
+use crate::config::compile::{self, Compiled};
 use crate::config::{Config, ServerConfig};
 use crate::connectors::Registry;
 use crate::engine::Engine;
 use crate::service::Service;
 use crate::store::memory::MemoryStore;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{MachineType, StateMachineRecord, Store};
+use crate::store::{StateMachineRecord, Store};
 use crate::time::Clock;
+use crate::triggers::{self, http, mqtt::Mqtt, schedule::Schedules};
+use axum::Router;
 use chrono::Utc;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -22,10 +35,8 @@ pub enum DaemonError {
     Store(#[from] crate::store::StoreError),
     #[error("cannot create the state directory {path}: {source}")]
     StateDir { path: String, source: std::io::Error },
-    #[error("cannot listen on {addr} (server.listen): {source}")]
-    Listen { addr: String, source: std::io::Error },
-    #[error("the workflows folder {path} (workflows.dir) cannot be read: {source}")]
-    Workflows { path: String, source: std::io::Error },
+    #[error("cannot listen on {addr} ({key}): {source}")]
+    Listen { addr: String, key: &'static str, source: std::io::Error },
     #[error("the server failed: {0}")]
     Serve(std::io::Error),
     #[error(
@@ -34,92 +45,195 @@ pub enum DaemonError {
          signed, or listen on 127.0.0.1"
     )]
     Unauthenticated { listen: String },
+    #[error("the config has {} problem(s):\n{}", .0.len(), .0.join("\n"))]
+    Config(Vec<String>),
 }
 
-/// The workflow files of a workflows folder, sorted: every `*.json` but the inputs and mock
-/// configs that live beside the workflows.
-pub fn workflow_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| {
-            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            name.ends_with(".json") && !name.ends_with(".input.json") && !name.ends_with(".mock.json")
+/// The file in the state directory that a running daemon keeps and a clean shutdown removes.
+pub const RUNNING_MARKER: &str = "stepgate.running";
+
+/// The state machine records of the compiled workflows.
+fn folder_records(compiled: &Compiled) -> Vec<(StateMachineRecord, Arc<crate::asl::Machine>)> {
+    let now = Utc::now();
+    compiled
+        .workflows
+        .iter()
+        .map(|w| {
+            let record = StateMachineRecord {
+                name: w.name.clone(),
+                arn: format!(
+                    "arn:aws:states:{}:{}:stateMachine:{}",
+                    compiled.config.region, compiled.config.account, w.name
+                ),
+                definition: w.definition.clone(),
+                machine_type: w.machine_type,
+                role_arn: format!("arn:aws:iam::{}:role/stepgate", compiled.config.account),
+                created: now,
+                updated: now,
+                tags: Default::default(),
+                revision: 1,
+            };
+            (record, w.machine.clone())
         })
-        .collect();
-    files.sort();
-    Ok(files)
+        .collect()
 }
 
-/// The state machine name of a workflow file: its stem, without `.asl`.
-pub fn workflow_name(file: &Path) -> String {
-    let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
-    stem.strip_suffix(".asl").unwrap_or(stem).to_string()
+/// Logs the workflow files that do not load: at start they are skipped (the daemon serves
+/// the others); the problems of the config itself refuse the start.
+fn report_files(compiled: &Compiled) {
+    for f in compiled.files.iter().filter(|f| f.checked.has_errors()) {
+        let errors: Vec<String> = match &f.checked {
+            compile::Checked::Syntax(e) => vec![e.to_string()],
+            compile::Checked::Diagnostics(ds) => ds.iter().map(|d| d.to_string()).collect(),
+        };
+        tracing::error!(file = %f.file.display(), errors = %errors.join("; "), "A workflow is invalid; it is skipped.");
+    }
 }
 
-/// Registers every workflow file of `dir` as a state machine named after its stem. A
-/// workflow whose name breaks AWS's naming rules or that does not compile is reported and
-/// skipped: the daemon still serves the others.
-pub fn load_workflows(
-    service: &Service,
-    engine: &Engine,
-    config: &Config,
-    dir: &Path,
-) -> Result<usize, DaemonError> {
-    let files = workflow_files(dir)
-        .map_err(|source| DaemonError::Workflows { path: dir.display().to_string(), source })?;
-    let mut n = 0;
-    for file in files {
-        let name = workflow_name(&file);
-        if let Err(e) = crate::service::check_name(&name) {
-            tracing::error!(
-                file = %file.display(),
-                error = %e.message,
-                "A workflow's file name is not a valid state machine name (1 to 80 characters; no \
-                 whitespace, brackets, wildcards, control characters or any of \"#%\\^|~`$&,;:/); it is skipped."
-            );
-            continue;
+/// The running daemon: what a reload replaces.
+struct Daemon {
+    config_file: PathBuf,
+    compiled: Compiled,
+    service: Arc<Service>,
+    store: Arc<dyn Store>,
+    stats: Arc<triggers::Stats>,
+    api: Arc<dyn Fn() -> Router + Send + Sync>,
+    /// The router of the API's listener, and of the routes' own listener when there is one.
+    api_routes: watch::Sender<Router>,
+    http_routes: Option<watch::Sender<Router>>,
+    mqtt: Mqtt,
+    schedules: Schedules,
+}
+
+impl Daemon {
+    fn grace(&self) -> Duration {
+        Duration::from_secs(self.compiled.config.server.shutdown_grace_seconds)
+    }
+
+    fn mqtt_context(&self) -> triggers::mqtt::Context {
+        triggers::mqtt::Context { starter: self.service.starter(), stats: self.stats.clone() }
+    }
+
+    fn schedule_context(&self) -> triggers::schedule::Context {
+        triggers::schedule::Context {
+            starter: self.service.starter(),
+            stats: self.stats.clone(),
+            store: self.store.clone(),
         }
-        let definition = match std::fs::read_to_string(&file) {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::error!(file = %file.display(), error = %e, "A workflow file cannot be read; it is skipped.");
-                continue;
+    }
+
+    /// The routers for the plan's routes: on the API's listener (with the API), and on their
+    /// own listener if they have one.
+    fn publish_routes(&self) {
+        let c = &self.compiled.config;
+        let body_timeout = Duration::from_secs(c.server.body_timeout_seconds.max(1));
+        let routes =
+            http::router(&self.compiled.plan.routes, &self.service.starter(), &self.stats, body_timeout);
+        match &self.http_routes {
+            Some(own) => {
+                let _ = own.send(routes.fallback(http::not_found));
+                let _ = self.api_routes.send((self.api)().fallback(http::not_found));
             }
-        };
-        let machine_type = match config.workflow.get(&name).map(|w| w.kind.as_str()) {
-            Some("EXPRESS") => MachineType::Express,
-            Some("STANDARD") | None => MachineType::Standard,
-            Some(other) => {
-                tracing::error!(workflow = %name, r#type = %other, "workflow.{name}.type must be STANDARD or EXPRESS; the workflow is skipped.");
-                continue;
-            }
-        };
-        let now = Utc::now();
-        let arn = engine.state_machine_arn(&name);
-        let record = StateMachineRecord {
-            name: name.clone(),
-            arn,
-            definition,
-            machine_type,
-            role_arn: format!("arn:aws:iam::{}:role/stepgate", config.account),
-            created: now,
-            updated: now,
-            tags: Default::default(),
-            revision: 1,
-        };
-        match service.put_state_machine(record) {
-            Ok(()) => n += 1,
-            Err(e) => {
-                tracing::error!(file = %file.display(), error = %e.message, "A workflow is invalid; it is skipped.")
+            None => {
+                let _ = self.api_routes.send((self.api)().merge(routes).fallback(http::not_found));
             }
         }
     }
-    Ok(n)
+
+    /// Starts or updates every trigger to the compiled plan.
+    async fn apply_triggers(&mut self) {
+        self.publish_routes();
+        let (mqtt, schedules, grace) = (self.mqtt_context(), self.schedule_context(), self.grace());
+        self.mqtt.apply(&self.compiled.plan.mqtt, &mqtt, grace).await;
+        self.schedules.apply(&self.compiled.plan.schedules, &schedules).await;
+    }
+
+    /// SIGHUP: the config file and the workflows folder read anew and swapped in whole, or
+    /// refused whole.
+    async fn reload(&mut self) {
+        tracing::info!(config = %self.config_file.display(), "Reloading the config and the workflows.");
+        let file = self.config_file.clone();
+        let loaded =
+            tokio::task::spawn_blocking(move || Config::load(Some(&file)).map(compile::compile)).await;
+        let compiled = match loaded {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                for line in e.to_string().lines() {
+                    tracing::error!(problem = %line, "The new config is refused; the old one keeps running.");
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "Reading the new config failed; the old one keeps running.");
+                return;
+            }
+        };
+        if !compiled.is_clean() {
+            for line in compiled.errors() {
+                tracing::error!(problem = %line, "The new config is refused; the old one keeps running.");
+            }
+            return;
+        }
+        for key in needs_restart(&self.compiled.config, &compiled.config) {
+            tracing::warn!(key, "A changed setting takes effect at the next restart.");
+        }
+        if let Err(e) = self.service.replace_folder(folder_records(&compiled)) {
+            tracing::error!(error = %e.message, "The new workflows could not be stored; the old config keeps running.");
+            return;
+        }
+        // The settings read at start stay as they were until a restart.
+        let mut compiled = compiled;
+        compiled.config.server = self.compiled.config.server.clone();
+        compiled.config.http = self.compiled.config.http.clone();
+        self.compiled = compiled;
+        self.apply_triggers().await;
+        tracing::info!(
+            workflows = self.compiled.workflows.len(),
+            routes = self.compiled.plan.routes.len(),
+            mqtt = self.compiled.plan.mqtt.rules.len(),
+            schedules = self.compiled.plan.schedules.len(),
+            "Reloaded."
+        );
+    }
 }
 
-/// Runs the daemon until SIGINT or SIGTERM.
-pub async fn serve(config: Config) -> Result<(), DaemonError> {
+/// The keys whose change a reload cannot apply.
+fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
+    let same = |a: serde_json::Result<serde_json::Value>, b: serde_json::Result<serde_json::Value>| matches!((a, b), (Ok(a), Ok(b)) if a == b);
+    let mut out = Vec::new();
+    let mut check = |key, a, b| {
+        if !same(a, b) {
+            out.push(key);
+        }
+    };
+    check("server", serde_json::to_value(&old.server), serde_json::to_value(&new.server));
+    check("storage", serde_json::to_value(&old.storage), serde_json::to_value(&new.storage));
+    check("http.listen", serde_json::to_value(&old.http), serde_json::to_value(&new.http));
+    check("limits", serde_json::to_value(&old.limits), serde_json::to_value(&new.limits));
+    check("functions", serde_json::to_value(&old.functions), serde_json::to_value(&new.functions));
+    check("log", serde_json::to_value(&old.log), serde_json::to_value(&new.log));
+    check("region", serde_json::to_value(&old.region), serde_json::to_value(&new.region));
+    check("account", serde_json::to_value(&old.account), serde_json::to_value(&new.account));
+    out
+}
+
+/// Binds `addr` for `key`.
+async fn bind(addr: &str, key: &'static str) -> Result<tokio::net::TcpListener, DaemonError> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|source| DaemonError::Listen {
+        addr: addr.to_string(),
+        key,
+        source,
+    })
+}
+
+/// Runs the daemon on a compiled config (read from `config_file`, which SIGHUP reads again)
+/// until SIGINT or SIGTERM.
+pub async fn serve(config_file: PathBuf, compiled: Compiled) -> Result<(), DaemonError> {
+    if !compiled.problems.is_empty() {
+        return Err(DaemonError::Config(compiled.problems.iter().map(|p| p.to_string()).collect()));
+    }
+    report_files(&compiled);
+    let config = compiled.config.clone();
     // Before anything runs: a refused start must not resume executions first.
     require_keys_off_loopback(&config.server).await?;
     let state_dir = PathBuf::from(&config.storage.state_dir);
@@ -149,8 +263,10 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
         Ok(n) => tracing::info!(state_machines = n, "Loaded the state machines created through the API."),
         Err(e) => tracing::error!(error = %e.message, "The stored state machines could not be loaded."),
     }
-    let n = load_workflows(&service, &engine, &config, Path::new(&config.workflows.dir))?;
-    tracing::info!(workflows = n, dir = %config.workflows.dir, "Loaded the workflows folder.");
+    if let Err(e) = service.replace_folder(folder_records(&compiled)) {
+        tracing::error!(error = %e.message, "The workflows could not be stored.");
+    }
+    tracing::info!(workflows = compiled.workflows.len(), dir = %config.workflows.dir, "Loaded the workflows folder.");
     service.start_timers();
     // Present at start-up: the last run ended without a clean shutdown.
     let marker = state_dir.join(RUNNING_MARKER);
@@ -164,10 +280,112 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
         Ok(n) => tracing::info!(executions = n, "Resumed the executions that were running."),
         Err(e) => tracing::error!(error = %e.message, "Running executions could not be resumed."),
     }
-    // Finished executions older than the retention are purged now and then every hour.
-    let retention = chrono::Duration::days(i64::from(config.storage.retention_days));
+    spawn_purge(store.clone(), config.storage.retention_days);
+
+    let api_listener = bind(&config.server.listen, "server.listen").await?;
+    let api_addr = api_listener.local_addr().map_err(DaemonError::Serve)?;
+    let shared = config.http.listen.is_empty() || config.http.listen == config.server.listen;
+    let http_listener = if shared { None } else { Some(bind(&config.http.listen, "http.listen").await?) };
+
+    let settings = crate::api::server::Settings {
+        max_connections: crate::api::server::effective_max_connections(config.server.max_connections),
+        header_timeout: Duration::from_secs(config.server.header_timeout_seconds.max(1)),
+        grace: Duration::from_secs(config.server.shutdown_grace_seconds),
+    };
+    let body = crate::api::BodyLimits {
+        max_bytes: config.server.max_body_bytes,
+        timeout: Duration::from_secs(config.server.body_timeout_seconds.max(1)),
+    };
+    let connections = Arc::new(crate::api::server::Stats::default());
+    let stats = Arc::new(triggers::Stats::default());
+    let api = {
+        let (service, connections, stats) = (service.clone(), connections.clone(), stats.clone());
+        let keys: Vec<(String, String)> = config
+            .server
+            .access_keys
+            .iter()
+            .map(|k| (k.access_key_id.clone(), k.secret_access_key.clone()))
+            .collect();
+        Arc::new(move || {
+            let auth = crate::api::sigv4::Verifier::new(keys.iter().cloned());
+            crate::api::router(service.clone(), auth, body, connections.clone(), stats.clone())
+        })
+    };
+    let (api_routes, api_rx) = watch::channel(api());
+    let (http_routes, http_rx) = match &http_listener {
+        Some(_) => {
+            let (tx, rx) = watch::channel(Router::new());
+            (Some(tx), Some(rx))
+        }
+        None => (None, None),
+    };
+    let mut daemon = Daemon {
+        config_file,
+        compiled,
+        service,
+        store,
+        stats,
+        api,
+        api_routes,
+        http_routes,
+        mqtt: Mqtt::default(),
+        schedules: Schedules::default(),
+    };
+    daemon.apply_triggers().await;
+
+    let (stop, stopping) = watch::channel(false);
+    let until_stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let mut servers = tokio::task::JoinSet::new();
+    servers.spawn(crate::api::server::serve(
+        api_listener,
+        api_rx,
+        settings,
+        connections.clone(),
+        until_stopped(stopping.clone()),
+    ));
+    tracing::info!(addr = %api_addr, "Serving the AWS Step Functions API.");
+    // Tests and supervisors read the bound addresses (useful with port 0).
+    println!("stepgate listening on {api_addr}");
+    if let (Some(listener), Some(rx)) = (http_listener, http_rx) {
+        let addr = listener.local_addr().map_err(DaemonError::Serve)?;
+        tracing::info!(%addr, routes = daemon.compiled.plan.routes.len(), "Serving the HTTP routes.");
+        println!("stepgate routes listening on {addr}");
+        servers.spawn(crate::api::server::serve(
+            listener,
+            rx,
+            settings,
+            connections,
+            until_stopped(stopping),
+        ));
+    }
+    notify_systemd();
+
+    let mut hangups = hangups();
+    let terminate = shutdown();
+    tokio::pin!(terminate);
+    loop {
+        tokio::select! {
+            _ = &mut terminate => break,
+            Some(()) = hangups.recv() => daemon.reload().await,
+        }
+    }
+    // Intake stops everywhere at once; what is in progress finishes within the grace time.
+    let _ = stop.send(true);
+    let grace = daemon.grace();
+    let drain_servers = async { while servers.join_next().await.is_some() {} };
+    tokio::join!(daemon.mqtt.shutdown(grace), daemon.schedules.shutdown(), drain_servers);
+    let _ = std::fs::remove_file(&marker);
+    tracing::info!("Stopped; running executions resume at the next start.");
+    Ok(())
+}
+
+/// Finished executions older than the retention are purged now and then every hour.
+fn spawn_purge(store: Arc<dyn Store>, retention_days: u32) {
+    let retention = chrono::Duration::days(i64::from(retention_days));
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
         loop {
             tick.tick().await;
             let store = store.clone();
@@ -183,34 +401,7 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
             }
         }
     });
-    let listener = tokio::net::TcpListener::bind(&config.server.listen)
-        .await
-        .map_err(|source| DaemonError::Listen { addr: config.server.listen.clone(), source })?;
-    let addr = listener.local_addr().map_err(DaemonError::Serve)?;
-    tracing::info!(%addr, "Serving the AWS Step Functions API.");
-    // Tests and supervisors read the bound address (useful with port 0).
-    println!("stepgate listening on {addr}");
-    notify_systemd();
-    let auth = crate::api::sigv4::Verifier::new(
-        config.server.access_keys.iter().map(|k| (k.access_key_id.clone(), k.secret_access_key.clone())),
-    );
-    let settings = crate::api::server::Settings {
-        max_connections: crate::api::server::effective_max_connections(config.server.max_connections),
-        header_timeout: std::time::Duration::from_secs(config.server.header_timeout_seconds.max(1)),
-    };
-    let body = crate::api::BodyLimits {
-        max_bytes: config.server.max_body_bytes,
-        timeout: std::time::Duration::from_secs(config.server.body_timeout_seconds.max(1)),
-    };
-    let stats = Arc::new(crate::api::server::Stats::default());
-    let app = crate::api::router(service, auth, body, stats.clone());
-    crate::api::server::serve(listener, app, settings, stats, shutdown()).await;
-    let _ = std::fs::remove_file(&marker);
-    Ok(())
 }
-
-/// The file in the state directory that a running daemon keeps and a clean shutdown removes.
-pub const RUNNING_MARKER: &str = "stepgate.running";
 
 /// An API anyone on the network can call without a key is refused: without access keys the
 /// daemon only listens on loopback.
@@ -248,6 +439,23 @@ fn notify_systemd() {
     }
 }
 
+/// SIGHUP, as a stream of reload requests.
+fn hangups() -> tokio::sync::mpsc::Receiver<()> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    #[cfg(unix)]
+    if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        tokio::spawn(async move {
+            while s.recv().await.is_some() {
+                // Several SIGHUPs during one reload make one more reload, not several.
+                let _ = tx.try_send(());
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    drop(tx);
+    rx
+}
+
 async fn shutdown() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -265,7 +473,12 @@ async fn shutdown() {
         _ = term => {},
     }
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
-    tracing::info!("Shutting down; running executions resume at the next start.");
+    tracing::info!("Shutting down: no new events are taken; those in progress finish within server.shutdown_grace_seconds.");
+}
+
+/// The workflows folder's files and names, as `serve` reads them (for the CLI).
+pub fn workflow_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    compile::workflow_files(dir)
 }
 
 #[cfg(test)]
@@ -288,5 +501,23 @@ mod tests {
             assert!(e.contains("server.access_keys") && e.contains(listen), "{e}");
             assert!(require_keys_off_loopback(&server(listen, 1)).await.is_ok(), "{listen}");
         }
+    }
+
+    #[test]
+    fn a_reload_names_the_settings_that_wait_for_a_restart() {
+        let old = Config::default();
+        let mut new = Config::default();
+        assert!(needs_restart(&old, &new).is_empty());
+        new.server.listen = "127.0.0.1:9".into();
+        new.limits.payload_bytes = 1;
+        new.triggers.schedule.push(crate::triggers::schedule::ScheduleConfig {
+            name: None,
+            expression: "rate(1 minute)".into(),
+            timezone: None,
+            workflow: "w".into(),
+            input: None,
+            missed: Default::default(),
+        });
+        assert_eq!(needs_restart(&old, &new), ["server", "limits"]);
     }
 }

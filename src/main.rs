@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use stepgate::asl::validate::{self, Diagnostic};
+use stepgate::config::compile::{self, Checked};
 use stepgate::config::Config;
 use stepgate::connectors::Registry;
 use stepgate::engine::{Engine, Outcome, Start, Status};
@@ -167,52 +168,59 @@ fn release_idle_memory() {
     unsafe { libmimalloc_sys::mi_collect(true) };
 }
 
-fn serve(config: &Path) -> Result<ExitCode> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("STEPGATE_LOG").unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let config = Config::load(Some(config))?;
+fn serve(config_file: &Path) -> Result<ExitCode> {
+    let config = match Config::load(Some(config_file)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    init_logging(config.log.format);
+    let compiled = stepgate::config::compile::compile(config);
     return_memory_promptly();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .on_thread_park(release_idle_memory)
         .build()?;
-    rt.block_on(stepgate::daemon::serve(config))?;
-    Ok(ExitCode::SUCCESS)
+    match rt.block_on(stepgate::daemon::serve(config_file.to_path_buf(), compiled)) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(stepgate::daemon::DaemonError::Config(problems)) => {
+            for p in &problems {
+                tracing::error!(problem = %p, "The config has a problem; the daemon does not start.");
+            }
+            Ok(ExitCode::from(1))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
-/// What checking one file found.
-enum Checked {
-    Syntax(validate::SyntaxError),
-    Diagnostics(Vec<Diagnostic>),
+/// `log.format`: text (colours only when stderr is a terminal: under systemd every escape
+/// code would land in the journal) or JSON lines; `STEPGATE_LOG` is the filter.
+fn init_logging(format: stepgate::config::LogFormat) {
+    use std::io::IsTerminal;
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("STEPGATE_LOG").unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        stepgate::config::LogFormat::Json => builder.json().with_current_span(false).init(),
+        stepgate::config::LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
 }
 
 fn check(file: &Path) -> Result<(Option<Value>, Checked)> {
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    Ok(match validate::parse_text(&text) {
-        Err(e) => (None, Checked::Syntax(e)),
-        Ok(v) => {
-            let d = validate::validate(&v);
-            (Some(v), Checked::Diagnostics(d))
-        }
-    })
+    Ok(compile::check_text(&text, validate::MachineType::Standard))
 }
 
-fn has_errors(c: &Checked) -> bool {
-    match c {
-        Checked::Syntax(_) => true,
-        Checked::Diagnostics(d) => d.iter().any(|d| d.severity == validate::Severity::Error),
+fn validate_with_config(files: Vec<PathBuf>, format: Format, config: Option<PathBuf>) -> Result<ExitCode> {
+    let mut reports = Vec::new();
+    let mut ok = true;
+    for f in &files {
+        let (_, checked) = check(f)?;
+        ok &= !checked.has_errors();
+        report(f, &checked, format, &mut reports);
     }
-}
-
-fn validate_with_config(
-    mut files: Vec<PathBuf>,
-    format: Format,
-    config: Option<PathBuf>,
-) -> Result<ExitCode> {
     if let Some(c) = config {
         let config = match Config::load(Some(&c)) {
             Ok(config) => config,
@@ -221,61 +229,43 @@ fn validate_with_config(
                 return Ok(ExitCode::from(1));
             }
         };
-        let named = workflow_files(Path::new(&config.workflows.dir))?;
-        let checks = files.len()..files.len() + named.len();
-        files.extend(named);
-        return validate_files(&files, checks, format);
-    }
-    validate_files(&files, 0..0, format)
-}
-
-/// The workflow files of a workflows folder, as `serve` reads them.
-fn workflow_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    stepgate::daemon::workflow_files(dir)
-        .with_context(|| format!("cannot read the workflows folder {} (workflows.dir)", dir.display()))
-}
-
-/// Validates `files`; those at `workflows` come from the workflows folder, whose stems are
-/// state machine names and are held to AWS's naming rules as `serve` holds them.
-fn validate_files(files: &[PathBuf], workflows: std::ops::Range<usize>, format: Format) -> Result<ExitCode> {
-    let mut ok = true;
-    let mut reports = Vec::new();
-    for (i, f) in files.iter().enumerate() {
-        let (_, mut checked) = check(f)?;
-        if workflows.contains(&i) {
-            let name = stepgate::daemon::workflow_name(f);
-            if let Err(e) = stepgate::service::check_name(&name) {
-                let d = validate::Diagnostic {
-                    severity: validate::Severity::Error,
-                    code: e.kind.to_string(),
-                    message: format!(
-                        "The file name makes '{name}' the state machine's name, which AWS's naming rules refuse \
-                         (1 to 80 characters; no whitespace, brackets, wildcards, control characters or any of \
-                         \"#%\\^|~`$&,;:/): {}",
-                        e.message
-                    ),
-                    location: String::new(),
-                };
-                match &mut checked {
-                    Checked::Diagnostics(ds) => ds.insert(0, d),
-                    Checked::Syntax(_) => {
-                        print_checked(f, &Checked::Diagnostics(vec![d]));
-                        ok = false;
-                    }
-                }
-            }
+        // The same compile step as `serve`: the workflows as their types, the triggers,
+        // every cross-reference.
+        let compiled = compile::compile(config);
+        for f in &compiled.files {
+            ok &= !f.checked.has_errors();
+            report(&f.file, &f.checked, format, &mut reports);
         }
-        ok &= !has_errors(&checked);
-        match format {
-            Format::Text => print_checked(f, &checked),
-            Format::Json => reports.push(json_report(f, &checked)),
+        ok &= compiled.problems.is_empty();
+        let diagnostics: Vec<Diagnostic> = compiled
+            .problems
+            .iter()
+            .map(|p| Diagnostic {
+                severity: validate::Severity::Error,
+                code: "CONFIG".into(),
+                message: p.message.clone(),
+                location: p.key.clone(),
+            })
+            .collect();
+        let checked = Checked::Diagnostics(diagnostics);
+        if format == Format::Json || !compiled.problems.is_empty() {
+            report(&c, &checked, format, &mut reports);
+        } else {
+            println!("{}: OK", c.display());
         }
     }
     if format == Format::Json {
-        let out = if files.len() == 1 { reports.pop().unwrap_or_default() } else { Value::Array(reports) };
+        let out = if reports.len() == 1 { reports.pop().unwrap_or_default() } else { Value::Array(reports) };
         println!("{}", serde_json::to_string_pretty(&out)?);
     }
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn report(file: &Path, checked: &Checked, format: Format, reports: &mut Vec<Value>) {
+    match format {
+        Format::Text => print_checked(file, checked),
+        Format::Json => reports.push(json_report(file, checked)),
+    }
 }
 
 fn print_checked(file: &Path, c: &Checked) {
@@ -302,7 +292,7 @@ fn json_report(file: &Path, c: &Checked) -> Value {
     };
     json!({
         "file": file.display().to_string(),
-        "result": if has_errors(c) { "FAIL" } else { "OK" },
+        "result": if c.has_errors() { "FAIL" } else { "OK" },
         "diagnostics": diagnostics,
         "truncated": false,
     })
@@ -330,7 +320,7 @@ fn workflow_name(file: &Path) -> String {
 
 fn run(a: RunArgs) -> Result<ExitCode> {
     let (definition, checked) = check(&a.file)?;
-    if has_errors(&checked) {
+    if checked.has_errors() {
         // `--format json` promises one JSON object on stdout, also for a bad definition.
         match a.format {
             Format::Json => println!("{}", serde_json::to_string(&json_report(&a.file, &checked))?),

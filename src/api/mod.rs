@@ -1,6 +1,7 @@
 //! The HTTP surface of `stepgate serve`: the AWS Step Functions API (AWS JSON 1.0:
 //! `POST /` with `X-Amz-Target: AWSStepFunctions.<Operation>`), `/healthz` and
-//! Prometheus `/metrics`, on one axum server. Requests go to the [`Service`]; errors
+//! Prometheus `/metrics`, on one axum server (which also carries the HTTP routes of the
+//! triggers when they share its listener). Requests go to the [`Service`]; errors
 //! come back as AWS's `{"__type", "message"}` with status 400. With access keys configured,
 //! [`sigv4`] checks every API call's signature first (403 when it fails); `/healthz` and
 //! `/metrics` stay open. A body is read only after its headers pass that check, within
@@ -38,12 +39,13 @@ pub fn router(
     auth: sigv4::Verifier,
     body: BodyLimits,
     connections: Arc<server::Stats>,
+    triggers: Arc<crate::triggers::Stats>,
 ) -> Router {
     Router::new()
         .route("/", post(dispatch))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(health))
         .route("/metrics", get(metrics))
-        .with_state(Api { service, auth: Arc::new(auth), body, connections })
+        .with_state(Api { service, auth: Arc::new(auth), body, connections, triggers })
 }
 
 #[derive(Clone)]
@@ -52,6 +54,7 @@ struct Api {
     auth: Arc<sigv4::Verifier>,
     body: BodyLimits,
     connections: Arc<server::Stats>,
+    triggers: Arc<crate::triggers::Stats>,
 }
 
 fn reply(status: StatusCode, body: Value) -> Response {
@@ -77,19 +80,12 @@ const TOO_LARGE: &str = "RequestEntityTooLargeException";
 
 /// Reads a request body whole, within the limits; the reply to send instead when it is not.
 async fn read_body(body: Body, headers: &HeaderMap, limits: BodyLimits) -> Result<Bytes, Response> {
-    let announced = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if announced.is_some_and(|n| n > limits.max_bytes as u64) {
-        return Err(too_large(limits.max_bytes));
-    }
-    let limited = http_body_util::Limited::new(body, limits.max_bytes);
-    match tokio::time::timeout(limits.timeout, http_body_util::BodyExt::collect(limited)).await {
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large(limits.max_bytes)),
-        Ok(Err(e)) => {
-            tracing::debug!(error = %e, "A request body could not be read.");
-            Err(error(ApiError::new("SerializationException", "The request body could not be read.")))
+    server::read_body(body, headers, limits.max_bytes, limits.timeout).await.map_err(|e| match e {
+        server::BodyError::TooLarge => too_large(limits.max_bytes),
+        server::BodyError::Broken => {
+            error(ApiError::new("SerializationException", "The request body could not be read."))
         }
-        Err(_) => Err(reply(
+        server::BodyError::TimedOut => reply(
             StatusCode::REQUEST_TIMEOUT,
             json!({
                 "__type": "RequestTimeoutException",
@@ -98,8 +94,8 @@ async fn read_body(body: Body, headers: &HeaderMap, limits: BodyLimits) -> Resul
                     limits.timeout.as_secs()
                 ),
             }),
-        )),
-    }
+        ),
+    })
 }
 
 async fn dispatch(State(api): State<Api>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
@@ -163,8 +159,17 @@ async fn dispatch(State(api): State<Api>, uri: Uri, headers: HeaderMap, body: Bo
     }
 }
 
+/// `ok` while the daemon serves; then a line per MQTT broker with its connection. A broker
+/// that is down does not make the daemon unhealthy: it serves everything else meanwhile.
+async fn health(State(api): State<Api>) -> String {
+    let mut text = String::from("ok\n");
+    api.triggers.health(&mut text);
+    text
+}
+
 async fn metrics(State(api): State<Api>) -> Response {
     let mut text = api.service.metrics().render();
     api.connections.render(&mut text);
+    api.triggers.render(&mut text);
     (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

@@ -30,6 +30,8 @@ const RESERVED_FDS: u64 = 128;
 pub struct Settings {
     pub max_connections: usize,
     pub header_timeout: Duration,
+    /// How long requests in progress may take to finish once the daemon is stopping.
+    pub grace: Duration,
 }
 
 /// Connection counts, for `/metrics`.
@@ -218,11 +220,47 @@ fn raise_fd_limit() -> Option<u64> {
     None
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then lets the requests in progress
-/// finish (idle connections close at once) and returns.
+/// Why a request body was not read whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyError {
+    /// Announced or grown past the limit: answered before more of it is read.
+    TooLarge,
+    TimedOut,
+    /// The connection broke while it was read.
+    Broken,
+}
+
+/// Reads a request body whole, within `max_bytes` and `timeout`; shared by the API and the
+/// HTTP routes, which word their answers each in their own service's way.
+pub async fn read_body(
+    body: axum::body::Body,
+    headers: &axum::http::HeaderMap,
+    max_bytes: usize,
+    timeout: Duration,
+) -> Result<axum::body::Bytes, BodyError> {
+    let announced =
+        headers.get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > max_bytes as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    let limited = http_body_util::Limited::new(body, max_bytes);
+    match tokio::time::timeout(timeout, http_body_util::BodyExt::collect(limited)).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "A request body could not be read.");
+            Err(BodyError::Broken)
+        }
+        Err(_) => Err(BodyError::TimedOut),
+    }
+}
+
+/// Serves on `listener` until `shutdown` resolves, then lets the requests in progress finish
+/// within `settings.grace` (idle connections close at once) and returns. Each request goes to
+/// the router `app` holds at that moment: a reload swaps it without touching connections.
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    app: watch::Receiver<Router>,
     settings: Settings,
     stats: Arc<Stats>,
     shutdown: impl std::future::Future<Output = ()>,
@@ -261,7 +299,7 @@ pub async fn serve(
         let app = app.clone();
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             let busy = Busy::new(&busy);
-            let mut app = app.clone();
+            let mut app = app.borrow().clone();
             async move {
                 let response = app.call(req).await;
                 drop(busy);
@@ -295,7 +333,13 @@ pub async fn serve(
     }
     drop(listener);
     let _ = stop.send(true);
-    while tasks.join_next().await.is_some() {}
+    let drained = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(settings.grace, drained).await.is_err() {
+        tracing::warn!(
+            grace_seconds = settings.grace.as_secs(),
+            "Requests still in progress after the shutdown grace time were cut off."
+        );
+    }
 }
 
 #[cfg(test)]

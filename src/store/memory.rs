@@ -33,6 +33,8 @@ struct Inner {
     order: std::collections::VecDeque<String>,
     /// Resumes after an unclean stop: (count, the last event id they found), by execution.
     resumes: HashMap<String, (u32, u64)>,
+    /// The last tick each schedule fired.
+    ticks: HashMap<String, chrono::DateTime<chrono::Utc>>,
     /// About how many bytes each execution holds (its record, events and frames), and their
     /// sum, for a store bounded in memory.
     sizes: HashMap<String, usize>,
@@ -374,6 +376,21 @@ impl Store for MemoryStore {
         let entry = inner.resumes.entry(execution_arn.to_string()).or_insert((0, last_event_id));
         *entry = if entry.1 == last_event_id { (entry.0 + 1, last_event_id) } else { (1, last_event_id) };
         Ok(entry.0)
+    }
+
+    fn last_tick(&self, name: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
+        Ok(self.lock().ticks.get(name).copied())
+    }
+
+    fn record_tick(
+        &self,
+        name: &str,
+        tick: chrono::DateTime<chrono::Utc>,
+    ) -> futures::future::BoxFuture<'static, Result<(), StoreError>> {
+        let mut inner = self.lock();
+        let t = inner.ticks.entry(name.to_string()).or_insert(tick);
+        *t = (*t).max(tick);
+        Box::pin(futures::future::ready(Ok(())))
     }
 
     fn definition_of(&self, execution_arn: &str) -> Result<Option<(String, String)>, StoreError> {

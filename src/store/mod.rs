@@ -268,4 +268,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes executions (with their events and frames) that finished before `t`.
     fn purge_finished_before(&self, t: DateTime<Utc>) -> Result<usize, StoreError>;
+
+    /// The last tick the schedule `name` fired, if it ever did.
+    fn last_tick(&self, name: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
+    /// Records, durably, that the schedule `name` fired its tick `tick`: a restart goes on
+    /// after it and fires no tick twice.
+    fn record_tick(&self, name: &str, tick: DateTime<Utc>) -> BoxFuture<'static, Result<(), StoreError>>;
 }

@@ -80,6 +80,12 @@ CREATE INDEX executions_by_definition ON executions (definition) WHERE definitio
 ALTER TABLE executions ADD COLUMN resume_attempts INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE executions ADD COLUMN resume_event_id INTEGER NOT NULL DEFAULT 0;
 "#,
+    r#"
+CREATE TABLE schedule_ticks (
+    schedule TEXT PRIMARY KEY,
+    tick INTEGER NOT NULL
+);
+"#,
 ];
 
 /// Most jobs folded into one transaction: enough to absorb every waiter of a busy daemon,
@@ -856,6 +862,31 @@ impl Store for SqliteStore {
             })?
             .collect()
         })
+    }
+
+    fn last_tick(&self, name: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT tick FROM schedule_ticks WHERE schedule = ?1")?
+                .query_row(params![name], |r| r.get::<_, i64>(0))
+                .optional()
+        })
+        .map(|t| t.map(from_nanos))
+    }
+
+    fn record_tick(&self, name: &str, tick: DateTime<Utc>) -> BoxFuture<'static, Result<(), StoreError>> {
+        let tick = match nanos(tick) {
+            Ok(t) => t,
+            Err(e) => return future::ready(Err(e)).boxed(),
+        };
+        let name = name.to_string();
+        let answer = self.submit_async(Work::Admin(Box::new(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO schedule_ticks (schedule, tick) VALUES (?1, ?2)
+                 ON CONFLICT (schedule) DO UPDATE SET tick = MAX(tick, excluded.tick)",
+            )?
+            .execute(params![name, tick])
+        })));
+        async move { answer.await.map(|_| ()) }.boxed()
     }
 
     fn commit(&self, writes: Vec<Write>) -> BoxFuture<'static, Result<(), StoreError>> {
