@@ -284,7 +284,7 @@ pub async fn serve(config_file: PathBuf, compiled: Compiled) -> Result<(), Daemo
 
     let api_listener = bind(&config.server.listen, "server.listen").await?;
     let api_addr = api_listener.local_addr().map_err(DaemonError::Serve)?;
-    let shared = config.http.listen.is_empty() || config.http.listen == config.server.listen;
+    let shared = compile::routes_share_the_api_listener(&config);
     let http_listener = if shared { None } else { Some(bind(&config.http.listen, "http.listen").await?) };
 
     let settings = crate::api::server::Settings {
@@ -347,11 +347,11 @@ pub async fn serve(config_file: PathBuf, compiled: Compiled) -> Result<(), Daemo
     ));
     tracing::info!(addr = %api_addr, "Serving the AWS Step Functions API.");
     // Tests and supervisors read the bound addresses (useful with port 0).
-    println!("stepgate listening on {api_addr}");
+    announce(&format!("stepgate listening on {api_addr}"));
     if let (Some(listener), Some(rx)) = (http_listener, http_rx) {
         let addr = listener.local_addr().map_err(DaemonError::Serve)?;
         tracing::info!(%addr, routes = daemon.compiled.plan.routes.len(), "Serving the HTTP routes.");
-        println!("stepgate routes listening on {addr}");
+        announce(&format!("stepgate routes listening on {addr}"));
         servers.spawn(crate::api::server::serve(
             listener,
             rx,
@@ -379,6 +379,14 @@ pub async fn serve(config_file: PathBuf, compiled: Compiled) -> Result<(), Daemo
     let _ = std::fs::remove_file(&marker);
     tracing::info!("Stopped; running executions resume at the next start.");
     Ok(())
+}
+
+/// A line on stdout for whoever started the daemon; a reader that has gone (a closed pipe)
+/// must not take the daemon down, as `println!` would.
+fn announce(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
 }
 
 /// Finished executions older than the retention are purged now and then every hour.

@@ -35,18 +35,6 @@ impl Daemon {
         Daemon(common::Daemon::start(dir, extra_config, env))
     }
 
-    /// The value of a metric without labels on `/metrics`.
-    fn metric(&self, name: &str) -> f64 {
-        let (status, text) = self.raw("GET", "/metrics", &[], b"");
-        assert_eq!(status, 200);
-        text.lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
-            .unwrap_or_else(|| panic!("no {name} in {text}"))
-            .trim()
-            .parse()
-            .unwrap()
-    }
-
     fn kill(self) {
         drop(self);
     }

@@ -158,7 +158,7 @@ pub fn compile(config: Config) -> Compiled {
         payload_bytes: config.limits.payload_bytes,
     };
     let plan = Plan::compile(&config.triggers, &config.brokers, &refs, &mut problems);
-    let shared = config.http.listen.is_empty() || config.http.listen == config.server.listen;
+    let shared = routes_share_the_api_listener(&config);
     http::check_overlaps(&plan.routes, shared, &mut problems);
     let routes_listen = if shared { &config.server.listen } else { &config.http.listen };
     if plan.routes.iter().any(http::Route::is_open) && is_loopback(routes_listen) == Some(false) {
@@ -228,6 +228,13 @@ fn load(config: &Config, file: &Path) -> (Checked, Option<Workflow>) {
 
 fn diagnostic(code: &str, message: String) -> Diagnostic {
     Diagnostic { severity: Severity::Error, code: code.to_string(), message, location: String::new() }
+}
+
+/// Whether the HTTP routes are served on the API's listener: `http.listen` is empty or the
+/// same address (port 0 asks for a port of its own each time, so it is never the same).
+pub fn routes_share_the_api_listener(config: &Config) -> bool {
+    let h = &config.http.listen;
+    h.is_empty() || (*h == config.server.listen && !h.ends_with(":0"))
 }
 
 /// Whether `listen` (host:port) stands only for loopback addresses; `None` when it does not

@@ -1,18 +1,27 @@
-//! Shared by the daemon's test suites (api, api_auth, sdk): starts the real `stepgate serve`
-//! over a folder of its own (`workflows/` in it, `state/` made by it) on a free loopback port,
-//! and speaks raw HTTP to it for what no client would send.
+//! Shared by the daemon's test suites (api, api_auth, sdk, routes, mqtt, lifecycle): starts
+//! the real `stepgate serve` over a folder of its own (`workflows/` in it, `state/` made by it)
+//! on a free loopback port, speaks raw HTTP to it for what no client would send, and starts a
+//! real Mosquitto broker of the test's own on a free loopback port.
 
 #![allow(dead_code)] // each suite uses its own part of this
 
+use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+pub const ACCOUNT_ARN: &str = "arn:aws:states:us-east-1:123456789012";
 
 pub struct Daemon {
     pub child: Child,
     /// Where to call it: loopback even when it listens on every interface.
     pub addr: String,
+    /// Where its HTTP routes listen, when `http.listen` gives them a listener of their own.
+    pub routes: Option<String>,
     pub dir: PathBuf,
+    /// Kept open: the daemon writes to it.
+    _stdout: BufReader<ChildStdout>,
 }
 
 impl Daemon {
@@ -40,14 +49,130 @@ impl Daemon {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("the stepgate binary starts");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        stdout.read_line(&mut line).unwrap();
         let bound = line
             .trim()
             .strip_prefix("stepgate listening on ")
             .unwrap_or_else(|| panic!("the daemon did not start: {line:?}"));
         let addr = bound.replace("0.0.0.0:", "127.0.0.1:");
-        Daemon { child, addr, dir: dir.to_path_buf() }
+        // A [http] listen of its own: the routes' address comes next.
+        let routes = config.contains("[http]").then(|| {
+            let mut line = String::new();
+            stdout.read_line(&mut line).unwrap();
+            line.trim()
+                .strip_prefix("stepgate routes listening on ")
+                .unwrap_or_else(|| panic!("the routes did not start: {line:?}"))
+                .to_string()
+        });
+        Daemon { child, addr, routes, dir: dir.to_path_buf(), _stdout: stdout }
+    }
+
+    /// Sends `signal` (`HUP`, `TERM`, `KILL`) to the daemon.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal}");
+    }
+
+    /// Waits for the daemon to exit, at most `within`.
+    pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        let until = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < until, "the daemon did not exit within {within:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// An AWS Step Functions API call (`op` as `StartExecution`), its status and answer.
+    pub fn call(&self, op: &str, body: Value) -> (u16, Value) {
+        let target = format!("AWSStepFunctions.{op}");
+        let headers = [("Content-Type", "application/x-amz-json-1.0"), ("X-Amz-Target", target.as_str())];
+        let (status, text) = self.raw("POST", "/", &headers, body.to_string().as_bytes());
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Every execution of the state machine `name`, newest first.
+    pub fn executions(&self, name: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut body =
+                json!({"stateMachineArn": format!("{ACCOUNT_ARN}:stateMachine:{name}"), "maxResults": 1000});
+            if let Some(t) = &token {
+                body["nextToken"] = json!(t);
+            }
+            let (status, page) = self.call("ListExecutions", body);
+            assert_eq!(status, 200, "{page}");
+            out.extend(page["executions"].as_array().cloned().unwrap_or_default());
+            match page["nextToken"].as_str() {
+                Some(t) => token = Some(t.to_string()),
+                None => return out,
+            }
+        }
+    }
+
+    /// Waits until `name` has `n` executions that are not RUNNING (at most `within`).
+    pub fn wait_for_finished(&self, name: &str, n: usize, within: Duration) -> Vec<Value> {
+        let until = Instant::now() + within;
+        loop {
+            let all = self.executions(name);
+            let done = all.iter().filter(|e| e["status"] != "RUNNING").count();
+            if done >= n {
+                return all;
+            }
+            assert!(Instant::now() < until, "{name}: {done} of {n} executions finished after {within:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn describe(&self, execution_arn: &str) -> Value {
+        let (status, e) = self.call("DescribeExecution", json!({"executionArn": execution_arn}));
+        assert_eq!(status, 200, "{e}");
+        e
+    }
+
+    /// A metric's value on `/metrics`: `line` is the name with its labels, as printed.
+    pub fn metric(&self, line: &str) -> f64 {
+        let (status, text) = self.raw("GET", "/metrics", &[], b"");
+        assert_eq!(status, 200);
+        text.lines()
+            .find_map(|l| l.strip_prefix(line).and_then(|v| v.strip_prefix(' ')))
+            .unwrap_or_else(|| panic!("no {line} in {text}"))
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    /// Waits until `/healthz` holds `text` (at most `within`).
+    pub fn wait_for_health(&self, text: &str, within: Duration) {
+        let until = Instant::now() + within;
+        loop {
+            let (_, body) = self.raw("GET", "/healthz", &[], b"");
+            if body.contains(text) {
+                return;
+            }
+            assert!(Instant::now() < until, "/healthz never said {text:?}: {body}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// An HTTP request to the routes (their own listener, or the API's); the status, the
+    /// headers (lower-case names) and the body.
+    pub fn route(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, Vec<(String, String)>, String) {
+        http(self.routes.as_deref().unwrap_or(&self.addr), method, path, headers, body)
     }
 
     pub fn endpoint(&self) -> String {
@@ -56,23 +181,222 @@ impl Daemon {
 
     /// A raw HTTP request; the status and the body text.
     pub fn raw(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
-        let mut s = std::net::TcpStream::connect(&self.addr).unwrap();
-        let mut req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
-            self.addr,
-            body.len()
-        );
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        req.push_str("\r\n");
-        s.write_all(req.as_bytes()).unwrap();
-        s.write_all(body).unwrap();
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).unwrap();
-        let status: u16 = resp.split_whitespace().nth(1).unwrap().parse().unwrap();
-        let body = resp.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("").to_string();
+        let (status, _, body) = http(&self.addr, method, path, headers, body);
         (status, body)
+    }
+}
+
+/// One HTTP/1.1 request on a connection of its own; the status, the headers (lower-case
+/// names) and the body.
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<(String, String)>, String) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (status, headers, body.to_string())
+}
+
+/// A free loopback port (bound and released: a tiny window for another taker).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Waits until something listens on `port` (at most `within`).
+fn wait_for_port(port: u16, within: Duration) -> bool {
+    let until = Instant::now() + within;
+    while Instant::now() < until {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// A Mosquitto broker of the test's own, on a free loopback port, keeping its sessions on
+/// disk (persistence) and queueing without limit (`max_queued_messages 0`: Mosquitto's
+/// default of 1000 drops QoS 1 messages past it while acknowledging their publisher).
+pub struct Broker {
+    child: Option<Child>,
+    pub port: u16,
+    dir: PathBuf,
+}
+
+fn need(program: &str, package: &str) -> PathBuf {
+    for dir in ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"] {
+        let p = Path::new(dir).join(program);
+        if p.exists() {
+            return p;
+        }
+    }
+    match Command::new("which").arg(program).output() {
+        Ok(o) if o.status.success() => PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()),
+        _ => panic!(
+            "{program} is not installed; the MQTT tests need a real broker and its clients: \
+             apt-get install -y {package} (scripts/test's setup and .ci/run install it)"
+        ),
+    }
+}
+
+impl Broker {
+    /// Starts a broker whose files live in `dir`.
+    pub fn start(dir: &Path) -> Broker {
+        std::fs::create_dir_all(dir).unwrap();
+        let mut b = Broker { child: None, port: free_port(), dir: dir.to_path_buf() };
+        b.run();
+        b
+    }
+
+    fn run(&mut self) {
+        let conf = self.dir.join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {dir}/\n\
+                 max_queued_messages 0\nmax_inflight_messages 100\nlog_dest file {dir}/mosquitto.log\n",
+                port = self.port,
+                dir = self.dir.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(need("mosquitto", "mosquitto"))
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto starts");
+        self.child = Some(child);
+        assert!(
+            wait_for_port(self.port, Duration::from_secs(10)),
+            "mosquitto did not listen on {}",
+            self.port
+        );
+    }
+
+    /// Stops the broker (SIGTERM: it saves its sessions first).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+            let _ = c.wait();
+        }
+    }
+
+    /// Stops the broker and starts it again on the same port, with its saved sessions.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.run();
+    }
+
+    /// `[brokers.NAME]` for this broker, with a stable client id.
+    pub fn config(&self, name: &str) -> String {
+        format!(
+            "[brokers.{name}]\nhost = \"127.0.0.1\"\nport = {}\nclient_id = \"stepgate-test-{name}\"\n",
+            self.port
+        )
+    }
+
+    /// Publishes each of `payloads` to `topic` at `qos` with `mosquitto_pub` (one client,
+    /// one line a message), returning once the broker has them all.
+    pub fn publish(&self, topic: &str, qos: u8, payloads: &[String]) {
+        let mut child = Command::new(need("mosquitto_pub", "mosquitto-clients"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-t",
+                topic,
+                "-q",
+                &qos.to_string(),
+                "-l",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        {
+            let mut stdin = child.stdin.take().unwrap();
+            for p in payloads {
+                assert!(!p.contains('\n'), "one line a message");
+                writeln!(stdin, "{p}").unwrap();
+            }
+        }
+        assert!(child.wait().unwrap().success(), "mosquitto_pub failed");
+    }
+
+    /// Publishes one payload (any bytes) to `topic` at QoS 1.
+    pub fn publish_bytes(&self, topic: &str, payload: &[u8]) {
+        let file = self.dir.join("payload.bin");
+        std::fs::write(&file, payload).unwrap();
+        let status = Command::new(need("mosquitto_pub", "mosquitto-clients"))
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-t", topic, "-q", "1", "-f"])
+            .arg(&file)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mosquitto_pub failed");
+    }
+
+    /// Subscribes to `topic` now; `collect` then gives the next `count` messages' payloads
+    /// (at most `within`).
+    pub fn subscribe(&self, topic: &str, count: usize, within: Duration) -> Subscription {
+        let child = Command::new(need("mosquitto_sub", "mosquitto-clients"))
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-t", topic, "-q", "1", "-v"])
+            .args(["-C", &count.to_string(), "-W", &within.as_secs().max(1).to_string()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // mosquitto_sub has subscribed once the broker counts it; a short pause is enough on
+        // loopback, and the first message is published only after it.
+        std::thread::sleep(Duration::from_millis(300));
+        Subscription { child }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub struct Subscription {
+    child: Child,
+}
+
+impl Subscription {
+    /// The messages received, as `(topic, payload)`.
+    pub fn collect(self) -> Vec<(String, String)> {
+        let out = self.child.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once(' ').map(|(t, p)| (t.to_string(), p.to_string())))
+            .collect()
     }
 }
 

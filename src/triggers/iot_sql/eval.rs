@@ -225,6 +225,8 @@ fn nested<'a>(q: &'a Query, cx: &Cx<'a, '_>) -> Val<'a> {
     }
 }
 
+/// An item that cannot be shaped (a `*` of a non-object beside other items) is left out,
+/// as an Undefined would be: one odd item should not fail the whole rule.
 fn over<'a>(q: &'a Query, src: &'a Value, cx: &Cx<'a, '_>) -> Val<'a> {
     let at = |root| Cx {
         msg: cx.msg,

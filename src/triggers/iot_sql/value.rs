@@ -315,6 +315,7 @@ fn json_eq(a: &Value, b: &Value, num: Numbers) -> bool {
         (Value::Object(x), Value::Object(y)) => {
             x.len() == y.len() && x.iter().all(|(k, p)| y.get(k).is_some_and(|q| json_eq(p, q, num)))
         }
+        (Value::Array(_) | Value::Object(_), _) | (_, Value::Array(_) | Value::Object(_)) => false,
         _ => sql_eq(&num.read(a), &num.read(b), num) == Some(true),
     }
 }
@@ -372,6 +373,8 @@ mod tests {
         assert_eq!(eq(json!([1, 2]), json!([1, 2])), Some(true));
         assert_eq!(eq(json!([1, 2]), json!([2, 1])), Some(false));
         assert_eq!(eq(json!({"a": 1, "b": [2]}), json!({"b": [2.0], "a": 1})), Some(true));
+        assert_eq!(eq(json!([1]), json!({"a": 1})), Some(false));
+        assert_eq!(eq(json!({"a": [1]}), json!({"a": {"b": 1}})), Some(false));
         assert_eq!(sql_eq(&Val::Undefined, &Val::Null, V2), None);
     }
 
