@@ -1379,3 +1379,77 @@ fn validate_config_checks_the_config_and_its_workflows() {
     assert_eq!(code(&out), 1);
     assert!(stderr(&out).contains("broken.asl.json"), "{}", stderr(&out));
 }
+
+/// `validate --config` runs the compile step `serve` runs: a workflow is checked as its type,
+/// every key that names something is checked against it, every trigger is compiled, and every
+/// problem is listed at once, each at its key.
+#[test]
+fn validate_config_checks_types_triggers_and_every_reference_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let wf = dir.path().join("wf");
+    std::fs::create_dir(&wf).unwrap();
+    write(
+        &wf,
+        "sync.asl.json",
+        r#"{"StartAt": "Run", "States": {"Run": {"Type": "Task", "Resource": "arn:aws:states:::states:startExecution.sync:2", "End": true}}}"#,
+    );
+    write(&wf, "ok.asl.json", r#"{"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}"#);
+    let config = format!(
+        r#"[workflows]
+dir = "{}"
+[workflow.sync]
+type = "EXPRESS"
+[workflow.ghost]
+type = "express"
+[brokers.local]
+port = 1883
+[[triggers.http]]
+path = "/orders/{{id}}"
+workflow = "nope"
+[[triggers.http]]
+path = "/x/{{a+}}/y"
+workflow = "ok"
+mode = "sync"
+errors = {{ Boom = 302 }}
+[[triggers.mqtt]]
+broker = "remote"
+sql = "SELECT * FRM 'a/b'"
+workflow = "ok"
+[[triggers.mqtt]]
+broker = "local"
+sql = "SELECT aws_lambda('arn', *) FROM 'a/#'"
+workflow = "ok"
+qos = 2
+[[triggers.schedule]]
+expression = "cron(0 8 ? * MON-FRI)"
+workflow = "ok"
+[[triggers.schedule]]
+expression = "rate(5 minutes)"
+timezone = "Europe/Dubln"
+workflow = "sync"
+"#,
+        wf.display()
+    );
+    let cfg = write(dir.path(), "stepgate.toml", &config);
+    let out = stepgate(&["validate", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(code(&out), 1);
+    let err = stderr(&out);
+    for expected in [
+        // An EXPRESS workflow is checked as an Express machine.
+        "sync.asl.json: error[SCHEMA_VALIDATION_FAILED] at /States/Run/Resource: Express state machine does not support '.sync' service integration",
+        "error[CONFIG] at workflow.ghost: no workflow file ghost.asl.json",
+        "error[CONFIG] at triggers.http[0].workflow: no workflow is named 'nope' (the workflows folder has: ok)",
+        "error[CONFIG] at triggers.http[1].path: the greedy parameter '{a+}' must be the last segment of '/x/{a+}/y'",
+        "error[CONFIG] at triggers.http[1].errors.Boom: 302 is not an error status (400 to 599)",
+        "error[CONFIG] at triggers.mqtt[0].broker: no [brokers.remote] (configured: local)",
+        "error[CONFIG] at triggers.mqtt[0].sql: line 1, column 10",
+        "error[CONFIG] at triggers.mqtt[1].sql: line 1, column 8: aws_lambda calls an AWS service; stepgate does not offer it",
+        "error[CONFIG] at triggers.mqtt[1].qos: 2 is not 0 or 1",
+        "error[CONFIG] at triggers.schedule[0].expression: cron(...) needs 6 fields",
+        "error[CONFIG] at triggers.schedule[1].timezone: unknown time zone `Europe/Dubln`",
+        "error[CONFIG] at triggers.schedule[1].workflow: the workflow 'sync' does not load",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+    assert!(stdout(&out).contains("ok.asl.json: OK"), "{}", stdout(&out));
+}
