@@ -10,6 +10,15 @@
 //!   iterations are journaled like the top level.
 //! - `sync`: C keep-alive connections send `StartSyncExecution` to a 3-state Express
 //!   workflow back to back for a fixed time; reports requests/s and latency p50/p99.
+//! - `route`: the same load on a sync HTTP route (`[[triggers.http]]`) to that workflow, and
+//!   `echo`, the same load on a bare axum server that parses the JSON body and answers it back
+//!   (this bench's own executable, started as a second process): what the HTTP stack costs
+//!   alone on this machine, for the route to be held against.
+//! - `mqtt-express`, `mqtt-standard`: a Mosquitto of its own (`max_inflight_messages 1000`,
+//!   unlimited queue), one rumqttc publisher sending M QoS 1 messages as fast as the broker
+//!   takes them, and an MQTT trigger starting an Express or a Standard (durable) workflow per
+//!   message; reports messages/s from the first publish until the daemon has started them all,
+//!   and how many were lost (started less than published) or doubled.
 //!
 //! Run with `cargo bench --bench load` (optionally `-- standard`, `-- map` or `-- sync`). Sizes come
 //! from environment variables (defaults in brackets): `STEPGATE_LOAD_STD_CLIENTS` [64],
@@ -17,7 +26,8 @@
 //! `STEPGATE_LOAD_SYNC_CONNECTIONS` [16,64], `STEPGATE_LOAD_SYNC_SECONDS` [5],
 //! `STEPGATE_LOAD_SYNC_WARMUP_SECONDS` [1], `STEPGATE_LOAD_SYNC_MAX_REQUESTS` [2000000],
 //! `STEPGATE_LOAD_CLIENT_THREADS` [1], `STEPGATE_LOAD_TIMEOUT_SECONDS` [300] (per phase),
-//! `STEPGATE_LOAD_BIN` [the crate's own binary], `STEPGATE_LOAD_PERF` [unset; a folder for
+//! `STEPGATE_LOAD_MQTT_MESSAGES` [express 50000, standard 25000], `STEPGATE_LOAD_MOSQUITTO`
+//! [mosquitto on the PATH or /usr/sbin], `STEPGATE_LOAD_BIN` [the crate's own binary], `STEPGATE_LOAD_PERF` [unset; a folder for
 //! `perf record` profiles of the daemon]. Everything is bounded by count and time; the
 //! daemons are stopped at the end of each phase. Each result line ends with the cores the
 //! daemon, the client and everything else kept busy: the machine is shared, and "others"
@@ -49,6 +59,10 @@ const MAP_WORKFLOW: &str = "fanout";
 const MAP_ITEMS: usize = 10;
 const EXPRESS_WORKFLOW: &str = "sync3";
 const EXPRESS_STATES: usize = 3;
+/// The Standard twin of the Express workflow, for the durable MQTT phase.
+const DURABLE3_WORKFLOW: &str = "durable3";
+/// The sync HTTP route to the Express workflow.
+const ROUTE: &str = "/r";
 /// One request that takes longer than this means the daemon is stuck, not slow.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -61,6 +75,8 @@ struct Settings {
     sync_seconds: f64,
     sync_warmup_seconds: f64,
     sync_max_requests: u64,
+    /// Messages per MQTT phase; `None`: the phase's default.
+    mqtt_messages: Option<usize>,
     client_threads: usize,
     /// Upper bound on one phase: past it the phase fails instead of waiting on.
     phase_timeout: Duration,
@@ -93,6 +109,11 @@ impl Settings {
             sync_seconds: env_or("STEPGATE_LOAD_SYNC_SECONDS", 5.0),
             sync_warmup_seconds: env_or("STEPGATE_LOAD_SYNC_WARMUP_SECONDS", 1.0),
             sync_max_requests: env_or("STEPGATE_LOAD_SYNC_MAX_REQUESTS", 2_000_000),
+            mqtt_messages: std::env::var("STEPGATE_LOAD_MQTT_MESSAGES").ok().map(|v| {
+                v.trim()
+                    .parse()
+                    .unwrap_or_else(|_| panic!("STEPGATE_LOAD_MQTT_MESSAGES={v:?} is not a count"))
+            }),
             client_threads: env_or("STEPGATE_LOAD_CLIENT_THREADS", 1),
             phase_timeout: Duration::from_secs_f64(env_or("STEPGATE_LOAD_TIMEOUT_SECONDS", 300.0)),
             perf_dir: std::env::var_os("STEPGATE_LOAD_PERF").map(PathBuf::from),
@@ -151,6 +172,11 @@ struct Daemon {
 
 impl Daemon {
     async fn start(s: &Settings, phase: &str) -> Result<Daemon> {
+        Daemon::start_with(s, phase, "").await
+    }
+
+    /// A daemon whose config also holds `extra` (triggers, brokers).
+    async fn start_with(s: &Settings, phase: &str, extra: &str) -> Result<Daemon> {
         let dir = tempfile::Builder::new().prefix("stepgate-load-").tempdir()?;
         let workflows = dir.path().join("workflows");
         std::fs::create_dir_all(&workflows)?;
@@ -160,10 +186,12 @@ impl Daemon {
         write(STANDARD_WORKFLOW, chain(s.std_states))?;
         write(MAP_WORKFLOW, fanout())?;
         write(EXPRESS_WORKFLOW, chain(EXPRESS_STATES))?;
+        write(DURABLE3_WORKFLOW, chain(EXPRESS_STATES))?;
         let quoted = |p: &Path| serde_json::to_string(&p.display().to_string());
         let config = format!(
             "[server]\nlisten = \"127.0.0.1:0\"\n\n[storage]\nstate_dir = {}\n\n[workflows]\ndir = {}\n\n\
-             [workflow.{EXPRESS_WORKFLOW}]\ntype = \"EXPRESS\"\n",
+             [workflow.{EXPRESS_WORKFLOW}]\ntype = \"EXPRESS\"\n\n\
+             [[triggers.http]]\npath = \"{ROUTE}\"\nworkflow = \"{EXPRESS_WORKFLOW}\"\nmode = \"sync\"\n\n{extra}",
             quoted(&dir.path().join("state"))?,
             quoted(&workflows)?,
         );
@@ -297,6 +325,16 @@ impl Conn {
         match tokio::time::timeout(CALL_TIMEOUT, self.exchange()).await {
             Ok(r) => r,
             Err(_) => Err(format!("{operation}: no response within {CALL_TIMEOUT:?}").into()),
+        }
+    }
+
+    /// Sends a request written in full by the caller (the same bytes every time).
+    async fn send(&mut self, request: &[u8]) -> Result<Response> {
+        self.request.clear();
+        self.request.extend_from_slice(request);
+        match tokio::time::timeout(CALL_TIMEOUT, self.exchange()).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("no response within {CALL_TIMEOUT:?}").into()),
         }
     }
 
@@ -610,8 +648,40 @@ impl SyncResult {
     }
 }
 
-async fn sync(s: &Settings, connections: usize) -> Result<SyncResult> {
-    let daemon = Daemon::start(s, &format!("sync-c{connections}")).await?;
+/// The HTTP request of a request-rate phase, written once, and how to tell its answer good.
+struct Load {
+    request: Vec<u8>,
+    ok: fn(&Response) -> bool,
+}
+
+/// StartSyncExecution of the 3-state Express workflow.
+fn sync_load() -> Load {
+    let body =
+        json!({"stateMachineArn": machine_arn(EXPRESS_WORKFLOW), "input": r#"{"hello":"world","n":1}"#})
+            .to_string();
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-amz-json-1.0\r\n\
+         X-Amz-Target: AWSStepFunctions.StartSyncExecution\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    Load {
+        request: request.into_bytes(),
+        ok: |r| r.status == 200 && find(&r.body, br#""status":"SUCCEEDED""#).is_some(),
+    }
+}
+
+/// A JSON POST to `path` (the route, or the echo server), answered 200.
+fn post_load(path: &str) -> Load {
+    let body = r#"{"hello":"world","n":1}"#;
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    Load { request: request.into_bytes(), ok: |r| r.status == 200 }
+}
+
+async fn sync(s: &Settings, connections: usize, load: Load, phase: &str) -> Result<SyncResult> {
+    let daemon = Daemon::start(s, &format!("{phase}-c{connections}")).await?;
     eprintln!(
         "sync: daemon pid {} on {}; {connections} connections for {:.1} s after {:.1} s of warm-up",
         daemon.pid(),
@@ -620,7 +690,7 @@ async fn sync(s: &Settings, connections: usize) -> Result<SyncResult> {
         s.sync_warmup_seconds
     );
     let limit = s.phase_timeout;
-    let result = tokio::time::timeout(limit, run_sync(s, daemon.addr, daemon.pid(), connections)).await;
+    let result = tokio::time::timeout(limit, run_sync(s, daemon.addr, daemon.pid(), connections, load)).await;
     daemon.stop().await;
     match result {
         Ok(r) => r,
@@ -628,11 +698,14 @@ async fn sync(s: &Settings, connections: usize) -> Result<SyncResult> {
     }
 }
 
-async fn run_sync(s: &Settings, addr: SocketAddr, daemon_pid: u32, connections: usize) -> Result<SyncResult> {
-    let body = Arc::new(
-        json!({"stateMachineArn": machine_arn(EXPRESS_WORKFLOW), "input": r#"{"hello":"world","n":1}"#})
-            .to_string(),
-    );
+async fn run_sync(
+    s: &Settings,
+    addr: SocketAddr,
+    daemon_pid: u32,
+    connections: usize,
+    load: Load,
+) -> Result<SyncResult> {
+    let load = Arc::new(load);
     let begin = Instant::now();
     let measure_from = begin + Duration::from_secs_f64(s.sync_warmup_seconds);
     let measure_to = measure_from + Duration::from_secs_f64(s.sync_seconds);
@@ -646,7 +719,7 @@ async fn run_sync(s: &Settings, addr: SocketAddr, daemon_pid: u32, connections: 
     });
     let mut tasks = Vec::new();
     for _ in 0..connections {
-        let (body, budget, errors) = (body.clone(), budget.clone(), errors.clone());
+        let (load, budget, errors) = (load.clone(), budget.clone(), errors.clone());
         tasks.push(tokio::spawn(async move {
             let mut conn = Conn::connect(addr).await?;
             let mut latencies: Vec<u32> = Vec::with_capacity(1 << 16);
@@ -666,11 +739,11 @@ async fn run_sync(s: &Settings, addr: SocketAddr, daemon_pid: u32, connections: 
                 {
                     break;
                 }
-                let r = conn.call("StartSyncExecution", &body).await?;
+                let r = conn.send(&load.request).await?;
                 let done = Instant::now();
-                if r.status != 200 || find(&r.body, br#""status":"SUCCEEDED""#).is_none() {
+                if !(load.ok)(&r) {
                     if errors.fetch_add(1, Ordering::Relaxed) == 0 {
-                        eprintln!("sync: HTTP {}: {}", r.status, r.text());
+                        eprintln!("HTTP {}: {}", r.status, r.text());
                     }
                     continue;
                 }
@@ -706,8 +779,190 @@ async fn run_sync(s: &Settings, addr: SocketAddr, daemon_pid: u32, connections: 
 }
 
 // ---------------------------------------------------------------------------------------
+// The bare axum echo: this executable again, as a process of its own.
+
+const ECHO_ENV: &str = "STEPGATE_LOAD_ECHO_SERVER";
+
+/// Serves `POST /r`: the JSON body parsed and written back, on axum's own server with a
+/// default multi-thread runtime. Prints its address, then serves until killed.
+fn echo_server() -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async {
+        let app = axum::Router::new().route(
+            ROUTE,
+            axum::routing::post(|axum::Json(v): axum::Json<Value>| async move { axum::Json(v) }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        println!("echo listening on {}", listener.local_addr()?);
+        axum::serve(listener, app).await?;
+        Ok(())
+    })
+}
+
+async fn echo(s: &Settings, connections: usize) -> Result<SyncResult> {
+    let mut child = Command::new(std::env::current_exe()?)
+        .env(ECHO_ENV, "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut stdout = BufReader::new(child.stdout.take().expect("a piped stdout"));
+    let mut line = String::new();
+    tokio::time::timeout(Duration::from_secs(10), stdout.read_line(&mut line)).await??;
+    let addr: SocketAddr = line
+        .trim()
+        .strip_prefix("echo listening on ")
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| format!("the echo server said {line:?}"))?;
+    let pid = child.id().unwrap_or(0);
+    let result = run_sync(s, addr, pid, connections, post_load(ROUTE)).await;
+    let _ = child.kill().await;
+    result
+}
+
+// ---------------------------------------------------------------------------------------
+// MQTT: messages through Mosquitto to started executions.
+
+struct MqttResult {
+    messages: usize,
+    /// From the first publish until the broker acknowledged the last.
+    published_seconds: f64,
+    /// From the first publish until the daemon had started them all.
+    started_seconds: f64,
+    started: u64,
+    duplicates: u64,
+    errors: u64,
+    cores: Cores,
+}
+
+fn mosquitto_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("STEPGATE_LOAD_MOSQUITTO") {
+        return PathBuf::from(p);
+    }
+    let sbin = PathBuf::from("/usr/sbin/mosquitto");
+    if sbin.exists() {
+        sbin
+    } else {
+        PathBuf::from("mosquitto")
+    }
+}
+
+/// A counter of the trigger `load` on the daemon's `/metrics`.
+async fn trigger_counter(conn: &mut Conn, family: &str) -> Result<u64> {
+    let text = conn.get("/metrics").await?.text();
+    let prefix = format!("stepgate_trigger_{family}{{kind=\"mqtt\",trigger=\"load\"}} ");
+    Ok(text
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0))
+}
+
+async fn mqtt(s: &Settings, workflow: &str, messages: usize) -> Result<MqttResult> {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    let dir = tempfile::Builder::new().prefix("stepgate-load-broker-").tempdir()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let conf = dir.path().join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\n\
+             max_inflight_messages 1000\nlog_dest none\n"
+        ),
+    )?;
+    let mut broker = Command::new(mosquitto_binary())
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("mosquitto: {e} (apt-get install mosquitto, or set STEPGATE_LOAD_MOSQUITTO)"))?;
+    let extra = format!(
+        "[brokers.load]\nhost = \"127.0.0.1\"\nport = {port}\nclient_id = \"stepgate-load\"\n\n\
+         [[triggers.mqtt]]\nname = \"load\"\nbroker = \"load\"\nsql = \"SELECT * FROM 'load/#'\"\nworkflow = \"{workflow}\"\n"
+    );
+    let daemon = Daemon::start_with(s, &format!("mqtt-{workflow}"), &extra).await?;
+    let mut conn = Conn::connect(daemon.addr).await?;
+    let connected = Instant::now() + Duration::from_secs(20);
+    while !conn.get("/healthz").await?.text().contains(": connected") {
+        if Instant::now() > connected {
+            return Err("the daemon did not connect to the broker within 20 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut options = MqttOptions::new("stepgate-load-publisher", "127.0.0.1", port);
+    options.set_inflight(1000).set_max_packet_size(1 << 20, 1 << 20);
+    let (client, mut eventloop) = AsyncClient::new(options, 1024);
+    let acked = Arc::new(AtomicUsize::new(0));
+    let all_acked = Arc::new(tokio::sync::Notify::new());
+    let poller = {
+        let (acked, all_acked) = (acked.clone(), all_acked.clone());
+        tokio::spawn(async move {
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::PubAck(_))) => {
+                        if acked.fetch_add(1, Ordering::Relaxed) + 1 == messages {
+                            all_acked.notify_one();
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        eprintln!("publisher: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        })
+    };
+    let start = CpuMark::now(daemon.pid());
+    let began = Instant::now();
+    let publish = async {
+        for i in 0..messages {
+            client
+                .publish("load/meter", QoS::AtLeastOnce, false, format!("{{\"n\":{i},\"reading\":21.5}}"))
+                .await?;
+        }
+        all_acked.notified().await;
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(began.elapsed())
+    };
+    let published =
+        tokio::time::timeout(s.phase_timeout, publish).await.map_err(|_| "publishing timed out")??;
+    let until = began + s.phase_timeout;
+    let mut started;
+    let mut duplicates;
+    loop {
+        started = trigger_counter(&mut conn, "executions_started_total").await?;
+        duplicates = trigger_counter(&mut conn, "duplicates_total").await?;
+        if started + duplicates >= messages as u64 || Instant::now() > until {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let started_seconds = began.elapsed().as_secs_f64();
+    let cores = CpuMark::now(daemon.pid()).cores_since(&start);
+    let errors = trigger_counter(&mut conn, "errors_total").await?
+        + trigger_counter(&mut conn, "rejected_total").await?;
+    poller.abort();
+    daemon.stop().await;
+    let _ = broker.kill().await;
+    Ok(MqttResult {
+        messages,
+        published_seconds: published.as_secs_f64(),
+        started_seconds,
+        started,
+        duplicates,
+        errors,
+        cores,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
 
 fn main() -> Result<()> {
+    if std::env::var_os(ECHO_ENV).is_some() {
+        return echo_server();
+    }
     // `cargo bench` passes `--bench`; any other word selects phases by name.
     let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let wanted = |phase: &str| filters.is_empty() || filters.iter().any(|f| phase.contains(f.as_str()));
@@ -767,11 +1022,23 @@ fn main() -> Result<()> {
             println!("{line}");
             summary.push(line);
         }
-        if wanted("sync") {
-            for &c in &s.sync_connections {
-                let r = sync(&s, c).await?;
+        let rate_phases: [(&str, &str); 3] = [
+            ("sync", "StartSyncExecution of a 3-state Express workflow"),
+            ("route", "POST to a sync HTTP route to a 3-state Express workflow"),
+            ("echo", "POST to a bare axum JSON echo"),
+        ];
+        for &c in &s.sync_connections {
+            for (phase, what) in rate_phases {
+                if !wanted(phase) {
+                    continue;
+                }
+                let r = match phase {
+                    "sync" => sync(&s, c, sync_load(), phase).await?,
+                    "route" => sync(&s, c, post_load(ROUTE), phase).await?,
+                    _ => echo(&s, c).await?,
+                };
                 let line = format!(
-                    "sync: C={}, {} StartSyncExecution of a {EXPRESS_STATES}-state Express workflow in {:.2} s: \
+                    "{phase}: C={}, {} {what} in {:.2} s: \
                      {:.0} requests/s, latency p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms; {} errors; {}",
                     r.connections,
                     r.requests,
@@ -787,6 +1054,33 @@ fn main() -> Result<()> {
                 println!("{line}");
                 summary.push(line);
             }
+        }
+        for (phase, workflow, default) in
+            [("mqtt-express", EXPRESS_WORKFLOW, 50_000), ("mqtt-standard", DURABLE3_WORKFLOW, 25_000)]
+        {
+            if !wanted(phase) {
+                continue;
+            }
+            let n = s.mqtt_messages.unwrap_or(default);
+            let r = mqtt(&s, workflow, n).await?;
+            let line = format!(
+                "{phase}: {} QoS 1 messages through Mosquitto to a 3-state {} workflow: {:.0} messages/s started \
+                 (all started {:.2} s after the first publish; the broker acknowledged the last publish at {:.2} s, \
+                 {:.0}/s); {} started, {} lost, {} doubled, {} errors; {}",
+                r.messages,
+                if workflow == EXPRESS_WORKFLOW { "Express" } else { "Standard (SQLite, fsync on)" },
+                r.messages as f64 / r.started_seconds,
+                r.started_seconds,
+                r.published_seconds,
+                r.messages as f64 / r.published_seconds,
+                r.started,
+                (r.messages as u64).saturating_sub(r.started + r.duplicates),
+                r.duplicates,
+                r.errors,
+                r.cores,
+            );
+            println!("{line}");
+            summary.push(line);
         }
         Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
     })?;

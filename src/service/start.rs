@@ -109,7 +109,15 @@ impl Starter {
             return Ok(Waited::Ended(Box::new(ended)));
         }
         let ended = self.service.watch(&record.arn);
-        let started = match self.create_standard(&record, &loaded).await? {
+        let created = match self.create_standard(&record, &loaded).await {
+            Ok(c) => c,
+            Err(e) => {
+                drop(ended);
+                self.service.unwatch(&record.arn);
+                return Err(e);
+            }
+        };
+        let started = match created {
             Some(existing) => {
                 if let Some(e) = self.service.ended_record(&existing.execution_arn)? {
                     return Ok(Waited::Ended(Box::new(e)));
@@ -133,7 +141,12 @@ impl Starter {
         };
         Ok(match got {
             Some(e) => Waited::Ended(Box::new(e)),
-            None => Waited::Running(started),
+            None => {
+                // Nobody waits any more: an execution that runs for days must not keep the
+                // gone caller's place.
+                self.service.unwatch(&started.execution_arn);
+                Waited::Running(started)
+            }
         })
     }
 
@@ -234,6 +247,17 @@ impl Service {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.waiters.lock().unwrap_or_else(|e| e.into_inner()).entry(arn.to_string()).or_default().push(tx);
         rx
+    }
+
+    /// Forgets the waiters of an execution that have stopped waiting.
+    fn unwatch(&self, arn: &str) {
+        let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(list) = waiters.get_mut(arn) {
+            list.retain(|tx| !tx.is_closed());
+            if list.is_empty() {
+                waiters.remove(arn);
+            }
+        }
     }
 
     /// Tells those who wait for an execution that it has ended.

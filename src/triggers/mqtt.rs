@@ -161,7 +161,12 @@ impl Broker {
         o.set_clean_session(false)
             .set_manual_acks(true)
             .set_keep_alive(Duration::from_secs(self.config.keep_alive_seconds.max(1)))
-            .set_max_packet_size(self.config.max_packet_bytes, self.config.max_packet_bytes);
+            // Out: an error report carries a message it read, base64-encoded (4/3 of it). A
+            // packet over the limit would fail the connection, and the message would come back.
+            .set_max_packet_size(
+                self.config.max_packet_bytes,
+                self.config.max_packet_bytes.saturating_mul(2),
+            );
         if let Some(user) = &self.config.username {
             o.set_credentials(user.clone(), self.config.password.clone().unwrap_or_default());
         }
