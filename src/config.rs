@@ -113,6 +113,14 @@ pub struct ServerConfig {
     /// On SIGTERM: how long requests and event starts in progress may take to finish.
     #[serde(default = "default_shutdown_grace")]
     pub shutdown_grace_seconds: u64,
+    /// Once ready (and after a reload), hand the pages of the code that only starting ran back
+    /// to the kernel.
+    #[serde(default = "yes")]
+    pub page_out_startup_code: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_shutdown_grace() -> u64 {
@@ -152,6 +160,7 @@ impl ServerConfig {
             body_timeout_seconds: default_body_timeout(),
             max_body_bytes: default_max_body_bytes(),
             shutdown_grace_seconds: default_shutdown_grace(),
+            page_out_startup_code: true,
         }
     }
 }

@@ -361,6 +361,7 @@ pub async fn serve(config_file: PathBuf, compiled: Compiled) -> Result<(), Daemo
         ));
     }
     notify_systemd();
+    release_startup_code(&config.server);
 
     let mut hangups = hangups();
     let terminate = shutdown();
@@ -368,7 +369,10 @@ pub async fn serve(config_file: PathBuf, compiled: Compiled) -> Result<(), Daemo
     loop {
         tokio::select! {
             _ = &mut terminate => break,
-            Some(()) = hangups.recv() => daemon.reload().await,
+            Some(()) = hangups.recv() => {
+                daemon.reload().await;
+                release_startup_code(&daemon.compiled.config.server);
+            }
         }
     }
     // Intake stops everywhere at once; what is in progress finishes within the grace time.
@@ -379,6 +383,19 @@ pub async fn serve(config_file: PathBuf, compiled: Compiled) -> Result<(), Daemo
     let _ = std::fs::remove_file(&marker);
     tracing::info!("Stopped; running executions resume at the next start.");
     Ok(())
+}
+
+/// `server.page_out_startup_code`: the code that only starting (or reloading) ran leaves
+/// memory a few seconds after the daemon is ready, once what follows READY at once (brokers
+/// connecting, the first schedule timers) has run too.
+fn release_startup_code(server: &ServerConfig) {
+    if server.page_out_startup_code {
+        tokio::spawn(async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            let bytes = crate::memory::page_out_startup_code();
+            tracing::debug!(bytes, "The start-up code's pages were handed back to the kernel.");
+        });
+    }
 }
 
 /// A line on stdout for whoever started the daemon; a reader that has gone (a closed pipe)
