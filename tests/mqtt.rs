@@ -295,3 +295,43 @@ shared_group = "workers"
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Regression: with a wide in-flight window (here 1,000, as a busy broker is set up) a fast
+/// burst once stalled for good after a few thousand messages: the acknowledgements were
+/// queued to rumqttc while holding the lock that the task reading the events needed, and
+/// only that task's progress could drain them. Every message of the burst must start.
+#[test]
+fn a_fast_burst_through_a_wide_inflight_window_never_stalls() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start_with_inflight(&dir.path().join("broker"), 1000);
+    workflow(dir.path(), "ingest", &pass());
+    let d = Daemon::start(
+        dir.path(),
+        &format!(
+            "{}[workflow.ingest]\ntype = \"EXPRESS\"\n{}",
+            broker.config("local"),
+            r#"
+[[triggers.mqtt]]
+name = "fast"
+broker = "local"
+sql = "SELECT * FROM 'fast'"
+workflow = "ingest"
+"#
+        ),
+        &[],
+    );
+    d.wait_for_health("connected", Duration::from_secs(10));
+    let n = 20_000;
+    let messages: Vec<String> = (0..n).map(|i| json!({"n": i}).to_string()).collect();
+    broker.publish("fast", 1, &messages);
+    let until = Instant::now() + Duration::from_secs(120);
+    let metric = "stepgate_trigger_executions_started_total{kind=\"mqtt\",trigger=\"fast\"}";
+    loop {
+        let started = d.metric(metric);
+        if started >= n as f64 {
+            break;
+        }
+        assert!(Instant::now() < until, "{started} of {n} messages started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -492,7 +492,7 @@ async fn run(
     let (client, eventloop) = AsyncClient::new(broker.options(), 4 * IN_FLIGHT);
     let (events_tx, mut events) = mpsc::channel(256);
     let loop_task = tokio::spawn(poll(eventloop, events_tx, broker.max_packet_hint()));
-    let acks = Arc::new(AckQueue::new(client.clone()));
+    let (acks, sending) = AckQueue::new(client.clone());
     let permits = Arc::new(Semaphore::new(IN_FLIGHT));
     let address = broker.address();
     // What the broker's session holds, as far as this task knows.
@@ -523,11 +523,11 @@ async fn run(
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
                         let Ok(permit) = permits.clone().acquire_owned().await else { break Duration::ZERO };
-                        let slot = acks.push(&p).await;
+                        let slot = acks.push(&p);
                         let (rules, ctx, acks, client) = (rules.borrow().clone(), ctx.clone(), acks.clone(), client.clone());
                         tokio::spawn(async move {
                             let ack = handle(&p, &rules, &ctx, &client).await;
-                            acks.done(slot, ack).await;
+                            acks.done(slot, ack);
                             drop(permit);
                         });
                     }
@@ -565,6 +565,9 @@ async fn run(
     if tokio::time::timeout(grace, drained).await.is_err() {
         tracing::warn!(broker = %broker.name, pending = acks.pending(), "MQTT messages still being handled at shutdown are left unacknowledged; the broker delivers them again.");
     }
+    // The acknowledgements due go out before the disconnect does.
+    drop(acks);
+    let _ = tokio::time::timeout(Duration::from_secs(2), sending).await;
     let _ = client.disconnect().await;
     let flushed = async {
         while let Some(e) = events.recv().await {
@@ -591,10 +594,17 @@ async fn poll(mut eventloop: EventLoop, events: mpsc::Sender<Result<Event, Strin
     loop {
         match eventloop.poll().await {
             Ok(e) => {
-                if matches!(e, Event::Incoming(Packet::ConnAck(_))) {
-                    backoff = Duration::from_millis(500);
-                }
-                if events.send(Ok(e)).await.is_err() {
+                // Only what the broker task acts on: every ack sent would be an event too.
+                let wanted = match &e {
+                    Event::Incoming(Packet::ConnAck(_)) => {
+                        backoff = Duration::from_millis(500);
+                        true
+                    }
+                    Event::Incoming(Packet::Publish(_) | Packet::SubAck(_)) => true,
+                    Event::Outgoing(rumqttc::Outgoing::Disconnect) => true,
+                    _ => false,
+                };
+                if wanted && events.send(Ok(e)).await.is_err() {
                     return;
                 }
             }
@@ -779,10 +789,14 @@ async fn report(p: &Publish, rule: &Rule, client: &AsyncClient, message: &str) {
 }
 
 /// Acknowledgements in the order the messages arrived: a message handled early waits for
-/// those before it.
+/// those before it. Nothing here waits on the event loop: the acknowledgements that are due
+/// go, in order, to a task of their own that hands them to rumqttc, so neither the task that
+/// reads the events nor a handling task can be held up by a full request channel (which only
+/// the event loop drains, and which would wait on them in turn).
 struct AckQueue {
-    client: AsyncClient,
-    state: tokio::sync::Mutex<Acks>,
+    state: std::sync::Mutex<Acks>,
+    /// To the sending task, in order.
+    due: mpsc::UnboundedSender<Publish>,
     /// Messages pushed and not yet released (for draining).
     pending: std::sync::atomic::AtomicUsize,
     changed: tokio::sync::Notify,
@@ -797,13 +811,23 @@ struct Acks {
 }
 
 impl AckQueue {
-    fn new(client: AsyncClient) -> Self {
-        AckQueue {
-            client,
-            state: tokio::sync::Mutex::new(Acks::default()),
+    /// The queue, and the task that sends its acknowledgements through `client`.
+    fn new(client: AsyncClient) -> (Arc<Self>, tokio::task::JoinHandle<()>) {
+        let (due, mut sending) = mpsc::unbounded_channel::<Publish>();
+        let task = tokio::spawn(async move {
+            while let Some(p) = sending.recv().await {
+                if let Err(e) = client.ack(&p).await {
+                    tracing::debug!(error = %e, "An MQTT acknowledgement could not be queued.");
+                }
+            }
+        });
+        let queue = AckQueue {
+            state: std::sync::Mutex::default(),
+            due,
             pending: std::sync::atomic::AtomicUsize::new(0),
             changed: tokio::sync::Notify::new(),
-        }
+        };
+        (Arc::new(queue), task)
     }
 
     fn pending(&self) -> usize {
@@ -811,11 +835,10 @@ impl AckQueue {
     }
 
     /// Takes a message's place in the order; called by the one task that reads the events,
-    /// so places follow arrival. The lock is never held across anything that waits on that
-    /// task (an ack waits only for room in a channel sized for every ack owed).
-    async fn push(&self, p: &Publish) -> u64 {
+    /// so places follow arrival.
+    fn push(&self, p: &Publish) -> u64 {
         self.pending.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        let mut state = self.state.lock().await;
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         // The payload is not needed to acknowledge: only the packet id and QoS.
         let keep = (p.qos != QoS::AtMostOnce).then(|| Publish { payload: Default::default(), ..p.clone() });
         state.queue.push_back((keep, None));
@@ -824,8 +847,8 @@ impl AckQueue {
 
     /// Marks a message handled (`ack`: acknowledge it) and sends every acknowledgement that
     /// is now due, in order.
-    async fn done(&self, seq: u64, ack: bool) {
-        let mut state = self.state.lock().await;
+    fn done(&self, seq: u64, ack: bool) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let i = (seq - state.front) as usize;
         if let Some(slot) = state.queue.get_mut(i) {
             slot.1 = Some(ack);
@@ -834,12 +857,12 @@ impl AckQueue {
             let Some((publish, ack)) = state.queue.pop_front() else { break };
             state.front += 1;
             if let (Some(p), Some(true)) = (publish, ack) {
-                if let Err(e) = self.client.ack(&p).await {
-                    tracing::debug!(error = %e, "An MQTT acknowledgement could not be queued.");
-                }
+                // Sent under the lock: the order of the channel is the order of the queue.
+                let _ = self.due.send(p);
             }
             self.pending.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
         }
+        drop(state);
         self.changed.notify_waiters();
     }
 }

@@ -243,6 +243,8 @@ pub struct Broker {
     child: Option<Child>,
     pub port: u16,
     dir: PathBuf,
+    /// How many QoS 1 messages the broker sends a client before it waits for acknowledgements.
+    inflight: u32,
 }
 
 fn need(program: &str, package: &str) -> PathBuf {
@@ -264,8 +266,14 @@ fn need(program: &str, package: &str) -> PathBuf {
 impl Broker {
     /// Starts a broker whose files live in `dir`.
     pub fn start(dir: &Path) -> Broker {
+        Broker::start_with_inflight(dir, 100)
+    }
+
+    /// A broker that sends each client up to `inflight` messages before it waits for their
+    /// acknowledgements (`max_inflight_messages`).
+    pub fn start_with_inflight(dir: &Path, inflight: u32) -> Broker {
         std::fs::create_dir_all(dir).unwrap();
-        let mut b = Broker { child: None, port: free_port(), dir: dir.to_path_buf() };
+        let mut b = Broker { child: None, port: free_port(), dir: dir.to_path_buf(), inflight };
         b.run();
         b
     }
@@ -276,9 +284,10 @@ impl Broker {
             &conf,
             format!(
                 "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {dir}/\n\
-                 max_queued_messages 0\nmax_inflight_messages 100\nlog_dest file {dir}/mosquitto.log\n",
+                 max_queued_messages 0\nmax_inflight_messages {inflight}\nlog_dest file {dir}/mosquitto.log\n",
                 port = self.port,
-                dir = self.dir.display()
+                dir = self.dir.display(),
+                inflight = self.inflight
             ),
         )
         .unwrap();
