@@ -10,7 +10,9 @@
 //!   iterations are journaled like the top level.
 //! - `sync`: C keep-alive connections send `StartSyncExecution` to a 3-state Express
 //!   workflow back to back for a fixed time; reports requests/s and latency p50/p99.
-//! - `route`: the same load on a sync HTTP route (`[[triggers.http]]`) to that workflow, and
+//! - `route`: the same load on a sync HTTP route (`[[triggers.http]]`) to that workflow;
+//!   `quiet`, the same with `history = false` on the workflow (its executions keep no history
+//!   in memory); and
 //!   `echo`, the same load on a bare axum server that parses the JSON body and answers it back
 //!   (this bench's own executable, started as a second process): what the HTTP stack costs
 //!   alone on this machine, for the route to be held against.
@@ -63,6 +65,9 @@ const EXPRESS_STATES: usize = 3;
 const DURABLE3_WORKFLOW: &str = "durable3";
 /// The sync HTTP route to the Express workflow.
 const ROUTE: &str = "/r";
+/// The Express workflow again, with `history = false`, behind its own route.
+const QUIET_WORKFLOW: &str = "quiet3";
+const QUIET_ROUTE: &str = "/q";
 /// One request that takes longer than this means the daemon is stuck, not slow.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -187,11 +192,14 @@ impl Daemon {
         write(MAP_WORKFLOW, fanout())?;
         write(EXPRESS_WORKFLOW, chain(EXPRESS_STATES))?;
         write(DURABLE3_WORKFLOW, chain(EXPRESS_STATES))?;
+        write(QUIET_WORKFLOW, chain(EXPRESS_STATES))?;
         let quoted = |p: &Path| serde_json::to_string(&p.display().to_string());
         let config = format!(
             "[server]\nlisten = \"127.0.0.1:0\"\n\n[storage]\nstate_dir = {}\n\n[workflows]\ndir = {}\n\n\
              [workflow.{EXPRESS_WORKFLOW}]\ntype = \"EXPRESS\"\n\n\
-             [[triggers.http]]\npath = \"{ROUTE}\"\nworkflow = \"{EXPRESS_WORKFLOW}\"\nmode = \"sync\"\n\n{extra}",
+             [workflow.{QUIET_WORKFLOW}]\ntype = \"EXPRESS\"\nhistory = false\n\n\
+             [[triggers.http]]\npath = \"{ROUTE}\"\nworkflow = \"{EXPRESS_WORKFLOW}\"\nmode = \"sync\"\n\n\
+             [[triggers.http]]\npath = \"{QUIET_ROUTE}\"\nworkflow = \"{QUIET_WORKFLOW}\"\nmode = \"sync\"\n\n{extra}",
             quoted(&dir.path().join("state"))?,
             quoted(&workflows)?,
         );
@@ -1022,9 +1030,10 @@ fn main() -> Result<()> {
             println!("{line}");
             summary.push(line);
         }
-        let rate_phases: [(&str, &str); 3] = [
+        let rate_phases: [(&str, &str); 4] = [
             ("sync", "StartSyncExecution of a 3-state Express workflow"),
             ("route", "POST to a sync HTTP route to a 3-state Express workflow"),
+            ("quiet", "POST to a sync HTTP route to a 3-state Express workflow with history = false"),
             ("echo", "POST to a bare axum JSON echo"),
         ];
         for &c in &s.sync_connections {
@@ -1035,6 +1044,7 @@ fn main() -> Result<()> {
                 let r = match phase {
                     "sync" => sync(&s, c, sync_load(), phase).await?,
                     "route" => sync(&s, c, post_load(ROUTE), phase).await?,
+                    "quiet" => sync(&s, c, post_load(QUIET_ROUTE), phase).await?,
                     _ => echo(&s, c).await?,
                 };
                 let line = format!(

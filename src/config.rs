@@ -219,6 +219,10 @@ pub struct WorkflowConfig {
     /// STANDARD (durable, the default) or EXPRESS (in memory).
     #[serde(rename = "type", default = "standard")]
     pub kind: WorkflowType,
+    /// EXPRESS: keep each execution's history in memory for GetExecutionHistory (the
+    /// execution itself stays describable and listed either way).
+    #[serde(default = "yes")]
+    pub history: bool,
 }
 
 /// A workflow's type, as AWS spells it (lower case is taken too).

@@ -16,6 +16,7 @@ use crate::config::compile::{self, Compiled};
 use crate::config::{Config, ServerConfig};
 use crate::connectors::Registry;
 use crate::engine::Engine;
+use crate::service::registry::FolderMachine;
 use crate::service::Service;
 use crate::store::memory::MemoryStore;
 use crate::store::sqlite::SqliteStore;
@@ -53,7 +54,7 @@ pub enum DaemonError {
 pub const RUNNING_MARKER: &str = "stepgate.running";
 
 /// The state machine records of the compiled workflows.
-fn folder_records(compiled: &Compiled) -> Vec<(StateMachineRecord, Arc<crate::asl::Machine>)> {
+fn folder_records(compiled: &Compiled) -> Vec<FolderMachine> {
     let now = Utc::now();
     compiled
         .workflows
@@ -73,7 +74,7 @@ fn folder_records(compiled: &Compiled) -> Vec<(StateMachineRecord, Arc<crate::as
                 tags: Default::default(),
                 revision: 1,
             };
-            (record, w.machine.clone())
+            FolderMachine { record, machine: w.machine.clone(), history: w.history }
         })
         .collect()
 }

@@ -1401,6 +1401,8 @@ dir = "{}"
 type = "EXPRESS"
 [workflow.ghost]
 type = "express"
+[workflow.ok]
+history = false
 [brokers.local]
 port = 1883
 [[triggers.http]]
@@ -1438,6 +1440,7 @@ workflow = "sync"
         // An EXPRESS workflow is checked as an Express machine.
         "sync.asl.json: error[SCHEMA_VALIDATION_FAILED] at /States/Run/Resource: Express state machine does not support '.sync' service integration",
         "error[CONFIG] at workflow.ghost: no workflow file ghost.asl.json",
+        "error[CONFIG] at workflow.ok.history: a Standard workflow's history is its journal and is always kept",
         "error[CONFIG] at triggers.http[0].workflow: no workflow is named 'nope' (the workflows folder has: ok)",
         "error[CONFIG] at triggers.http[1].path: the greedy parameter '{a+}' must be the last segment of '/x/{a+}/y'",
         "error[CONFIG] at triggers.http[1].errors.Boom: 302 is not an error status (400 to 599)",

@@ -264,3 +264,26 @@ fn routes_share_the_apis_listener_when_http_listen_is_not_set() {
     assert_eq!(status, 200);
     assert_eq!(reply["stateMachines"][0]["name"], "echo");
 }
+
+/// `[workflow.NAME] history = false` on an Express workflow: its executions are listed and
+/// described as before, and keep no history in memory.
+#[test]
+fn an_express_workflow_without_history_keeps_its_executions_but_no_events() {
+    let dir = tempfile::tempdir().unwrap();
+    workflow(dir.path(), "quiet", &echo());
+    let d = Daemon::start(
+        dir.path(),
+        "[workflow.quiet]\ntype = \"EXPRESS\"\nhistory = false\n[[triggers.http]]\npath = \"/q\"\nworkflow = \"quiet\"\nmode = \"sync\"\n",
+        &[],
+    );
+    let (status, _, body) = d.route("POST", "/q", &[JSON], b"{\"n\": 1}");
+    assert_eq!((status, json_of(&body)["body"].clone()), (200, json!({"n": 1})));
+    let all = d.executions("quiet");
+    assert_eq!(all.len(), 1);
+    let arn = all[0]["executionArn"].as_str().unwrap();
+    let e = d.describe(arn);
+    assert_eq!(e["status"], "SUCCEEDED");
+    assert_eq!(json_of(e["output"].as_str().unwrap())["body"], json!({"n": 1}));
+    let (status, history) = d.call("GetExecutionHistory", json!({"executionArn": arn}));
+    assert_eq!((status, history), (200, json!({"events": []})));
+}

@@ -57,6 +57,8 @@ pub struct Workflow {
     pub definition: String,
     pub machine_type: MachineType,
     pub machine: Arc<Machine>,
+    /// Express: keep each execution's history in memory.
+    pub history: bool,
 }
 
 /// A config compiled: what runs, and every problem found.
@@ -142,7 +144,14 @@ pub fn compile(config: Config) -> Compiled {
         workflows.iter().map(|w| (w.name.clone(), w.machine_type)).collect();
     let broken: Vec<String> =
         files.iter().filter(|f| f.checked.has_errors()).map(|f| workflow_name(&f.file)).collect();
-    for name in config.workflow.keys() {
+    for (name, w) in &config.workflow {
+        if !w.history && w.kind == WorkflowType::Standard {
+            problems.push(Problem::new(
+                format!("workflow.{name}.history"),
+                "a Standard workflow's history is its journal and is always kept; only an EXPRESS \
+                 workflow can go without",
+            ));
+        }
         if !types.contains_key(name) && !broken.contains(name) {
             problems.push(Problem::new(
                 format!("workflow.{name}"),
@@ -178,10 +187,12 @@ pub fn compile(config: Config) -> Compiled {
 /// Checks one workflow file as the workflow its name and `[workflow.NAME]` make it.
 fn load(config: &Config, file: &Path) -> (Checked, Option<Workflow>) {
     let name = workflow_name(file);
-    let kind = match config.workflow.get(&name).map(|w| w.kind) {
+    let settings = config.workflow.get(&name);
+    let kind = match settings.map(|w| w.kind) {
         Some(WorkflowType::Express) => MachineType::Express,
         _ => MachineType::Standard,
     };
+    let history = settings.is_none_or(|w| w.history);
     let text = match std::fs::read_to_string(file) {
         Ok(t) => t,
         Err(e) => {
@@ -220,6 +231,7 @@ fn load(config: &Config, file: &Path) -> (Checked, Option<Workflow>) {
                 definition: text,
                 machine_type: kind,
                 machine: Arc::new(machine),
+                history,
             }),
         ),
         Err(ds) => (Checked::Diagnostics(ds), None),

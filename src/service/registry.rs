@@ -14,21 +14,31 @@ use std::sync::Arc;
 pub struct Loaded {
     pub record: StateMachineRecord,
     pub machine: Arc<Machine>,
+    /// Express: whether each execution's history is kept in the in-memory ring
+    /// (`[workflow.NAME] history`; a Standard execution's history is its journal, always).
+    pub history: bool,
     /// The definition's text and its SHA-256, recorded with each Standard execution.
     pub(super) definition: Arc<str>,
     pub(super) hash: String,
 }
 
 impl Loaded {
-    fn new(record: StateMachineRecord, machine: Arc<Machine>) -> Arc<Self> {
+    fn new(record: StateMachineRecord, machine: Arc<Machine>, history: bool) -> Arc<Self> {
         let definition: Arc<str> = Arc::from(record.definition.as_str());
-        Arc::new(Loaded { hash: definition_hash(&definition), definition, record, machine })
+        Arc::new(Loaded { hash: definition_hash(&definition), definition, record, machine, history })
     }
 }
 
 fn definition_hash(text: &str) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A state machine of the workflows folder, compiled, with its settings.
+pub struct FolderMachine {
+    pub record: StateMachineRecord,
+    pub machine: Arc<Machine>,
+    pub history: bool,
 }
 
 /// Checks a definition as AWS checks one of `kind` and compiles it; the error is AWS's
@@ -49,35 +59,41 @@ impl Service {
     /// Registers a state machine (from the workflows folder or the API) and stores it.
     pub fn put_state_machine(&self, record: StateMachineRecord) -> Result<(), ApiError> {
         let machine = Arc::new(compile(&record.definition, record.machine_type)?);
-        self.put_compiled(record, machine)
+        // A machine of the folder that the API updates (tags) keeps its history setting.
+        let history = self.state_machine(&record.arn).map_or(true, |l| l.history);
+        self.put_compiled(FolderMachine { record, machine, history })
     }
 
     /// Registers a state machine whose definition the caller has compiled already.
-    pub fn put_compiled(&self, record: StateMachineRecord, machine: Arc<Machine>) -> Result<(), ApiError> {
-        self.store.put_state_machine(&record).map_err(ApiError::internal)?;
-        let arn = record.arn.clone();
-        self.machines.write().unwrap_or_else(|e| e.into_inner()).insert(arn, Loaded::new(record, machine));
+    pub fn put_compiled(&self, m: FolderMachine) -> Result<(), ApiError> {
+        self.store.put_state_machine(&m.record).map_err(ApiError::internal)?;
+        let arn = m.record.arn.clone();
+        self.machines
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(arn, Loaded::new(m.record, m.machine, m.history));
         Ok(())
     }
 
-    /// Makes `records` (compiled) the state machines of the workflows folder: each is put
+    /// Makes `machines` (compiled) the state machines of the workflows folder: each is put
     /// unless it is unchanged, and those that came from the folder before and are not among
     /// them any more are removed. Machines created through the API are left alone.
-    pub fn replace_folder(&self, records: Vec<(StateMachineRecord, Arc<Machine>)>) -> Result<(), ApiError> {
-        let arns: HashSet<String> = records.iter().map(|(r, _)| r.arn.clone()).collect();
-        for (mut record, machine) in records {
-            if let Ok(old) = self.state_machine(&record.arn) {
-                if old.record.definition == record.definition
-                    && old.record.machine_type == record.machine_type
+    pub fn replace_folder(&self, machines: Vec<FolderMachine>) -> Result<(), ApiError> {
+        let arns: HashSet<String> = machines.iter().map(|m| m.record.arn.clone()).collect();
+        for mut m in machines {
+            if let Ok(old) = self.state_machine(&m.record.arn) {
+                if old.record.definition == m.record.definition
+                    && old.record.machine_type == m.record.machine_type
+                    && old.history == m.history
                 {
                     continue;
                 }
                 // An edited file is an update: the machine keeps its creation date and tags.
-                record.created = old.record.created;
-                record.tags = old.record.tags.clone();
-                record.revision = old.record.revision + 1;
+                m.record.created = old.record.created;
+                m.record.tags = old.record.tags.clone();
+                m.record.revision = old.record.revision + 1;
             }
-            self.put_compiled(record, machine)?;
+            self.put_compiled(m)?;
         }
         let mut folder = self.from_folder.lock().unwrap_or_else(|e| e.into_inner());
         for gone in folder.difference(&arns) {
@@ -99,7 +115,7 @@ impl Service {
                     self.machines
                         .write()
                         .unwrap_or_else(|e| e.into_inner())
-                        .insert(arn, Loaded::new(record, Arc::new(m)));
+                        .insert(arn, Loaded::new(record, Arc::new(m), true));
                     n += 1;
                 }
                 Err(e) => {

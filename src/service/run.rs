@@ -168,7 +168,7 @@ impl Service {
             execution_name: record.name.clone(),
             express: true,
             express_id,
-            record_history: true,
+            record_history: loaded.history,
             start_time: Some(record.start),
             ..Start::new(String::new(), String::new(), input)
         };
