@@ -13,7 +13,12 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use futures::future::{self, BoxFuture, FutureExt};
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The maps of the Express ring are keyed by ARNs and touched several times per execution on
+/// every request of a sync route: foldhash (randomly seeded per map, so keys chosen by
+/// callers cannot aim at one bucket) hashes them several times faster than SipHash.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::{Mutex, MutexGuard};
 
 /// Executions of one machine ordered by (start, arn): listing walks it backwards.
