@@ -472,16 +472,7 @@ fn the_daemon_tells_systemd_when_it_is_ready() {
     let socket_path = dir.path().join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).unwrap();
     socket.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let config = dir.path().join("stepgate.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\nstate_dir = \"{}\"\n[workflows]\ndir = \"{}\"\n",
-            dir.path().join("state").display(),
-            dir.path().join("workflows").display()
-        ),
-    )
-    .unwrap();
+    let config = common::config_file(dir.path(), "");
     let mut child = Command::new(env!("CARGO_BIN_EXE_stepgate"))
         .args(["serve", "--config"])
         .arg(&config)

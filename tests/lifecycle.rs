@@ -165,18 +165,13 @@ fn ready_comes_once_everything_is_up_and_the_watchdog_is_fed() {
     let socket = UnixDatagram::bind(&socket_path).unwrap();
     socket.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let port = common::free_port();
-    let config = dir.path().join("stepgate.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n[storage]\nstate_dir = \"{}\"\n\
-             [workflows]\ndir = \"{}\"\n[workflow.one]\ntype = \"EXPRESS\"\n\
-             [[triggers.http]]\npath = \"/r\"\nworkflow = \"one\"\nmode = \"sync\"\n",
-            dir.path().join("state").display(),
-            dir.path().join("workflows").display()
+    let config = common::config_file(
+        dir.path(),
+        &format!(
+            "[http]\nlisten = \"127.0.0.1:{port}\"\n[workflow.one]\ntype = \"EXPRESS\"\n\
+             [[triggers.http]]\npath = \"/r\"\nworkflow = \"one\"\nmode = \"sync\"\n"
         ),
-    )
-    .unwrap();
+    );
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_stepgate"))
         .args(["serve", "--config"])
@@ -212,16 +207,7 @@ fn logs_are_plain_off_a_terminal_or_json_lines() {
     for (format, json_lines) in [("text", false), ("json", true)] {
         let dir = tempfile::tempdir().unwrap();
         workflow(dir.path(), "one", &pass("one"));
-        let config = dir.path().join("stepgate.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\nstate_dir = \"{}\"\n[workflows]\ndir = \"{}\"\n[log]\nformat = \"{format}\"\n",
-                dir.path().join("state").display(),
-                dir.path().join("workflows").display()
-            ),
-        )
-        .unwrap();
+        let config = common::config_file(dir.path(), &format!("[log]\nformat = \"{format}\"\n"));
         let mut child = Command::new(env!("CARGO_BIN_EXE_stepgate"))
             .args(["serve", "--config"])
             .arg(&config)

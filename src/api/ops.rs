@@ -362,12 +362,16 @@ fn get_execution_history(s: &Service, body: &Value) -> ApiResult {
     Ok(out)
 }
 
-fn tag_resource(s: &Service, body: &Value) -> ApiResult {
+/// The state machine a tagging operation names, or AWS's ResourceNotFound.
+fn tagged(s: &Service, body: &Value) -> Result<Arc<Loaded>, ApiError> {
     let arn = str_field(body, "resourceArn")?;
     check_arn(arn, &["stateMachine", "activity"])?;
-    let l = s
-        .state_machine(arn)
-        .map_err(|_| ApiError::new("ResourceNotFound", format!("Resource not found: '{arn}'")))?;
+    s.state_machine(arn)
+        .map_err(|_| ApiError::new("ResourceNotFound", format!("Resource not found: '{arn}'")))
+}
+
+fn tag_resource(s: &Service, body: &Value) -> ApiResult {
+    let l = tagged(s, body)?;
     let mut record = l.record.clone();
     for t in body.get("tags").and_then(Value::as_array).into_iter().flatten() {
         if let (Some(k), Some(v)) =
@@ -381,11 +385,7 @@ fn tag_resource(s: &Service, body: &Value) -> ApiResult {
 }
 
 fn untag_resource(s: &Service, body: &Value) -> ApiResult {
-    let arn = str_field(body, "resourceArn")?;
-    check_arn(arn, &["stateMachine", "activity"])?;
-    let l = s
-        .state_machine(arn)
-        .map_err(|_| ApiError::new("ResourceNotFound", format!("Resource not found: '{arn}'")))?;
+    let l = tagged(s, body)?;
     let mut record = l.record.clone();
     for k in body.get("tagKeys").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
         record.tags.remove(k);
@@ -395,11 +395,7 @@ fn untag_resource(s: &Service, body: &Value) -> ApiResult {
 }
 
 fn list_tags_for_resource(s: &Service, body: &Value) -> ApiResult {
-    let arn = str_field(body, "resourceArn")?;
-    check_arn(arn, &["stateMachine", "activity"])?;
-    let l = s
-        .state_machine(arn)
-        .map_err(|_| ApiError::new("ResourceNotFound", format!("Resource not found: '{arn}'")))?;
+    let l = tagged(s, body)?;
     let tags: Vec<Value> = l.record.tags.iter().map(|(k, v)| json!({"key": k, "value": v})).collect();
     Ok(json!({"tags": tags}))
 }

@@ -28,18 +28,7 @@ impl Daemon {
     /// Starts the daemon over `dir` with `config` after the storage and workflows keys (it may
     /// hold a `[server]` table; without one the daemon listens on 127.0.0.1:0).
     pub fn start(dir: &Path, config: &str, env: &[(&str, &str)]) -> Daemon {
-        std::fs::create_dir_all(dir.join("workflows")).unwrap();
-        let server = if config.contains("[server]") { "" } else { "[server]\nlisten = \"127.0.0.1:0\"\n" };
-        let file = dir.join("stepgate.toml");
-        std::fs::write(
-            &file,
-            format!(
-                "{server}[storage]\nstate_dir = \"{}\"\n[workflows]\ndir = \"{}\"\n{config}",
-                dir.join("state").display(),
-                dir.join("workflows").display()
-            ),
-        )
-        .unwrap();
+        let file = config_file(dir, config);
         let mut child = Command::new(env!("CARGO_BIN_EXE_stepgate"))
             .args(["serve", "--config"])
             .arg(&file)
@@ -184,6 +173,24 @@ impl Daemon {
         let (status, _, body) = http(&self.addr, method, path, headers, body);
         (status, body)
     }
+}
+
+/// Writes `dir/stepgate.toml`: the state and workflows folders in `dir`, a listener on a free
+/// loopback port unless `config` has a `[server]` table, then `config`.
+pub fn config_file(dir: &Path, config: &str) -> PathBuf {
+    std::fs::create_dir_all(dir.join("workflows")).unwrap();
+    let server = if config.contains("[server]") { "" } else { "[server]\nlisten = \"127.0.0.1:0\"\n" };
+    let file = dir.join("stepgate.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "{server}[storage]\nstate_dir = \"{}\"\n[workflows]\ndir = \"{}\"\n{config}",
+            dir.join("state").display(),
+            dir.join("workflows").display()
+        ),
+    )
+    .unwrap();
+    file
 }
 
 /// One HTTP/1.1 request on a connection of its own; the status, the headers (lower-case
