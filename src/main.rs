@@ -428,9 +428,14 @@ fn print_outcome(o: &Outcome, format: Format, history: bool) -> Result<()> {
             let mut out = json!({"status": o.status.as_str()});
             match o.status {
                 Status::Succeeded => out["output"] = o.output.clone().unwrap_or(Value::Null),
+                // As DescribeExecution: an error or cause that was not given is left out.
                 _ => {
-                    out["error"] = json!(o.error);
-                    out["cause"] = json!(o.cause);
+                    if let Some(e) = &o.error {
+                        out["error"] = json!(e);
+                    }
+                    if let Some(c) = &o.cause {
+                        out["cause"] = json!(c);
+                    }
                 }
             }
             if history {

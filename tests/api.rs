@@ -951,3 +951,31 @@ fn test_state_runs_one_state() {
     let r = test(task, "{}");
     assert_eq!((r["status"].as_str(), r["error"].as_str()), (Some("FAILED"), Some("Broken")));
 }
+
+/// Regression: after a restart an execution's own `TimeoutSeconds` started again from zero
+/// instead of counting the time already spent. A 6 s machine timeout around a function that
+/// takes 30 s, killed 3 s in: it must still time out about 6 s after it started, not 3 + 6.
+#[test]
+fn a_resumed_execution_keeps_what_it_spent_of_its_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let functions = python_function(dir.path(), "slow", "import time\ntime.sleep(30)\nprint('{}')\n");
+    let def = json!({
+        "TimeoutSeconds": 6,
+        "StartAt": "Call",
+        "States": {"Call": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:slow", "End": true}}
+    });
+    workflows(dir.path(), &[("slow", def)]);
+    let d = Daemon::start(dir.path(), &functions);
+    let body = json!({"stateMachineArn": format!("{ACCOUNT_ARN}:stateMachine:slow"), "name": "e"});
+    let (status, _) = d.post(Some("AWSStepFunctions.StartExecution"), body.to_string().as_bytes());
+    assert_eq!(status, 200);
+    std::thread::sleep(Duration::from_secs(3));
+    let dir_path = d.dir.clone();
+    unsafe_kill9(d.child.id());
+    drop(d);
+    let d = Daemon::start(&dir_path, &functions);
+    let arn = format!("{ACCOUNT_ARN}:execution:slow:e");
+    let e = wait_for_status(&d, &arn, "TIMED_OUT", Duration::from_secs(20));
+    let took = e["stopDate"].as_f64().unwrap() - e["startDate"].as_f64().unwrap();
+    assert!((5.5..8.5).contains(&took), "timed out {took:.1} s after it started (6 s allowed)");
+}

@@ -1456,3 +1456,46 @@ workflow = "sync"
     }
     assert!(stdout(&out).contains("ok.asl.json: OK"), "{}", stdout(&out));
 }
+
+/// Regression: `$states.context.Execution.Input` was null unless the text `$$` appeared in the
+/// definition (the engine dropped the input after a test of the text that knew only JSONPath).
+#[test]
+fn a_jsonata_workflow_reads_the_execution_input_from_the_context() {
+    let dir = tempfile::tempdir().unwrap();
+    let def = r#"{"QueryLanguage": "JSONata", "StartAt": "P", "States": {"P": {"Type": "Pass",
+        "Output": {"whole": "{% $states.context.Execution.Input %}", "a": "{% $states.input.a %}"}, "End": true}}}"#;
+    let (rc, v) = run_definition(dir.path(), "context", def, &["--input", r#"{"a": 1}"#]);
+    assert_eq!((rc, v), (0, json!({"status": "SUCCEEDED", "output": {"whole": {"a": 1}, "a": 1}})));
+}
+
+/// Regression: a Fail state with only `Error` (or only `Cause`) reported the other as "" in the
+/// result and the history; AWS leaves out what was not given.
+#[test]
+fn a_fail_state_reports_only_what_it_was_given() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, fail, expected, details) in [
+        (
+            "only-error",
+            json!({"Type": "Fail", "Error": "Oops"}),
+            json!({"status": "FAILED", "error": "Oops"}),
+            json!({"error": "Oops"}),
+        ),
+        (
+            "only-cause",
+            json!({"Type": "Fail", "Cause": "why"}),
+            json!({"status": "FAILED", "cause": "why"}),
+            json!({"cause": "why"}),
+        ),
+    ] {
+        let def = json!({"StartAt": "F", "States": {"F": fail}}).to_string();
+        let (rc, mut v) = run_definition(dir.path(), name, &def, &["--history"]);
+        assert_eq!(rc, 1);
+        let history = v.as_object_mut().unwrap().remove("history").unwrap();
+        assert_eq!(v, expected, "{name}");
+        let failed = history.as_array().unwrap().last().unwrap();
+        assert_eq!(
+            (failed["type"].as_str(), &failed["executionFailedEventDetails"]),
+            (Some("ExecutionFailed"), &details)
+        );
+    }
+}

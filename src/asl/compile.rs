@@ -229,10 +229,28 @@ pub fn compile(definition: &Value) -> Result<Machine, Vec<Diagnostic>> {
     }
     let model: model::StateMachine =
         serde_json::from_value(definition.clone()).map_err(|e| vec![schema("", e.to_string())])?;
-    let uses_context = definition.to_string().contains("$$");
+    let uses_context = reads_context(&definition.to_string());
     Builder { language: model.query_language.unwrap_or_default(), uses_context }
         .machine(&model, "")
         .map_err(|d| vec![d])
+}
+
+/// Whether a definition's text can read the context object: `$$` in JSONPath, or in JSONata
+/// `$states` other than `$states.input`, `.result` and `.errorOutput` (`$states.context`, or
+/// the whole `$states` handed to a function). The engine keeps the execution's input for
+/// `Execution.Input` only then.
+fn reads_context(text: &str) -> bool {
+    if text.contains("$$") {
+        return true;
+    }
+    text.match_indices("$states").any(|(at, m)| {
+        let rest = &text[at + m.len()..];
+        let plain = [".input", ".result", ".errorOutput"].iter().any(|field| {
+            rest.strip_prefix(field)
+                .is_some_and(|after| !after.starts_with(|c: char| c.is_alphanumeric() || c == '_'))
+        });
+        !plain
+    })
 }
 
 fn schema(location: &str, message: String) -> Diagnostic {
@@ -629,4 +647,24 @@ fn text(literal: &Option<String>, expr: &Option<String>, field: &str) -> Result<
 /// RFC 6901: `~` and `/` inside a state name are escaped in a JSON pointer.
 pub fn pointer_escape(name: &str) -> String {
     name.replace('~', "~0").replace('/', "~1")
+}
+
+#[cfg(test)]
+mod context_tests {
+    use super::reads_context;
+
+    #[test]
+    fn the_context_is_read_through_dollar_dollar_or_states_context() {
+        for (text, reads) in [
+            (r#"{"x.$": "$$.Execution.Input"}"#, true),
+            (r#"{"Output": "{% $states.context.Execution.Input %}"}"#, true),
+            (r#"{"Output": "{% $keys($states) %}"}"#, true),
+            (r#"{"Output": "{% $states.input.a & $states.result.b %}"}"#, false),
+            (r#"{"Output": "{% $states.errorOutput %}"}"#, false),
+            (r#"{"Output": "{% $states.inputs %}"}"#, true),
+            (r#"{"x.$": "$.a"}"#, false),
+        ] {
+            assert_eq!(reads_context(text), reads, "{text}");
+        }
+    }
 }

@@ -297,7 +297,8 @@ impl Engine {
         // the workflow's time (Waits and Retry intervals past the deadline, which a time
         // scale below 1 shortens in real time).
         let result = match machine.timeout_seconds {
-            Some(t) => match tokio::time::timeout(Duration::from_secs(t), run).await {
+            // What is left of it: a resumed or woken execution has spent some already.
+            Some(t) => match tokio::time::timeout(remaining(t, start_time, self.clock.now()), run).await {
                 Ok(r) => r.map_err(Ended::Failed),
                 Err(_) => Err(Ended::TimedOut),
             },
@@ -323,12 +324,12 @@ impl Engine {
                 Err(f) => {
                     x.history
                         .emit(last, "ExecutionFailed", || failed_details("executionFailedEventDetails", &f));
-                    (Status::Failed, None, Some(f.error), Some(f.cause))
+                    (Status::Failed, None, given(f.error), given(f.cause))
                 }
             },
             Err(Ended::Failed(f)) => {
                 x.history.emit(last, "ExecutionFailed", || failed_details("executionFailedEventDetails", &f));
-                (Status::Failed, None, Some(f.error), Some(f.cause))
+                (Status::Failed, None, given(f.error), given(f.cause))
             }
             Err(Ended::TimedOut) => {
                 x.history.emit(last, "ExecutionTimedOut", || {
@@ -349,6 +350,13 @@ impl Engine {
             transitions,
         })
     }
+}
+
+/// The part of a machine's `TimeoutSeconds` of `t` seconds left at `now` for an execution that
+/// started at `start`.
+fn remaining(t: u64, start: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
+    let spent = (now - start).to_std().unwrap_or(Duration::ZERO);
+    Duration::from_secs(t).saturating_sub(spent)
 }
 
 /// A counting semaphore for threads (the long evaluations wait on it outside the runtime).
@@ -414,7 +422,25 @@ fn internal_error(panic: &(dyn std::any::Any + Send)) -> Failure {
 }
 
 fn failed_details(key: &'static str, f: &Failure) -> Option<(&'static str, Value)> {
-    Some((key, json!({"error": f.error, "cause": f.cause})))
+    Some((key, error_and_cause(f)))
+}
+
+/// `{"error", "cause"}` of a failure, without the ones that are empty: AWS omits an error or
+/// cause that was not given (a Fail state with only `Error`, a timeout's cause).
+fn error_and_cause(f: &Failure) -> Value {
+    let mut d = Map::new();
+    if !f.error.is_empty() {
+        d.insert("error".into(), Value::String(f.error.clone()));
+    }
+    if !f.cause.is_empty() {
+        d.insert("cause".into(), Value::String(f.cause.clone()));
+    }
+    Value::Object(d)
+}
+
+/// A failure's error or cause as an execution reports it: absent when empty.
+fn given(text: String) -> Option<String> {
+    (!text.is_empty()).then_some(text)
 }
 
 /// An upper bound of `v`'s serialized size that stops counting once past `limit`:
@@ -1314,7 +1340,7 @@ impl<'e> Exec<'e> {
             }
             Err(f) => {
                 last = self.history.emit(last, failed, || {
-                    let mut d = json!({"error": f.error, "cause": f.cause});
+                    let mut d = error_and_cause(f);
                     if family == EventFamily::Task {
                         d["resourceType"] = json!(resource_type);
                         d["resource"] = json!(resource_name);

@@ -107,7 +107,7 @@ const METHODS: [&str; 8] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OP
 /// Paths that the Step Functions API holds when the routes share its listener.
 pub const API_PATHS: [&str; 3] = ["/", "/healthz", "/metrics"];
 
-/// Checks every route; `shared`: the routes share the API's listener.
+/// Checks every route, collecting every problem; the routes that pass are returned.
 pub fn compile(configs: &[RouteConfig], refs: &Refs, problems: &mut Vec<Problem>) -> Vec<Route> {
     let mut routes = Vec::new();
     let mut names = HashSet::new();
@@ -187,7 +187,7 @@ pub fn compile(configs: &[RouteConfig], refs: &Refs, problems: &mut Vec<Problem>
 }
 
 /// Checks that the routes (and, on a shared listener, the API's paths) can all be told
-/// apart, as the router will have to; `Err` names the routes that collide.
+/// apart, as the router will have to; a collision is a problem at the later route's path.
 pub fn check_overlaps(routes: &[Route], shared: bool, problems: &mut Vec<Problem>) {
     let mut paths: matchit::Router<String> = matchit::Router::new();
     if shared {
