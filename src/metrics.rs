@@ -13,6 +13,7 @@ pub struct Metrics {
     transitions: AtomicU64,
     duration_ms: AtomicU64,
     parked: AtomicI64,
+    stalled: AtomicU64,
 }
 
 const STATUSES: [Status; 4] = [Status::Succeeded, Status::Failed, Status::TimedOut, Status::Aborted];
@@ -32,6 +33,11 @@ impl Metrics {
     /// Transitions of an execution that has not finished (it parked).
     pub fn transitions(&self, n: u64) {
         self.transitions.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// An execution stopped on a commit the store refused.
+    pub fn stalled(&self) {
+        self.stalled.fetch_add(1, Ordering::Relaxed);
     }
 
     /// An execution left memory (`+1`) or came back (`-1`).
@@ -69,6 +75,12 @@ impl Metrics {
         );
         let _ = writeln!(out, "# TYPE stepgate_executions_parked gauge");
         let _ = writeln!(out, "stepgate_executions_parked {}", self.parked.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "# HELP stepgate_commit_failures_total Commits the store refused; each stopped its execution until the store works again."
+        );
+        let _ = writeln!(out, "# TYPE stepgate_commit_failures_total counter");
+        let _ = writeln!(out, "stepgate_commit_failures_total {}", self.stalled.load(Ordering::Relaxed));
         out
     }
 }

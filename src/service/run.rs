@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use serde_json::{json, Map, Value};
 use std::cmp::Reverse;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 impl Service {
@@ -50,10 +51,14 @@ impl Service {
         });
     }
 
-    fn park(&self, arn: String, until: DateTime<Utc>) {
+    /// Leaves an execution out of memory until `until` (`None`: until a callback token
+    /// wakes it).
+    fn park(&self, arn: String, until: Option<DateTime<Utc>>) {
         self.metrics.parked(1);
-        self.timers.due.lock().unwrap_or_else(|e| e.into_inner()).push(Reverse((until, arn)));
-        self.timers.changed.notify_one();
+        if let Some(until) = until {
+            self.timers.due.lock().unwrap_or_else(|e| e.into_inner()).push(Reverse((until, arn)));
+            self.timers.changed.notify_one();
+        }
     }
 
     /// Resumes a parked execution from the store, unless it was stopped meanwhile.
@@ -63,7 +68,7 @@ impl Service {
             Ok(_) => return,
             Err(e) => {
                 tracing::error!(execution = %arn, error = %e, "A parked execution could not be read; retrying in a minute.");
-                self.park(arn.to_string(), self.engine.clock().now() + chrono::Duration::minutes(1));
+                self.park(arn.to_string(), Some(self.engine.clock().now() + chrono::Duration::minutes(1)));
                 return;
             }
         };
@@ -115,6 +120,18 @@ impl Service {
                     this.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&record.arn);
                     this.park(record.arn.clone(), until);
                 }
+                Progress::Stalled { error, transitions } => {
+                    this.metrics.transitions(transitions);
+                    this.metrics.stalled();
+                    // It stopped where the store has it; it goes on from there when the
+                    // store works again (tried again in a while, as a parked execution).
+                    tracing::error!(execution = %record.arn, error = %error, "A commit failed: the execution stops where the store has it and goes on once the store works again.");
+                    this.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&record.arn);
+                    this.park(
+                        record.arn.clone(),
+                        Some(this.engine.clock().now() + chrono::Duration::seconds(5)),
+                    );
+                }
             }
         });
         running.insert(arn, task.abort_handle());
@@ -145,7 +162,11 @@ impl Service {
     }
 
     async fn finish(&self, record: ExecutionRecord, mut o: Outcome) {
+        let frames = std::mem::take(&mut o.frames);
         let (ended, mut writes) = self.ending(record, &mut o);
+        // The end's frame writes go first, in the same commit as the end.
+        let frame_writes = frame_writes(&ended.arn, frames);
+        writes.splice(0..0, frame_writes);
         // A failed, timed-out or aborted execution keeps its frame: RedriveExecution
         // restarts it from there.
         if o.status == Status::Succeeded {
@@ -312,26 +333,34 @@ impl Service {
             return Ok(());
         };
         let frames = self.store.frames(&record.arn).map_err(ApiError::internal)?;
-        let top = frames
-            .iter()
-            .find(|f| f.path.is_empty())
-            .and_then(|f| <engine::Frame as serde::Deserialize>::deserialize(&f.data).ok());
-        let wake_at = top.as_ref().and_then(|f| f.wake_at);
-        if let Some(t) = wake_at {
-            let deadline = machine.timeout_seconds.map(|s| crate::time::after(record.start, s));
-            let until = deadline.map_or(t, |d| d.min(t));
-            if until - self.engine.clock().now() > self.park_after {
-                self.park(record.arn, until);
-                return Ok(());
+        let journaled: HashMap<String, Value> =
+            frames.iter().map(|f| (f.path.clone(), f.data.clone())).collect();
+        // Nothing at work and every machine waiting: it stays parked until its soonest timer.
+        let waiting = engine::journaled(&journaled);
+        if let engine::Journaled::Waiting(t) = waiting {
+            {
+                let deadline = machine.timeout_seconds.map(|s| crate::time::after(record.start, s));
+                let until = match (t, deadline) {
+                    (Some(t), Some(d)) => Some(t.min(d)),
+                    (t, d) => t.or(d),
+                };
+                if until.is_none_or(|u| u - self.engine.clock().now() > self.park_after) {
+                    self.park(record.arn, until);
+                    return Ok(());
+                }
             }
         }
         let last_event_id = self.store.last_event_id(&record.arn).map_err(ApiError::internal)?.max(1);
         // An execution asleep until a time still to come was not at work when the daemon
         // stopped: its resume is not counted.
-        let asleep = wake_at.is_some_and(|t| t > self.engine.clock().now());
+        let asleep = matches!(waiting, engine::Journaled::Waiting(t) if t.is_none_or(|t| t > self.engine.clock().now()));
         if count && !asleep && self.resume_limit > 0 {
-            let n = self.store.count_resume(&record.arn, last_event_id).map_err(ApiError::internal)?;
+            let marker = engine::work_marker(&journaled);
+            let n = self.store.count_resume(&record.arn, marker).map_err(ApiError::internal)?;
             if n > self.resume_limit {
+                let top = journaled
+                    .get("")
+                    .and_then(|d| serde_json::from_value::<engine::core::Frame>(d.clone()).ok());
                 let state = top.as_ref().and_then(|f| machine.states.get(f.state).map(|s| (s, f)));
                 return self.fail_stuck(record, state, n - 1, last_event_id);
             }
@@ -354,15 +383,14 @@ impl Service {
     fn fail_stuck(
         &self,
         record: ExecutionRecord,
-        state: Option<(&crate::asl::compile::State, &engine::Frame)>,
+        state: Option<(&crate::asl::compile::State, &engine::core::Frame)>,
         stops: u32,
         last_event_id: u64,
     ) -> Result<(), ApiError> {
         let place = match state {
             Some((s, f)) => format!(
                 "An error occurred while executing the state '{}' (entered at the event id #{}). ",
-                s.name,
-                f.entered_event_id.unwrap_or(f.last_event_id)
+                s.name, f.entered_event_id
             ),
             None => String::new(),
         };
@@ -406,6 +434,20 @@ impl Service {
     }
 }
 
+fn frame_writes(arn: &str, frames: Vec<FrameWrite>) -> Vec<Write> {
+    frames
+        .into_iter()
+        .map(|f| match f {
+            FrameWrite::Put { path, data } => {
+                Write::Frame(Frame { execution_arn: arn.to_string(), path, data })
+            }
+            FrameWrite::Remove { path } => {
+                Write::DeleteFrames { execution_arn: arn.to_string(), prefix: path }
+            }
+        })
+        .collect()
+}
+
 /// Journals a Standard execution's progress to the store (group-committed).
 struct StoreJournal {
     store: Arc<dyn Store>,
@@ -413,7 +455,11 @@ struct StoreJournal {
 }
 
 impl Journal for StoreJournal {
-    fn checkpoint(&self, events: Vec<Event>, frames: Vec<FrameWrite>) -> BoxFuture<'static, ()> {
+    fn checkpoint(
+        &self,
+        events: Vec<Event>,
+        frames: Vec<FrameWrite>,
+    ) -> BoxFuture<'static, Result<(), String>> {
         let mut writes: Vec<Write> = event_writes(&self.arn, events);
         writes.extend(frames.into_iter().map(|f| match f {
             FrameWrite::Put { path, data } => {
@@ -424,11 +470,6 @@ impl Journal for StoreJournal {
             }
         }));
         let commit = self.store.commit(writes);
-        let arn = self.arn.clone();
-        Box::pin(async move {
-            if let Err(e) = commit.await {
-                tracing::error!(execution = %arn, error = %e, "A checkpoint could not be stored.");
-            }
-        })
+        Box::pin(async move { commit.await.map_err(|e| e.to_string()) })
     }
 }

@@ -10,7 +10,7 @@ use crate::error::{names, Failure};
 use serde_json::{Map, Value};
 
 /// What the engine needs to run a Map's iterations.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct MapRun {
     /// One entry per iteration: an item, or with ItemBatcher a batch of items.
     pub items: Vec<Value>,
@@ -128,24 +128,30 @@ pub fn enter(ctx: &Ctx<'_>, state: &State, spec: &MapSpec, raw: Value) -> Result
 /// The input of iteration `index`: ItemSelector (or Parameters) evaluated with
 /// `$$.Map.Item` in `ctx.env`, else the item itself; batches become
 /// `{"Items": [...], "BatchInput": ...}`.
-pub fn map_item_input(ctx: &Ctx<'_>, spec: &MapSpec, run: &MapRun, item: Value) -> Result<Value, Failure> {
+pub fn map_item_input(
+    ctx: &Ctx<'_>,
+    spec: &MapSpec,
+    effective: &Value,
+    batch_input: Option<&Value>,
+    item: Value,
+) -> Result<Value, Failure> {
     let input = match (&spec.item_selector_jsonata, &spec.item_selector) {
         // `$states.context.Map.Item` is what an ItemSelector reads: always built here.
         (Some(t), _) => {
             let mut m = Map::new();
-            m.insert("input".into(), run.effective.clone());
+            m.insert("input".into(), effective.clone());
             m.insert("context".into(), ctx.env.context().into_owned());
             t.eval(&Value::Object(m), ctx.env)?
         }
         (None, None) => item,
-        (None, Some(t)) => t.eval(&run.effective, ctx.env)?,
+        (None, Some(t)) => t.eval(effective, ctx.env)?,
     };
     if spec.batcher.is_none() {
         return Ok(input);
     }
     let mut batch = Map::new();
     batch.insert("Items".into(), input);
-    if let Some(b) = &run.batch_input {
+    if let Some(b) = batch_input {
         batch.insert("BatchInput".into(), b.clone());
     }
     Ok(Value::Object(batch))
