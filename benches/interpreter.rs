@@ -68,12 +68,12 @@ fn workloads(c: &mut Criterion) {
             express: false,
             ..Start::new(String::new(), String::new(), Value::Null)
         };
-        let probe = rt.block_on(engine.run(&machine, start(), None));
+        let probe = rt.block_on(engine.run(&machine, start()));
         assert_eq!(probe.status.as_str(), "SUCCEEDED", "{name}: {:?} {:?}", probe.error, probe.cause);
         eprintln!("{name}: {} transitions per execution", probe.transitions);
         let mut group = c.benchmark_group("interpreter");
         group.throughput(Throughput::Elements(probe.transitions));
-        group.bench_function(name, |b| b.iter(|| rt.block_on(engine.run(&machine, start(), None))));
+        group.bench_function(name, |b| b.iter(|| rt.block_on(engine.run(&machine, start()))));
         group.finish();
     }
 }

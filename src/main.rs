@@ -372,8 +372,12 @@ fn run(a: RunArgs) -> Result<ExitCode> {
     if a.time_scale.is_nan() || a.time_scale < 0.0 {
         anyhow::bail!("--time-scale must be a number >= 0");
     }
+    let registry = match mocks {
+        Some(case) => stepgate::mock::Mocked::wrap(Registry::new(config.functions()), case),
+        None => Registry::new(config.functions()),
+    };
     let engine = Engine::new(
-        Registry::new(config.functions()),
+        registry,
         Arc::new(Clock::new(a.time_scale)),
         config.limits(),
         &config.region,
@@ -403,7 +407,7 @@ fn run(a: RunArgs) -> Result<ExitCode> {
                 express: false,
                 ..Start::new(String::new(), String::new(), Value::Null)
             };
-            let o = engine.run(&machine, start, mocks.as_ref()).await;
+            let o = engine.run(&machine, start).await;
             transitions += o.transitions;
             outcome = Some(o);
         }

@@ -1,10 +1,10 @@
 //! Prometheus counters of the daemon, served at `/metrics`: executions started and
 //! finished (by status), state transitions, the total time executions took, and how many
-//! executions are parked (waiting with their timer in the store only).
+//! executions are parked (waiting in the store only, on a timer or a callback token).
 
 use crate::engine::Status;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -12,7 +12,6 @@ pub struct Metrics {
     finished: [AtomicU64; 4],
     transitions: AtomicU64,
     duration_ms: AtomicU64,
-    parked: AtomicI64,
     stalled: AtomicU64,
 }
 
@@ -40,13 +39,9 @@ impl Metrics {
         self.stalled.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// An execution left memory (`+1`) or came back (`-1`).
-    pub fn parked(&self, delta: i64) {
-        self.parked.fetch_add(delta, Ordering::Relaxed);
-    }
-
-    /// The Prometheus text exposition format.
-    pub fn render(&self) -> String {
+    /// The Prometheus text exposition format; `parked`: how many executions the store holds
+    /// parked (`None`: it could not say).
+    pub fn render(&self, parked: Option<u64>) -> String {
         let mut out = String::new();
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let _ = writeln!(out, "# HELP stepgate_executions_started_total Executions started.");
@@ -69,12 +64,14 @@ impl Metrics {
             "stepgate_execution_duration_seconds_total {:.3}",
             get(&self.duration_ms) as f64 / 1000.0
         );
-        let _ = writeln!(
-            out,
-            "# HELP stepgate_executions_parked Standard executions waiting with their timer in the store only."
-        );
-        let _ = writeln!(out, "# TYPE stepgate_executions_parked gauge");
-        let _ = writeln!(out, "stepgate_executions_parked {}", self.parked.load(Ordering::Relaxed));
+        if let Some(n) = parked {
+            let _ = writeln!(
+                out,
+                "# HELP stepgate_executions_parked Standard executions waiting in the store only, on a timer or a callback token."
+            );
+            let _ = writeln!(out, "# TYPE stepgate_executions_parked gauge");
+            let _ = writeln!(out, "stepgate_executions_parked {n}");
+        }
         let _ = writeln!(
             out,
             "# HELP stepgate_commit_failures_total Commits the store refused; each stopped its execution until the store works again."

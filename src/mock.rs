@@ -1,13 +1,17 @@
 //! Mocked Task responses in the format of AWS Step Functions Local's mock config
 //! (`StateMachines -> TestCases -> state -> response name`, `MockedResponses -> name ->
 //! "0" | "1-2" -> Return | Throw`), so a workflow's Task states can be tested with no
-//! service behind them. The engine asks [`TestCase::response`] before any connector.
+//! service behind them. [`Mocked`] is a connector that wraps the configured ones: a Task
+//! whose state the test case mocks gets its response, any other goes on to its connector.
 
+use crate::connectors::{self, Answer, Call, Connector, EventFamily, Registry};
 use crate::error::Failure;
+use futures::future::BoxFuture;
+use futures::FutureExt;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
@@ -110,6 +114,41 @@ impl TestCase {
             (None, Some(t)) => Err(Failure::new(t.error.clone(), t.cause.clone())),
             (None, None) => unreachable!("checked when the test case was selected"),
         })
+    }
+}
+
+/// The connectors of `inner` with the states of a test case mocked.
+pub struct Mocked {
+    case: TestCase,
+    inner: Registry,
+}
+
+impl Mocked {
+    /// `inner` with `case` searched first, for every resource.
+    pub fn wrap(inner: Registry, case: TestCase) -> Registry {
+        inner.clone().with(Arc::new(Mocked { case, inner }))
+    }
+}
+
+impl Connector for Mocked {
+    fn handles(&self, _: &str) -> bool {
+        // A mocked state may name any resource, served here or not.
+        true
+    }
+
+    fn family(&self, resource: &str) -> EventFamily {
+        self.inner.resolve(&Arc::from(resource)).map_or(EventFamily::Task, |(_, f)| f)
+    }
+
+    fn invoke(&self, call: Call) -> BoxFuture<'static, Result<Answer, Failure>> {
+        // A mocked callback Task answers at once, as Step Functions Local's mocks do.
+        if let Some(r) = self.case.response(&call.context.state_name) {
+            return futures::future::ready(r.map(Answer::Result)).boxed();
+        }
+        match self.inner.resolve(&call.resource) {
+            Some((c, _)) => c.invoke(call),
+            None => futures::future::ready(Err(connectors::unknown_resource(&call.resource))).boxed(),
+        }
     }
 }
 

@@ -14,6 +14,7 @@ const BROKEN: &str =
     "import json\nprint(json.dumps({'errorType': 'Broken', 'errorMessage': 'always'}))\nraise SystemExit(1)\n";
 
 mod common;
+use common::{aws_env, python_function, workflows};
 
 /// The shared daemon, with this suite's ways of calling it.
 struct Daemon(common::Daemon);
@@ -63,33 +64,6 @@ impl Daemon {
         let (status, body) = self.raw("POST", "/", &headers, body);
         (status, serde_json::from_str(&body).unwrap_or(Value::Null))
     }
-}
-
-fn aws_env() -> Vec<(&'static str, &'static str)> {
-    vec![
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-        ("AWS_DEFAULT_REGION", "us-east-1"),
-        // StartSyncExecution's client adds a `sync-` host prefix; this keeps the endpoint.
-        ("AWS_DISABLE_HOST_PREFIX_INJECTION", "true"),
-        ("AWS_PAGER", ""),
-    ]
-}
-
-fn workflows(dir: &Path, files: &[(&str, Value)]) {
-    let w = dir.join("workflows");
-    std::fs::create_dir_all(&w).unwrap();
-    for (name, def) in files {
-        std::fs::write(w.join(format!("{name}.asl.json")), def.to_string()).unwrap();
-    }
-}
-
-/// Writes the Python local function `NAME.py` into `dir`; the config that maps
-/// `function:NAME` to it.
-fn python_function(dir: &Path, name: &str, source: &str) -> String {
-    let file = dir.join(format!("{name}.py"));
-    std::fs::write(&file, source).unwrap();
-    format!("[functions.{name}]\ncommand = [\"python3\", \"{}\"]\n", file.display())
 }
 
 fn wait_for_status(d: &Daemon, arn: &str, want: &str, within: Duration) -> Value {

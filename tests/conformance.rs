@@ -284,7 +284,7 @@ async fn run_case(case: &Case, shim_dir: &Path) -> Result<(), String> {
         express: d["state_machine_type"] == "EXPRESS",
         ..Start::new(String::new(), String::new(), Value::Null)
     };
-    let o = engine.run(&machine, start, None).await;
+    let o = engine.run(&machine, start).await;
     let mut problems = Vec::new();
     if o.status.as_str() != want_status {
         problems.push(format!("status: want {want_status}, got {}", o.status.as_str()));

@@ -174,7 +174,8 @@ fn a_panic_fails_its_execution_with_the_history_written() {
         fn invoke(
             &self,
             _: Call,
-        ) -> futures::future::BoxFuture<'static, Result<Value, stepgate::error::Failure>> {
+        ) -> futures::future::BoxFuture<'static, Result<stepgate::connectors::Answer, stepgate::error::Failure>>
+        {
             Box::pin(async { panic!("a connector's defect") })
         }
     }
@@ -190,7 +191,7 @@ fn a_panic_fails_its_execution_with_the_history_written() {
         "123456789012",
     );
     let start = Start { record_history: true, ..Start::new("m".to_string(), "e".to_string(), json!({})) };
-    let o = rt.block_on(engine.run(&machine, start, None));
+    let o = rt.block_on(engine.run(&machine, start));
     assert_eq!((o.status.as_str(), o.error.as_deref()), ("FAILED", Some("States.Runtime")));
     assert!(o.cause.as_deref().unwrap().contains("internal error of stepgate"), "{:?}", o.cause);
     let types: Vec<String> = o.history.iter().map(|e| e.kind.to_string()).collect();
@@ -199,7 +200,7 @@ fn a_panic_fails_its_execution_with_the_history_written() {
     // The runtime is fine: another execution runs.
     let ok = stepgate::asl::compile(&json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}))
         .unwrap();
-    let o = rt.block_on(engine.run(&ok, Start::new("m".to_string(), "f".to_string(), json!({"a": 1})), None));
+    let o = rt.block_on(engine.run(&ok, Start::new("m".to_string(), "f".to_string(), json!({"a": 1}))));
     assert_eq!(o.status.as_str(), "SUCCEEDED");
 }
 

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use stepgate::store::memory::MemoryStore;
 use stepgate::store::sqlite::SqliteStore;
 use stepgate::store::{
-    Created, Event, ExecutionRecord, ExecutionStatus, Frame, MachineType, StateMachineRecord, Store,
-    StoreError, Write,
+    ActivityRecord, Created, Event, ExecutionRecord, ExecutionStatus, Frame, MachineType, StateMachineRecord,
+    Store, StoreError, Write,
 };
 
 const SM: &str = "arn:aws:states:us-east-1:123456789012:stateMachine:";
@@ -469,7 +469,7 @@ async fn writes_to_an_unknown_execution_are_refused_whole(store: &dyn Store) {
     create(store, &e).await;
     let nope = format!("{EX}m:nope");
     let refused = store.commit(vec![event(&e.arn, 1), event(&nope, 1)]).await;
-    assert!(matches!(&refused, Err(StoreError::Backend(m)) if m.contains(&nope)), "{refused:?}");
+    assert!(matches!(&refused, Err(e) if e.to_string().contains(&nope)), "{refused:?}");
     // Nothing of a refused commit is kept, not even its writes for a real execution.
     assert_eq!(store.last_event_id(&e.arn).unwrap(), 0);
     for w in [
@@ -489,6 +489,75 @@ async fn writes_to_an_unknown_execution_are_refused_whole(store: &dyn Store) {
 
     store.commit(vec![event(&e.arn, 1)]).await.unwrap();
     assert_eq!(store.last_event_id(&e.arn).unwrap(), 1);
+}
+
+async fn parked_executions_wait_in_their_own_table(store: &dyn Store) {
+    let (a, b, c) = (execution("m", "a", t0()), execution("m", "b", t0()), execution("m", "c", t0()));
+    for e in [&a, &b, &c] {
+        create(store, e).await;
+    }
+    let park = |e: &ExecutionRecord, until: Option<i64>| Write::Park {
+        execution_arn: e.arn.clone(),
+        until: until.map(|s| t0() + Duration::seconds(s)),
+    };
+    store.commit(vec![park(&a, Some(60)), park(&b, None), park(&c, Some(5))]).await.unwrap();
+    // Parked ones are not resumed at start; their timers come soonest first; one waiting on a
+    // token only has none.
+    assert!(store.running().unwrap().is_empty());
+    assert_eq!(store.parked().unwrap(), 3);
+    let due = store.due_timers(10).unwrap();
+    assert_eq!(
+        due,
+        vec![(t0() + Duration::seconds(5), c.arn.clone()), (t0() + Duration::seconds(60), a.arn.clone())]
+    );
+    assert_eq!(store.due_timers(1).unwrap().len(), 1);
+    // A park replaces the earlier one; an unpark makes it a running one; an end removes it.
+    store.commit(vec![park(&c, Some(90))]).await.unwrap();
+    assert_eq!(store.due_timers(1).unwrap()[0].1, a.arn);
+    store.commit(vec![Write::Unpark { execution_arn: a.arn.clone() }]).await.unwrap();
+    assert_eq!(store.running().unwrap(), vec![a.clone()]);
+    store.commit(vec![finish(&b.arn, ExecutionStatus::Aborted, t0())]).await.unwrap();
+    assert_eq!(store.parked().unwrap(), 1);
+    assert_eq!(store.due_timers(10).unwrap(), vec![(t0() + Duration::seconds(90), c.arn.clone())]);
+}
+
+async fn activity_tasks_go_to_one_worker_each(store: &dyn Store) {
+    let arn = "arn:aws:states:us-east-1:123456789012:activity:resize".to_string();
+    let activity = ActivityRecord { arn: arn.clone(), name: "resize".into(), created: t0() };
+    assert_eq!(store.put_activity(activity.clone()).await.unwrap(), activity);
+    // CreateActivity again: the activity as it was.
+    let later = ActivityRecord { created: t0() + Duration::seconds(5), ..activity.clone() };
+    assert_eq!(store.put_activity(later).await.unwrap(), activity);
+    let other = ActivityRecord { arn: format!("{arn}-small"), name: "a-small".into(), created: t0() };
+    store.put_activity(other.clone()).await.unwrap();
+    assert_eq!(store.list_activities().unwrap(), vec![other.clone(), activity.clone()]);
+    assert_eq!(store.get_activity(&arn).unwrap(), Some(activity.clone()));
+
+    let (a, b) = (execution("m", "a", t0()), execution("m", "b", t0()));
+    create(store, &a).await;
+    create(store, &b).await;
+    let task = |e: &ExecutionRecord, token: &str| Write::ActivityTask {
+        execution_arn: e.arn.clone(),
+        activity_arn: arn.clone(),
+        token: token.into(),
+        input: format!("{{\"from\":\"{}\"}}", e.name),
+    };
+    store.commit(vec![task(&a, "t1"), task(&b, "t2"), task(&a, "t3")]).await.unwrap();
+    // Oldest first, each once, only to its activity's workers.
+    assert_eq!(store.take_activity_task(&other.arn).await.unwrap(), None);
+    let first = store.take_activity_task(&arn).await.unwrap().unwrap();
+    assert_eq!((first.execution_arn.as_str(), first.token.as_str()), (a.arn.as_str(), "t1"));
+    assert_eq!(first.input, r#"{"from":"a"}"#);
+    // An execution's end takes its tasks away.
+    store.commit(vec![finish(&a.arn, ExecutionStatus::Failed, t0())]).await.unwrap();
+    assert_eq!(store.take_activity_task(&arn).await.unwrap().map(|t| t.token), Some("t2".into()));
+    assert_eq!(store.take_activity_task(&arn).await.unwrap(), None);
+    // Deleting an activity takes its waiting tasks with it.
+    store.commit(vec![task(&b, "t4")]).await.unwrap();
+    assert!(store.delete_activity(&arn).await.unwrap());
+    assert!(!store.delete_activity(&arn).await.unwrap());
+    assert_eq!(store.get_activity(&arn).unwrap(), None);
+    assert_eq!(store.take_activity_task(&arn).await.unwrap(), None);
 }
 
 macro_rules! suite {
@@ -527,6 +596,8 @@ suite!(
     resumes_are_counted_per_place,
     definitions_stay_with_their_executions,
     writes_to_an_unknown_execution_are_refused_whole,
+    parked_executions_wait_in_their_own_table,
+    activity_tasks_go_to_one_worker_each,
 );
 
 #[tokio::test]
@@ -577,7 +648,7 @@ async fn sqlite_data_survives_reopening() {
     let distinct: i64 =
         raw.query_row("SELECT COUNT(DISTINCT version) FROM schema_version", [], |r| r.get(0)).unwrap();
     assert_eq!(versions, distinct);
-    assert_eq!(versions, 4);
+    assert_eq!(versions, 5);
 }
 
 #[test]

@@ -168,7 +168,7 @@ async fn health(State(api): State<Api>) -> String {
 }
 
 async fn metrics(State(api): State<Api>) -> Response {
-    let mut text = api.service.metrics().render();
+    let mut text = api.service.metrics().render(api.service.parked().ok());
     api.connections.render(&mut text);
     api.triggers.render(&mut text);
     (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()

@@ -37,6 +37,9 @@ pub async fn call(s: &Arc<Service>, op: &str, body: &Value) -> ApiResult {
         "TagResource" => tag_resource(s, body),
         "UntagResource" => untag_resource(s, body),
         "ListTagsForResource" => list_tags_for_resource(s, body),
+        "SendTaskSuccess" => send_task_success(s, body).await,
+        "SendTaskFailure" => send_task_failure(s, body).await,
+        "SendTaskHeartbeat" => send_task_heartbeat(s, body).await,
         other => Err(ApiError::new("UnknownOperationException", format!("Unknown operation: '{other}'"))),
     }
 }
@@ -227,7 +230,7 @@ async fn test_state(s: &Service, body: &Value) -> ApiResult {
     let machine = compile(&definition.to_string(), MachineType::Standard)?;
     let start =
         Start { record_history: true, ..Start::new("TestState", uuid::Uuid::new_v4().to_string(), input) };
-    let o = s.engine().run(&machine, start, None).await;
+    let o = s.engine().run(&machine, start).await;
     // Which stand-in the run ended in, if any: the last state entered.
     let reached = o
         .history
@@ -549,6 +552,26 @@ async fn stop_execution(s: &Service, body: &Value) -> ApiResult {
     let cause = body.get("cause").and_then(Value::as_str).map(str::to_string);
     let stopped = s.stop_execution(arn, error, cause).await?;
     Ok(json!({"stopDate": epoch(stopped)}))
+}
+
+async fn send_task_success(s: &Arc<Service>, body: &Value) -> ApiResult {
+    let token = str_field(body, "taskToken")?;
+    let output = crate::engine::input::parse_with(str_field(body, "output")?, "Invalid Output")
+        .map_err(|m| ApiError::new("InvalidOutput", m))?;
+    s.send_task_success(token, output).await?;
+    Ok(json!({}))
+}
+
+async fn send_task_failure(s: &Arc<Service>, body: &Value) -> ApiResult {
+    let token = str_field(body, "taskToken")?;
+    let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
+    s.send_task_failure(token, text("error"), text("cause")).await?;
+    Ok(json!({}))
+}
+
+async fn send_task_heartbeat(s: &Arc<Service>, body: &Value) -> ApiResult {
+    s.send_task_heartbeat(str_field(body, "taskToken")?).await?;
+    Ok(json!({}))
 }
 
 async fn redrive_execution(s: &Arc<Service>, body: &Value) -> ApiResult {

@@ -1,9 +1,10 @@
 //! Local functions: Lambda ARNs (`arn:aws:lambda:REGION:ACCOUNT:function:NAME`) and the
-//! `arn:aws:states:::lambda:invoke` integration resolve to functions named in the config:
-//! a command that reads the event as JSON on stdin and writes the result as JSON on stdout,
-//! or a function registered in-process (benchmarks, embedders).
+//! `arn:aws:states:::lambda:invoke` integration (with its `.waitForTaskToken` form) resolve
+//! to functions named in the config: a command that reads the event as JSON on stdin and
+//! writes the result as JSON on stdout, or a function registered in-process (benchmarks,
+//! embedders).
 
-use super::{Call, Connector, EventFamily};
+use super::{Answer, Call, Connector, EventFamily};
 use crate::error::Failure;
 use futures::future::BoxFuture;
 use serde_json::{json, Map, Value};
@@ -40,6 +41,7 @@ impl Functions {
 }
 
 const INVOKE: &str = "arn:aws:states:::lambda:invoke";
+const INVOKE_WAIT: &str = "arn:aws:states:::lambda:invoke.waitForTaskToken";
 
 /// The parts of `arn:PARTITION:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`: the name
 /// when `s` is such an ARN. One pass over the text (this runs for every Task call).
@@ -68,9 +70,7 @@ fn is_lambda_arn(resource: &str) -> bool {
 
 impl Connector for Functions {
     fn handles(&self, resource: &str) -> bool {
-        is_lambda_arn(resource)
-            || resource == INVOKE
-            || resource == "arn:aws:states:::lambda:invoke.waitForTaskToken"
+        is_lambda_arn(resource) || resource == INVOKE || resource == INVOKE_WAIT
     }
 
     fn family(&self, resource: &str) -> EventFamily {
@@ -81,8 +81,12 @@ impl Connector for Functions {
         }
     }
 
-    fn invoke(&self, call: Call) -> BoxFuture<'static, Result<Value, Failure>> {
-        let integration = &*call.resource == INVOKE;
+    fn invoke(&self, call: Call) -> BoxFuture<'static, Result<Answer, Failure>> {
+        // With `.waitForTaskToken` the function gets the token in its payload (the workflow
+        // puts `$$.Task.Token` there) and its answer only hands the work over: the Task
+        // waits for SendTaskSuccess / SendTaskFailure.
+        let callback = &*call.resource == INVOKE_WAIT;
+        let integration = callback || &*call.resource == INVOKE;
         let (name_field, payload) = if integration {
             let name =
                 call.params.get("FunctionName").and_then(Value::as_str).unwrap_or_default().to_string();
@@ -123,7 +127,11 @@ impl Connector for Functions {
                 }
                 Function::Command { argv, env } => run_command(&argv, &env, &payload, integration).await?,
             };
-            Ok(if integration { invoke_shape(result, length) } else { result })
+            Ok(match (integration, callback) {
+                (true, true) => Answer::Submitted(invoke_shape(result, length)),
+                (true, false) => Answer::Result(invoke_shape(result, length)),
+                _ => Answer::Result(result),
+            })
         })
     }
 }

@@ -1,15 +1,19 @@
-//! Task resources: the engine hands a Task's resource ARN and parameters to the
-//! [`Registry`], whose rows (one per resource family) each claim the resources they
-//! serve. Adding a connector is one new file and one row in [`Registry::new`].
-//! Connectors return workflow failures as data (`Err(Failure)` with AWS error names).
+//! Task resources: the engine hands a Task's resource ARN, its parameters and the
+//! execution's context to the [`Registry`], whose rows (one per resource family) each claim
+//! the resources they serve. Adding a connector is one new file and one row in
+//! [`Registry::new`]. Connectors return workflow failures as data (`Err(Failure)` with AWS
+//! error names), and a callback Task's connector answers [`Answer::Submitted`]: the Task
+//! then waits for its token (SendTaskSuccess / SendTaskFailure), parked if need be.
 
 pub mod function;
 
 use crate::error::Failure;
+use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+pub use tokio_util::sync::CancellationToken;
 
 /// One Task invocation as a connector sees it.
 #[derive(Debug, Clone)]
@@ -18,13 +22,44 @@ pub struct Call {
     pub params: Value,
     pub region: Arc<str>,
     pub account: Arc<str>,
+    pub context: TaskContext,
+}
+
+/// Where a call comes from and what bounds it.
+#[derive(Debug, Clone, Default)]
+pub struct TaskContext {
+    pub execution_arn: Arc<str>,
+    pub state_machine_arn: Arc<str>,
+    pub state_name: Arc<str>,
+    /// The callback token of a `.waitForTaskToken` or activity Task (`$$.Task.Token`).
+    pub token: Option<String>,
+    /// The Task's TimeoutSeconds as a time on the real clock: the engine times the Task
+    /// out then whatever the connector does; a connector may pass it on (an HTTP timeout).
+    pub deadline: Option<DateTime<Utc>>,
+    /// Cancelled when the call is no longer wanted (a timeout, a stop, a branch that
+    /// failed). The engine also drops the call's future then; a connector that started
+    /// work outside that future (a queued message, a detached process) watches this.
+    pub cancel: CancellationToken,
+}
+
+/// A connector's answer to a call that did not fail.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    /// The Task's result.
+    Result(Value),
+    /// The work was handed over with the Task's token: the Task waits for the token's
+    /// SendTaskSuccess / SendTaskFailure. The value is what the history's `TaskSubmitted`
+    /// event shows (the service's answer to the hand-over).
+    Submitted(Value),
 }
 
 /// How the history names a Task's events: AWS records a Lambda ARN resource as
-/// `LambdaFunction*` events and every other resource as `Task*` events.
+/// `LambdaFunction*` events, an activity as `Activity*` events and every other resource as
+/// `Task*` events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventFamily {
     LambdaFunction,
+    Activity,
     Task,
 }
 
@@ -35,7 +70,7 @@ pub trait Connector: Send + Sync {
         let _ = resource;
         EventFamily::Task
     }
-    fn invoke(&self, call: Call) -> BoxFuture<'static, Result<Value, Failure>>;
+    fn invoke(&self, call: Call) -> BoxFuture<'static, Result<Answer, Failure>>;
 }
 
 /// A resource resolved to its connector, and how its history events are named.

@@ -161,14 +161,17 @@ pub enum Input {
     Resume { redrive: bool },
     /// A Task answered.
     TaskDone { path: String, invocation: u64, result: Result<Value, Failure> },
-    /// A connector answered that the Task now waits for its callback token.
-    TaskSubmitted { path: String, invocation: u64 },
+    /// A connector handed the work over: the Task now waits for its callback token.
+    /// `output` is the service's answer, for the history's `TaskSubmitted` event.
+    TaskSubmitted { path: String, invocation: u64, output: Value },
     /// The time has come for the timers due at the tick's time.
     Timers,
     /// SendTaskSuccess / SendTaskFailure with a frame's token.
     TokenDone { token: String, result: Result<Value, Failure> },
     /// SendTaskHeartbeat.
     Heartbeat { token: String },
+    /// A worker took an activity Task's work (GetActivityTask).
+    ActivityStarted { token: String, worker: Option<String> },
     /// StopExecution.
     Stop { error: Option<String>, cause: Option<String> },
     /// The machine's TimeoutSeconds ran out on the real clock (work that took too long).
@@ -210,10 +213,12 @@ pub struct Invocation {
     pub state_name: Arc<str>,
     pub resource: Arc<str>,
     pub params: Value,
-    /// The callback token, for a `.waitForTaskToken` resource.
+    /// The callback token, for a `.waitForTaskToken` or activity resource.
     pub token: Option<String>,
     /// How long the call may take, in real seconds.
     pub timeout_seconds: Option<u64>,
+    /// The Task's deadline on the real clock.
+    pub deadline: Option<DateTime<Utc>>,
 }
 
 /// How an execution ended.
@@ -427,7 +432,7 @@ pub fn resource_parts(resource: &str) -> (&str, &str) {
 }
 
 /// The events of a Task call, by the family its connector gives it: Lambda ARNs are
-/// `LambdaFunction*` events, everything else `Task*`.
+/// `LambdaFunction*` events, activities `Activity*`, everything else `Task*`.
 struct TaskEvents {
     scheduled: (&'static str, &'static str),
     started: &'static str,
@@ -444,6 +449,13 @@ fn task_events(family: EventFamily) -> TaskEvents {
             succeeded: ("LambdaFunctionSucceeded", "lambdaFunctionSucceededEventDetails"),
             failed: ("LambdaFunctionFailed", "lambdaFunctionFailedEventDetails"),
             timed_out: ("LambdaFunctionTimedOut", "lambdaFunctionTimedOutEventDetails"),
+        },
+        EventFamily::Activity => TaskEvents {
+            scheduled: ("ActivityScheduled", "activityScheduledEventDetails"),
+            started: "ActivityStarted",
+            succeeded: ("ActivitySucceeded", "activitySucceededEventDetails"),
+            failed: ("ActivityFailed", "activityFailedEventDetails"),
+            timed_out: ("ActivityTimedOut", "activityTimedOutEventDetails"),
         },
         EventFamily::Task => TaskEvents {
             scheduled: ("TaskScheduled", "taskScheduledEventDetails"),
@@ -596,9 +608,10 @@ impl Env for StateEnv<'_> {
     }
 }
 
-/// A Task whose resource asks for a callback: it waits for its token.
-pub fn waits_for_token(resource: &str) -> bool {
-    resource.ends_with(".waitForTaskToken")
+/// A Task whose resource asks for a callback (`.waitForTaskToken`, an activity): it waits
+/// for its token.
+pub fn waits_for_token(resource: &str, family: EventFamily) -> bool {
+    family == EventFamily::Activity || resource.ends_with(".waitForTaskToken")
 }
 
 impl<'m> Core<'m> {
@@ -631,7 +644,9 @@ impl<'m> Core<'m> {
             Input::Start { input } => self.start(&mut w, input),
             Input::Resume { redrive } => self.resume(&mut w, redrive),
             Input::TaskDone { path, invocation, result } => self.task_done(&mut w, &path, invocation, result),
-            Input::TaskSubmitted { path, invocation } => self.task_submitted(&mut w, &path, invocation),
+            Input::TaskSubmitted { path, invocation, output } => {
+                self.task_submitted(&mut w, &path, invocation, output)
+            }
             Input::Timers => self.timers(&mut w),
             Input::TokenDone { token, result } => {
                 if let Some((path, invocation)) = self.token_owner(&token) {
@@ -639,6 +654,7 @@ impl<'m> Core<'m> {
                 }
             }
             Input::Heartbeat { token } => self.heartbeat(&mut w, &token),
+            Input::ActivityStarted { token, worker } => self.activity_started(&mut w, &token, worker),
             Input::Stop { error, cause } => self.stop(&mut w, error, cause),
             Input::TimedOut => self.time_out(&mut w),
         }
@@ -847,8 +863,8 @@ impl<'m> Core<'m> {
         let input = if keep { frame.input.clone() } else { std::mem::take(&mut frame.input) };
         // A callback Task's token is in `$$.Task.Token` for its Parameters.
         let token = match &state.kind {
-            Kind::Task(t) if waits_for_token(&t.resource) => {
-                Some(new_token(&mut w.rng.lock().unwrap_or_else(|e| e.into_inner())))
+            Kind::Task(t) if waits_for_token(&t.resource, (self.family)(&t.resource)) => {
+                Some(new_token(&self.x.arn, &mut w.rng.lock().unwrap_or_else(|e| e.into_inner())))
             }
             _ => None,
         };
@@ -1084,7 +1100,7 @@ impl<'m> Core<'m> {
         let state = &machine.states[frame.state];
         if state.retry.is_empty() && state.catch.is_empty() {
             self.state.frames.insert(path.to_string(), frame);
-            return self.machine_failed(w, path, f);
+            return self.machine_failed(w, path, interpreter::errors::shown(f));
         }
         let random = w.rng.lock().unwrap_or_else(|e| e.into_inner()).gen::<f64>();
         let recovery = {
@@ -1162,6 +1178,17 @@ impl<'m> Core<'m> {
                         d["resource"] = json!(&*resource);
                         d
                     }
+                    EventFamily::Activity => {
+                        let mut d = payload(None, "input", &params);
+                        d["resource"] = json!(&*resource);
+                        if let Some(t) = timeout_seconds {
+                            d["timeoutInSeconds"] = json!(t);
+                        }
+                        if let Some(h) = heartbeat_seconds {
+                            d["heartbeatInSeconds"] = json!(h);
+                        }
+                        d
+                    }
                     EventFamily::Task => {
                         let mut d = json!({
                             "resourceType": resource_type, "resource": resource_name, "region": region,
@@ -1179,32 +1206,30 @@ impl<'m> Core<'m> {
                 Some((ev.scheduled.1, d))
             },
         );
-        last =
-            emit_to(
-                &mut self.state.last_event_id,
-                self.x.record_history,
-                w,
-                last,
-                ev.started,
-                || match family {
-                    EventFamily::LambdaFunction => None,
+        // An activity starts when a worker takes it (GetActivityTask), not when scheduled.
+        if family != EventFamily::Activity {
+            last = emit_to(&mut self.state.last_event_id, self.x.record_history, w, last, ev.started, || {
+                match family {
                     EventFamily::Task => Some((
                         "taskStartedEventDetails",
                         json!({"resourceType": resource_type, "resource": resource_name}),
                     )),
-                },
-            );
+                    _ => None,
+                }
+            });
+        }
         self.state.next_invocation += 1;
         let invocation = self.state.next_invocation;
         let real = w.tick.real;
         let after =
             |s: u64| real.checked_add_signed(chrono::Duration::seconds(s.min(i64::MAX as u64) as i64));
+        let deadline = timeout_seconds.and_then(after);
         if let Some(f) = self.state.frames.get_mut(path) {
             f.last_event_id = last;
             f.status = FrameStatus::Task(TaskWait {
                 invocation,
                 raw,
-                deadline: timeout_seconds.and_then(after),
+                deadline,
                 heartbeat_seconds,
                 heartbeat_deadline: heartbeat_seconds.and_then(after),
                 token: token.clone(),
@@ -1220,29 +1245,62 @@ impl<'m> Core<'m> {
             params,
             token,
             timeout_seconds,
+            deadline,
         })));
     }
 
-    fn task_submitted(&mut self, w: &mut Work, path: &str, invocation: u64) {
-        if let Some(Frame { status: FrameStatus::Task(t), .. }) = self.state.frames.get_mut(path) {
-            if t.invocation == invocation && !t.submitted {
-                t.submitted = true;
-                self.put(w, path);
-            }
+    /// A callback Task's connector handed the work over: the Task waits for its token, and
+    /// the history shows the hand-over (`TaskSubmitted`; an activity shows nothing until a
+    /// worker takes it).
+    fn task_submitted(&mut self, w: &mut Work, path: &str, invocation: u64, output: Value) {
+        let Some(machine) = machine_at(self.x.machine, path) else { return };
+        let Some(frame) = self.state.frames.get(path) else { return };
+        let FrameStatus::Task(t) = &frame.status else { return };
+        if t.invocation != invocation || t.submitted {
+            return;
         }
+        let Kind::Task(task) = &machine.states[frame.state].kind else { return };
+        let family = (self.family)(&task.resource);
+        let prev = frame.last_event_id;
+        let last = if family == EventFamily::Activity {
+            prev
+        } else {
+            let (resource_type, resource_name) = resource_parts(&task.resource);
+            emit_to(&mut self.state.last_event_id, self.x.record_history, w, prev, "TaskSubmitted", || {
+                let mut d = payload(None, "output", &output);
+                d["resourceType"] = json!(resource_type);
+                d["resource"] = json!(resource_name);
+                Some(("taskSubmittedEventDetails", d))
+            })
+        };
+        if let Some(Frame { status: FrameStatus::Task(t), last_event_id, .. }) =
+            self.state.frames.get_mut(path)
+        {
+            t.submitted = true;
+            *last_event_id = last;
+        }
+        self.put(w, path);
     }
 
-    /// A connector answered a call. A callback Task's call only hands the token over: its
-    /// answer leaves the Task waiting for the token, unless the call itself failed.
+    /// A worker took an activity's work: `ActivityStarted`, with the worker's name.
+    fn activity_started(&mut self, w: &mut Work, token: &str, worker: Option<String>) {
+        let Some((path, _)) = self.token_owner(token) else { return };
+        let Some(prev) = self.state.frames.get(&path).map(|f| f.last_event_id) else { return };
+        let last =
+            emit_to(&mut self.state.last_event_id, self.x.record_history, w, prev, "ActivityStarted", || {
+                let mut d = Map::new();
+                if let Some(name) = &worker {
+                    d.insert("workerName".into(), json!(name));
+                }
+                Some(("activityStartedEventDetails", Value::Object(d)))
+            });
+        self.set_last(&path, last);
+        self.put(w, &path);
+    }
+
+    /// A connector answered a call with the Task's result or failure.
     fn task_done(&mut self, w: &mut Work, path: &str, invocation: u64, result: Result<Value, Failure>) {
-        let waits = match self.state.frames.get(path).map(|f| &f.status) {
-            Some(FrameStatus::Task(t)) if t.invocation == invocation => t.token.is_some(),
-            _ => return,
-        };
-        match result {
-            Ok(_) if waits => self.task_submitted(w, path, invocation),
-            r => self.task_settled(w, path, invocation, r),
-        }
+        self.task_settled(w, path, invocation, result)
     }
 
     /// A Task's result (a call's answer, or its callback token's).
@@ -1366,13 +1424,27 @@ fn emit_to(
     id
 }
 
-/// A callback token: opaque, unguessable, well within AWS's 2,048 characters.
-fn new_token(rng: &mut rand::rngs::StdRng) -> String {
+/// A callback token: the execution it belongs to (so that SendTaskSuccess finds it, parked
+/// or not, without an index of tokens) and 48 random bytes that make it unguessable; well
+/// within AWS's 2,048 characters for any execution ARN.
+fn new_token(execution_arn: &str, rng: &mut rand::rngs::StdRng) -> String {
     use base64::Engine as _;
     use rand::RngCore as _;
     let mut bytes = [0u8; 48];
     rng.fill_bytes(&mut bytes);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    format!("{}.{}", b64.encode(execution_arn), b64.encode(bytes))
+}
+
+/// The execution ARN inside a callback token, if it is one of ours.
+pub fn token_execution(token: &str) -> Option<String> {
+    use base64::Engine as _;
+    let (arn, secret) = token.split_once('.')?;
+    if secret.len() != 64 {
+        return None;
+    }
+    let arn = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(arn).ok()?;
+    String::from_utf8(arn).ok().filter(|a| a.starts_with("arn:"))
 }
 
 impl Core<'_> {
@@ -1869,6 +1941,11 @@ impl Core<'_> {
             }
         }
         self.put(w, &path);
+    }
+
+    /// Whether a Task of this execution waits on `token` now.
+    pub fn owns_token(&self, token: &str) -> bool {
+        self.token_owner(token).is_some()
     }
 
     fn token_owner(&self, token: &str) -> Option<(String, u64)> {

@@ -6,11 +6,16 @@ use serde_json::Value;
 
 /// Parses an execution input; the error is the message of AWS's InvalidExecutionInput.
 pub fn parse(text: &str) -> Result<Value, String> {
-    let wrap = |m: String| format!("Invalid State Machine Execution Input: '{m}'");
     if text.trim().is_empty() {
-        return Err(wrap("Invalid execution input.".into()));
+        return Err("Invalid State Machine Execution Input: 'Invalid execution input.'".into());
     }
-    serde_json::from_str(text).map_err(|e| wrap(jackson_message(text, &e)))
+    parse_with(text, "Invalid State Machine Execution Input")
+}
+
+/// Parses JSON text that the API received (a Task's output in SendTaskSuccess, ...); the
+/// error is `"{what}: '<the parser's complaint>'"`.
+pub fn parse_with(text: &str, what: &str) -> Result<Value, String> {
+    serde_json::from_str(text).map_err(|e| format!("{what}: '{}'", jackson_message(text, &e)))
 }
 
 fn jackson_message(text: &str, e: &serde_json::Error) -> String {

@@ -14,10 +14,9 @@ pub mod history;
 pub mod input;
 
 use crate::asl::compile::Machine;
-use crate::connectors::{self, Call, EventFamily, Registry};
+use crate::connectors::{self, Answer, Call, CancellationToken, EventFamily, Registry, TaskContext};
 use crate::error::Failure;
 use crate::interpreter::Limits;
-use crate::mock::TestCase;
 use crate::time::Clock;
 use chrono::{DateTime, Utc};
 use core::{Action, Core, ExecState, Execution, Frame, FrameStatus, Input, Tick};
@@ -84,7 +83,18 @@ pub struct Start {
     pub resume: Option<Resume>,
     /// What reaches the execution from outside while it runs (callback tokens, heartbeats,
     /// a stop).
-    pub inbox: Option<tokio::sync::mpsc::UnboundedReceiver<Input>>,
+    pub inbox: Option<Inbox>,
+}
+
+/// The receiving end of an execution's messages.
+pub type Inbox = tokio::sync::mpsc::UnboundedReceiver<Message>;
+
+/// A message for a running execution: an input, and where to say whether it was taken
+/// (a token that no Task of the execution waits on any more is not).
+#[derive(Debug)]
+pub struct Message {
+    pub input: Input,
+    pub taken: Option<tokio::sync::oneshot::Sender<bool>>,
 }
 
 impl Start {
@@ -230,8 +240,8 @@ impl Engine {
     }
 
     /// Runs an execution to its end (without a journal nothing parks).
-    pub async fn run(&self, machine: &Machine, start: Start, mocks: Option<&TestCase>) -> Outcome {
-        match self.run_parking(machine, start, mocks, None).await {
+    pub async fn run(&self, machine: &Machine, start: Start) -> Outcome {
+        match self.run_parking(machine, start, None).await {
             Progress::Ended(o) => o,
             // Only a journaled execution parks or stalls: its state is in the store.
             Progress::Parked { transitions, .. } | Progress::Stalled { transitions, .. } => Outcome {
@@ -254,7 +264,6 @@ impl Engine {
         &self,
         machine: &Machine,
         start: Start,
-        mocks: Option<&TestCase>,
         park_after: Option<chrono::Duration>,
     ) -> Progress {
         let Start {
@@ -326,7 +335,13 @@ impl Engine {
             .timeout_seconds
             .map(|t| tokio::time::Instant::now() + remaining(t, start_time, self.clock.now()));
         let mut inflight = FuturesUnordered::new();
-        let mut aborts: HashMap<(String, u64), AbortHandle> = HashMap::new();
+        let mut aborts: HashMap<(String, u64), (AbortHandle, CancellationToken)> = HashMap::new();
+        let cancel_all = |aborts: &mut HashMap<(String, u64), (AbortHandle, CancellationToken)>| {
+            for (_, (h, c)) in aborts.drain() {
+                h.abort();
+                c.cancel();
+            }
+        };
         let mut history = Vec::new();
         let mut input = first;
         loop {
@@ -340,9 +355,7 @@ impl Engine {
                 // at every restart.
                 Err(panic) => {
                     let f = internal_error(panic.as_ref());
-                    for (_, h) in aborts.drain() {
-                        h.abort();
-                    }
+                    cancel_all(&mut aborts);
                     let mut o = failed_outcome(core.state.last_event_id, tick.now, record_history, f.cause);
                     history.append(&mut o.history);
                     o.history = history;
@@ -367,9 +380,7 @@ impl Engine {
                                     // Nothing it leads to may happen: the execution stops
                                     // here and goes on from the journal once it works again.
                                     self.commit_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                                    for (_, h) in aborts.drain() {
-                                        h.abort();
-                                    }
+                                    cancel_all(&mut aborts);
                                     return Progress::Stalled {
                                         error: e,
                                         transitions: core.state.transitions,
@@ -379,19 +390,20 @@ impl Engine {
                         }
                     }
                     Action::Cancel { path, invocation } => {
-                        if let Some(h) = aborts.remove(&(path, invocation)) {
+                        if let Some((h, c)) = aborts.remove(&(path, invocation)) {
                             h.abort();
+                            c.cancel();
                         }
                     }
                     Action::Invoke(inv) => {
                         let (handle, registration) = AbortHandle::new_pair();
-                        aborts.insert((inv.path.clone(), inv.invocation), handle);
-                        inflight.push(Abortable::new(self.call(*inv, mocks), registration));
+                        let cancel = CancellationToken::new();
+                        aborts.insert((inv.path.clone(), inv.invocation), (handle, cancel.clone()));
+                        let call = self.call(&core.x, *inv, cancel);
+                        inflight.push(Abortable::new(call, registration));
                     }
                     Action::Finish(end) => {
-                        for (_, h) in aborts.drain() {
-                            h.abort();
-                        }
+                        cancel_all(&mut aborts);
                         return Progress::Ended(Outcome {
                             status: end.status,
                             output: end.output,
@@ -411,24 +423,36 @@ impl Engine {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
-            if let (Some(after), true, true) = (park_after, inflight.is_empty(), core.idle()) {
+            let unread = inbox.as_ref().is_some_and(|rx| !rx.is_empty());
+            if let (Some(after), true, true, false) = (park_after, inflight.is_empty(), core.idle(), unread) {
                 if journal.is_some() && next.is_none_or(|t| t - self.clock.now() > after) {
-                    return Progress::Parked { until: next, history, transitions: core.state.transitions };
+                    return Progress::Parked {
+                        until: next,
+                        history,
+                        transitions: core.state.transitions,
+                        inbox,
+                    };
                 }
             }
             input = loop {
                 let next = tokio::select! {
                     Some(done) = inflight.next(), if !inflight.is_empty() => match done {
-                        Ok((path, invocation, result)) => {
+                        Ok((path, invocation, answer)) => {
                             aborts.remove(&(path.clone(), invocation));
-                            Some(Input::TaskDone { path, invocation, result })
+                            Some(match answer {
+                                Ok(Answer::Result(v)) => Input::TaskDone { path, invocation, result: Ok(v) },
+                                Ok(Answer::Submitted(output)) => {
+                                    Input::TaskSubmitted { path, invocation, output }
+                                }
+                                Err(f) => Input::TaskDone { path, invocation, result: Err(f) },
+                            })
                         }
                         // A cancelled call answers nothing.
                         Err(_) => None,
                     },
                     _ = sleep_until(&self.clock, next) => Some(Input::Timers),
                     _ = real_sleep(real_deadline) => Some(Input::TimedOut),
-                    Some(message) = recv(&mut inbox) => Some(message),
+                    Some(message) = recv(&mut inbox) => taken(&core, message),
                 };
                 if let Some(i) = next {
                     break i;
@@ -437,20 +461,31 @@ impl Engine {
         }
     }
 
-    /// One Task call, through a mock of the test case or the resource's connector.
+    /// One Task call, through the resource's connector.
     fn call(
         &self,
+        x: &Execution<'_>,
         inv: core::Invocation,
-        mocks: Option<&TestCase>,
-    ) -> BoxFuture<'static, (String, u64, Result<Value, Failure>)> {
-        let core::Invocation { path, invocation, state_name, resource, params, .. } = inv;
-        if let Some(r) = mocks.and_then(|m| m.response(&state_name)) {
-            return futures::future::ready((path, invocation, r)).boxed();
-        }
+        cancel: CancellationToken,
+    ) -> BoxFuture<'static, (String, u64, Result<Answer, Failure>)> {
+        let core::Invocation { path, invocation, state_name, resource, params, token, deadline, .. } = inv;
         match self.registry.resolve(&resource) {
             Some((c, _)) => {
-                let call =
-                    Call { resource, params, region: self.region.clone(), account: self.account.clone() };
+                let context = TaskContext {
+                    execution_arn: Arc::from(x.arn.as_str()),
+                    state_machine_arn: Arc::from(x.state_machine_arn.as_str()),
+                    state_name,
+                    token,
+                    deadline,
+                    cancel,
+                };
+                let call = Call {
+                    resource,
+                    params,
+                    region: self.region.clone(),
+                    account: self.account.clone(),
+                    context,
+                };
                 let answer = c.invoke(call);
                 async move {
                     // A connector that panics fails its Task (States.Runtime, which nothing
@@ -484,7 +519,22 @@ async fn real_sleep(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-async fn recv(inbox: &mut Option<tokio::sync::mpsc::UnboundedReceiver<Input>>) -> Option<Input> {
+/// A message's input, once it is known to be for this execution: a token that no Task waits
+/// on (any more) is answered "not taken" and changes nothing.
+fn taken(core: &Core<'_>, m: Message) -> Option<Input> {
+    let ok = match &m.input {
+        Input::TokenDone { token, .. }
+        | Input::Heartbeat { token }
+        | Input::ActivityStarted { token, .. } => core.owns_token(token),
+        _ => true,
+    };
+    if let Some(tx) = m.taken {
+        let _ = tx.send(ok);
+    }
+    ok.then_some(m.input)
+}
+
+async fn recv(inbox: &mut Option<Inbox>) -> Option<Message> {
     match inbox {
         Some(rx) => match rx.recv().await {
             Some(m) => Some(m),
@@ -675,6 +725,9 @@ pub enum Progress {
         until: Option<DateTime<Utc>>,
         history: Vec<Event>,
         transitions: u64,
+        /// The execution's messages: whoever parks it checks, under the lock its senders
+        /// take, that none came in meanwhile.
+        inbox: Option<Inbox>,
     },
     /// The journal refused a commit: it stopped where the journal has it, and goes on
     /// from there once the store works again.

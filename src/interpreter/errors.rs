@@ -40,8 +40,12 @@ pub fn error_matches(pattern: &str, error: &str) -> bool {
     }
 }
 
+/// Does any of `errors` match? A missed heartbeat is raised as `States.HeartbeatTimeout`
+/// so that ErrorEquals can single it out, and is also a `States.Timeout` (as AWS reports it).
 fn matches(errors: &[String], error: &str) -> bool {
-    errors.iter().any(|p| error_matches(p, error))
+    errors.iter().any(|p| {
+        error_matches(p, error) || (error == names::HEARTBEAT_TIMEOUT && error_matches(p, names::TIMEOUT))
+    })
 }
 
 /// Decides what happens to `failure` raised by `state`. `attempts[i]` counts how often
@@ -65,6 +69,16 @@ pub fn recover(
     catch(ctx, &state.catch, failure, raw)
 }
 
+/// A failure as catchers and the execution's end show it: AWS reports a missed heartbeat as
+/// `States.Timeout`.
+pub fn shown(failure: Failure) -> Failure {
+    if failure.error == names::HEARTBEAT_TIMEOUT {
+        Failure::new(names::TIMEOUT, failure.cause)
+    } else {
+        failure
+    }
+}
+
 /// The wait before the next attempt: IntervalSeconds × BackoffRate^attempts, at most
 /// MaxDelaySeconds, then jittered. AWS limits the wait only by MaxDelaySeconds, but no
 /// execution outlives a year there, so a wait past `cap` (`limits.max_wait_seconds`, a year)
@@ -85,8 +99,9 @@ fn delay(r: &Retrier, used: u32, random: f64, cap: f64) -> f64 {
 
 fn catch(ctx: &Ctx<'_>, catchers: &[Catcher], failure: Failure, raw: Value) -> Recovery {
     let Some(c) = catchers.iter().find(|c| matches(&c.errors, &failure.error)) else {
-        return Recovery::Fail(failure);
+        return Recovery::Fail(shown(failure));
     };
+    let failure = shown(failure);
     let mut err = Map::new();
     err.insert("Error".into(), Value::String(failure.error.clone()));
     err.insert("Cause".into(), Value::String(failure.cause.clone()));

@@ -6,6 +6,7 @@
 //! memory. The JSON shapes of the AWS API live in `api`, not here; what fails here fails
 //! with AWS's exception names ([`ApiError`]).
 
+pub mod callbacks;
 pub mod registry;
 pub mod run;
 pub mod start;
@@ -16,10 +17,8 @@ pub use start::{Ended, StartRequest, Started, Starter};
 use crate::asl::Machine;
 use crate::engine::{Engine, Status};
 use crate::store::{Event, ExecutionRecord, ExecutionStatus, Page, Store, StoreError, Write};
-use chrono::{DateTime, Utc};
 use serde_json::Value;
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::task::AbortHandle;
 
@@ -49,7 +48,8 @@ pub struct Service {
     /// The state machines that came from the workflows folder (by ARN): a reload removes
     /// those whose file is gone, and leaves the ones created through the API alone.
     from_folder: Mutex<HashSet<String>>,
-    running: Mutex<HashMap<String, AbortHandle>>,
+    /// Standard executions in memory (running, or being resumed): how to reach them.
+    running: Mutex<HashMap<String, Live>>,
     /// Callers waiting for a Standard execution to end (sync HTTP routes), by ARN.
     waiters: Mutex<HashMap<String, Vec<tokio::sync::oneshot::Sender<Ended>>>>,
     metrics: crate::metrics::Metrics,
@@ -58,21 +58,20 @@ pub struct Service {
     /// Unclean stops in a row at one place after which an execution is failed
     /// (`storage.resume_limit`; 0: never).
     resume_limit: u32,
-    timers: Timers,
+    /// Wakes the timer task when an execution parks.
+    timers: tokio::sync::Notify,
     /// Definitions that executions started with and their state machines no longer have,
     /// compiled once each, by hash.
     old_definitions: Mutex<HashMap<String, Arc<Machine>>>,
 }
 
-type Due = (DateTime<Utc>, String);
-
-/// The parked Standard executions: only their ARN and when they are due stay in memory; all
-/// else is in the store, read back when they wake.
-#[derive(Default)]
-struct Timers {
-    /// Earliest first: (when, execution ARN).
-    due: Mutex<BinaryHeap<Reverse<Due>>>,
-    changed: tokio::sync::Notify,
+/// A Standard execution in memory. Its messages are sent under the `running` lock, and it
+/// leaves the map under that lock only with its inbox empty, so no message is lost to an
+/// execution that parks or ends meanwhile.
+struct Live {
+    inbox: tokio::sync::mpsc::UnboundedSender<crate::engine::Message>,
+    /// `None` while it is being read back from the store.
+    task: Option<AbortHandle>,
 }
 
 /// AWS's rule for state machine and execution names.
@@ -128,7 +127,7 @@ impl Service {
             metrics: crate::metrics::Metrics::default(),
             park_after,
             resume_limit,
-            timers: Timers::default(),
+            timers: tokio::sync::Notify::new(),
             old_definitions: Mutex::default(),
         })
     }
@@ -139,6 +138,11 @@ impl Service {
 
     pub fn metrics(&self) -> &crate::metrics::Metrics {
         &self.metrics
+    }
+
+    /// How many Standard executions are parked in the store.
+    pub fn parked(&self) -> Result<u64, ApiError> {
+        self.store.parked().map_err(ApiError::internal)
     }
 
     /// The handle through which the API and the triggers start executions.

@@ -1,96 +1,207 @@
 //! Running executions: each in its own task on the engine. A Standard execution journals
 //! every step to the store before the next (so a restarted daemon resumes it), parks in the
-//! store when it is to sleep longer than `storage.park_after_seconds` (one timer task wakes
-//! it), and can be stopped or redriven; an Express execution runs in memory and leaves its
-//! record and history in the bounded Express ring.
+//! store when it is to sleep longer than `storage.park_after_seconds` or waits on callback
+//! tokens only (one timer task wakes it; a token's SendTaskSuccess reads it back), and can
+//! be stopped or redriven; an Express execution runs in memory and leaves its record and
+//! history in the bounded Express ring.
 
-use super::{event_writes, status_of, ApiError, Ended, Loaded, Service};
+use super::{event_writes, status_of, ApiError, Ended, Live, Loaded, Service};
 use crate::asl::Machine;
-use crate::engine::{self, FrameWrite, Journal, Outcome, Progress, Resume, Start, Status};
+use crate::engine::core::Input;
+use crate::engine::{self, FrameWrite, Inbox, Journal, Message, Outcome, Progress, Resume, Start, Status};
 use crate::store::{Event, ExecutionRecord, ExecutionStatus, Frame, Store, Write};
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use serde_json::{json, Map, Value};
-use std::cmp::Reverse;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 impl Service {
     /// Wakes parked executions when they are due, on the engine's clock, for as long as the
-    /// runtime runs.
+    /// runtime runs. The timers are the store's (an index by time): only the soonest few are
+    /// read at a time, however many executions are parked.
     pub fn start_timers(self: &Arc<Self>) {
+        const BATCH: usize = 256;
         let this = self.clone();
         tokio::spawn(async move {
+            // Executions woken whose timer row is still there (it goes with their first commit
+            // once read back): not woken twice for the same time.
+            let mut woken: HashMap<String, (DateTime<Utc>, std::time::Instant)> = HashMap::new();
             loop {
-                let next = this.timers.due.lock().unwrap_or_else(|e| e.into_inner()).peek().map(|e| e.0 .0);
-                // `notify_one` keeps a permit when nobody waits, so a timer added between
-                // the peek and here is not missed.
-                let changed = this.timers.changed.notified();
-                match next {
+                // `notify_one` keeps a permit when nobody waits, so a park between the read
+                // and the wait is not missed.
+                let changed = this.timers.notified();
+                let due = match this.store.due_timers(BATCH) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        tracing::error!(error = %e, "The parked executions' timers could not be read; trying again in 5 seconds.");
+                        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                        continue;
+                    }
+                };
+                woken.retain(|arn, (t, _)| due.iter().any(|(d, a)| a == arn && d == t));
+                let now = this.engine.clock().now();
+                let mut next = None;
+                for (t, arn) in due {
+                    if t > now {
+                        next = Some(t);
+                        break;
+                    }
+                    if woken.get(&arn).map(|w| w.0) != Some(t) {
+                        woken.insert(arn.clone(), (t, std::time::Instant::now()));
+                        this.wake(&arn);
+                    }
+                }
+                // Rows of executions just woken: look again shortly, once their first commits
+                // have taken the rows away. (One that stays, say of a state machine that is
+                // gone, is not woken again for the same time.)
+                let recent = |w: &(DateTime<Utc>, std::time::Instant)| w.1.elapsed().as_secs() < 5;
+                let pending = next.is_none() && woken.values().any(recent);
+                let until = if pending { Some(now + chrono::Duration::milliseconds(100)) } else { next };
+                match until {
                     None => changed.await,
                     Some(t) => {
                         tokio::select! {
                             _ = this.engine.clock().sleep_until(t) => {}
-                            _ = changed => continue,
+                            _ = changed => {}
                         }
                     }
-                }
-                let now = this.engine.clock().now();
-                let mut woken = Vec::new();
-                {
-                    let mut due = this.timers.due.lock().unwrap_or_else(|e| e.into_inner());
-                    while due.peek().is_some_and(|e| e.0 .0 <= now) {
-                        woken.extend(due.pop().map(|e| e.0 .1));
-                    }
-                }
-                for arn in woken {
-                    this.metrics.parked(-1);
-                    this.wake(&arn);
                 }
             }
         });
     }
 
-    /// Leaves an execution out of memory until `until` (`None`: until a callback token
-    /// wakes it).
-    fn park(&self, arn: String, until: Option<DateTime<Utc>>) {
-        self.metrics.parked(1);
-        if let Some(until) = until {
-            self.timers.due.lock().unwrap_or_else(|e| e.into_inner()).push(Reverse((until, arn)));
-            self.timers.changed.notify_one();
+    /// Leaves an execution out of memory until `until` (`None`: until a callback token or a
+    /// stop comes for it), recorded in the store.
+    async fn park(self: &Arc<Self>, arn: String, until: Option<DateTime<Utc>>) {
+        let parked = self.store.commit(vec![Write::Park { execution_arn: arn.clone(), until }]).await;
+        match parked {
+            Ok(()) => {
+                if until.is_some() {
+                    self.timers.notify_one();
+                }
+            }
+            // Its frames are in the store; only its timer is not. It is read back here in a
+            // while (or at the next start, as a running execution).
+            Err(e) => {
+                tracing::error!(execution = %arn, error = %e, "An execution could not be parked; it is read back in 5 seconds.");
+                self.retry_later(arn);
+            }
         }
     }
 
-    /// Resumes a parked execution from the store, unless it was stopped meanwhile.
+    /// Reads an execution back in 5 seconds, whatever the store says of it meanwhile.
+    fn retry_later(self: &Arc<Self>, arn: String) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            this.wake(&arn);
+        });
+    }
+
+    /// Resumes a parked execution from the store, unless it runs already or was stopped
+    /// meanwhile.
     fn wake(self: &Arc<Self>, arn: &str) {
+        let Some(inbox) = self.claim(arn) else { return };
+        self.read_back(arn, inbox);
+    }
+
+    /// Goes on with an execution claimed (`inbox`) from what the store holds of it; one that
+    /// has ended is let go.
+    fn read_back(self: &Arc<Self>, arn: &str, inbox: Inbox) {
         let record = match self.store.get_execution(arn) {
             Ok(Some(r)) if r.status == ExecutionStatus::Running => r,
-            Ok(_) => return,
+            Ok(_) => return self.release(arn),
             Err(e) => {
-                tracing::error!(execution = %arn, error = %e, "A parked execution could not be read; retrying in a minute.");
-                self.park(arn.to_string(), Some(self.engine.clock().now() + chrono::Duration::minutes(1)));
+                tracing::error!(execution = %arn, error = %e, "A parked execution could not be read; trying again in 5 seconds.");
+                self.release(arn);
+                self.retry_later(arn.to_string());
                 return;
             }
         };
-        if let Err(e) = self.resume(record, false) {
+        if let Err(e) = self.resume(record, false, inbox) {
             tracing::error!(execution = %arn, error = %e.message, "A parked execution could not be resumed.");
+            self.release(arn);
         }
     }
 
-    /// Runs a Standard execution in its own task, journaled to the store.
+    /// Takes charge of an execution that is not in memory: its messages queue in the inbox
+    /// returned until it runs. `None`: it is in memory already.
+    fn claim(&self, arn: &str) -> Option<Inbox> {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        if running.contains_key(arn) {
+            return None;
+        }
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        running.insert(arn.to_string(), Live { inbox: tx, task: None });
+        Some(rx)
+    }
+
+    /// Lets go of an execution claimed or run here: messages still queued for it go
+    /// unanswered (their senders see it has ended, or try again).
+    fn release(&self, arn: &str) {
+        self.running.lock().unwrap_or_else(|e| e.into_inner()).remove(arn);
+    }
+
+    /// Lets go of an execution that is to leave memory, unless a message came in for it
+    /// meanwhile: then its inbox is handed back and it goes on.
+    fn leave_memory(&self, arn: &str, inbox: Option<Inbox>) -> Option<Inbox> {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        match inbox {
+            Some(rx) if !rx.is_empty() => Some(rx),
+            _ => {
+                running.remove(arn);
+                None
+            }
+        }
+    }
+
+    /// Hands a message to a Standard execution: to its task when it is in memory, else it is
+    /// read back from the store with the message waiting for it.
+    pub(super) fn deliver(self: &Arc<Self>, arn: &str, message: Message) {
+        let claimed = {
+            let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+            match running.get(arn) {
+                // A send fails only when the task has ended and is about to leave the map:
+                // the message goes unanswered, which its sender reads as "ended".
+                Some(live) => {
+                    let _ = live.inbox.send(message);
+                    return;
+                }
+                None => {
+                    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                    let _ = tx.send(message);
+                    running.insert(arn.to_string(), Live { inbox: tx, task: None });
+                    rx
+                }
+            }
+        };
+        self.read_back(arn, claimed);
+    }
+
+    /// Runs a Standard execution in its own task, journaled to the store. `inbox`: the
+    /// execution was claimed already; without it, it is claimed here (and left alone if it
+    /// runs already).
     pub(super) fn spawn_standard(
         self: &Arc<Self>,
         machine: Arc<Machine>,
         record: ExecutionRecord,
         input: Value,
         resume: Option<Resume>,
+        inbox: Option<Inbox>,
     ) {
+        let Some(inbox) = inbox.or_else(|| self.claim(&record.arn)) else {
+            tracing::warn!(execution = %record.arn, "The execution runs already; it was not started twice.");
+            return;
+        };
         let this = self.clone();
         let arn = record.arn.clone();
-        let journal: Arc<dyn Journal> =
-            Arc::new(StoreJournal { store: self.store.clone(), arn: arn.clone() });
-        // Registered before the task can run, so that it is never left out of `running` (or
-        // a stale handle left in) when it ends or parks at once.
+        let journal: Arc<dyn Journal> = Arc::new(StoreJournal {
+            store: self.store.clone(),
+            arn: arn.clone(),
+            unpark: std::sync::atomic::AtomicBool::new(resume.is_some()),
+        });
+        // The handle is set before the task can leave the map, so a stale one is never left.
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         let task = tokio::spawn(async move {
             let start = Start {
@@ -100,25 +211,28 @@ impl Service {
                 record_history: true,
                 journal: Some(journal),
                 resume: resume.clone(),
+                inbox: Some(inbox),
                 ..Start::new(String::new(), String::new(), input)
             };
-            match this.engine.run_parking(&machine, start, None, Some(this.park_after)).await {
+            match this.engine.run_parking(&machine, start, Some(this.park_after)).await {
                 Progress::Ended(outcome) => {
                     this.count_finish(&outcome, record.start);
                     let arn = record.arn.clone();
                     this.finish(record, outcome).await;
-                    this.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&arn);
+                    this.release(&arn);
                 }
-                Progress::Parked { until, history, transitions } => {
+                Progress::Parked { until, history, transitions, inbox } => {
                     this.metrics.transitions(transitions);
                     if !history.is_empty() {
                         if let Err(e) = this.store.commit(event_writes(&record.arn, history)).await {
                             tracing::error!(execution = %record.arn, error = %e, "The events of a parked execution could not be stored.");
                         }
                     }
-                    // Out of `running` before the timer can wake it into a new task.
-                    this.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&record.arn);
-                    this.park(record.arn.clone(), until);
+                    // Out of `running` before the timer or a token can read it back.
+                    match this.leave_memory(&record.arn, inbox) {
+                        None => this.park(record.arn.clone(), until).await,
+                        Some(inbox) => this.read_back(&record.arn.clone(), inbox),
+                    }
                 }
                 Progress::Stalled { error, transitions } => {
                     this.metrics.transitions(transitions);
@@ -126,15 +240,14 @@ impl Service {
                     // It stopped where the store has it; it goes on from there when the
                     // store works again (tried again in a while, as a parked execution).
                     tracing::error!(execution = %record.arn, error = %error, "A commit failed: the execution stops where the store has it and goes on once the store works again.");
-                    this.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&record.arn);
-                    this.park(
-                        record.arn.clone(),
-                        Some(this.engine.clock().now() + chrono::Duration::seconds(5)),
-                    );
+                    this.release(&record.arn);
+                    this.retry_later(record.arn.clone());
                 }
             }
         });
-        running.insert(arn, task.abort_handle());
+        if let Some(live) = running.get_mut(&arn) {
+            live.task = Some(task.abort_handle());
+        }
     }
 
     fn count_finish(&self, o: &Outcome, start: DateTime<Utc>) {
@@ -194,7 +307,7 @@ impl Service {
             ..Start::new(String::new(), String::new(), input)
         };
         self.metrics.started();
-        let mut o = self.engine.run(&loaded.machine, start, None).await;
+        let mut o = self.engine.run(&loaded.machine, start).await;
         self.count_finish(&o, record.start);
         let (ended, writes) = self.ending(record, &mut o);
         let _ = self.express.commit(writes).await;
@@ -208,7 +321,7 @@ impl Service {
         error: Option<String>,
         cause: Option<String>,
     ) -> Result<DateTime<Utc>, ApiError> {
-        let (mut e, express) = self.find_execution(arn)?;
+        let (e, express) = self.find_execution(arn)?;
         if express {
             return Err(ApiError::new(
                 "ValidationException",
@@ -218,9 +331,62 @@ impl Service {
         if e.status != ExecutionStatus::Running {
             return Err(ApiError::new("ValidationException", format!("Execution is not running: '{arn}'")));
         }
-        if let Some(h) = self.running.lock().unwrap_or_else(|e| e.into_inner()).remove(arn) {
-            h.abort();
-        }
+        // In memory, the execution stops itself: what it has in flight is cancelled and its
+        // end committed, which the answer waits for.
+        let ended = self.watch(arn);
+        let claimed = {
+            let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+            match running.get(arn) {
+                Some(live) => {
+                    let stop = Input::Stop { error: error.clone(), cause: cause.clone() };
+                    let _ = live.inbox.send(Message { input: stop, taken: None });
+                    None
+                }
+                None => {
+                    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                    running.insert(arn.to_string(), Live { inbox: tx, task: None });
+                    Some(rx)
+                }
+            }
+        };
+        let Some(_claimed) = claimed else {
+            let mut ended = ended;
+            for _ in 0..30 {
+                match tokio::time::timeout(std::time::Duration::from_secs(1), &mut ended).await {
+                    Ok(Ok(e)) => return Ok(e.stop.unwrap_or_else(|| self.engine.clock().now())),
+                    // It may have ended before the watch began.
+                    _ => {
+                        if let Some(e) = self.ended_record(arn)? {
+                            self.unwatch(arn);
+                            return Ok(e.stop.unwrap_or_else(|| self.engine.clock().now()));
+                        }
+                    }
+                }
+            }
+            self.unwatch(arn);
+            return Err(ApiError::internal(
+                "the execution did not stop within 30 seconds; it stops when it can",
+            ));
+        };
+        self.unwatch(arn);
+        // Parked: nothing of it is in memory; its end is written here while it is claimed
+        // (unless it ended before it could be claimed).
+        let stopped = match self.store.get_execution(arn).map_err(ApiError::internal)? {
+            Some(e) if e.status == ExecutionStatus::Running => self.stop_parked(e, error, cause).await,
+            _ => Err(ApiError::new("ValidationException", format!("Execution is not running: '{arn}'"))),
+        };
+        self.release(arn);
+        stopped
+    }
+
+    async fn stop_parked(
+        &self,
+        mut e: ExecutionRecord,
+        error: Option<String>,
+        cause: Option<String>,
+    ) -> Result<DateTime<Utc>, ApiError> {
+        let arn = e.arn.clone();
+        let arn = arn.as_str();
         let now = self.engine.clock().now();
         let last = self.store.last_event_id(arn).map_err(ApiError::internal)?;
         let mut details = Map::new();
@@ -307,7 +473,7 @@ impl Service {
         };
         let input: Value = serde_json::from_str(&record.input).unwrap_or(Value::Null);
         self.metrics.started();
-        self.spawn_standard(machine, record, input, Some(resume));
+        self.spawn_standard(machine, record, input, Some(resume), None);
         Ok(now)
     }
 
@@ -319,7 +485,12 @@ impl Service {
         let running = self.store.running().map_err(ApiError::internal)?;
         let n = running.len();
         for record in running {
-            self.resume(record, unclean)?;
+            let Some(inbox) = self.claim(&record.arn) else { continue };
+            let arn = record.arn.clone();
+            if let Err(e) = self.resume(record, unclean, inbox) {
+                self.release(&arn);
+                return Err(e);
+            }
         }
         Ok(n)
     }
@@ -327,9 +498,11 @@ impl Service {
     /// Goes on with a RUNNING Standard execution from what the store holds of it: at once, or
     /// parked until its top level's timer if that is further off than `park_after`.
     /// `count`: the daemon stopped uncleanly, so a resume at work on a step is counted.
-    fn resume(self: &Arc<Self>, record: ExecutionRecord, count: bool) -> Result<(), ApiError> {
+    /// `inbox`: the execution is claimed; it is let go if it parks again at once.
+    fn resume(self: &Arc<Self>, record: ExecutionRecord, count: bool, inbox: Inbox) -> Result<(), ApiError> {
         let Some(machine) = self.machine_of(&record)? else {
             tracing::warn!(execution = %record.arn, "A running execution's state machine is gone; it stays RUNNING.");
+            self.release(&record.arn);
             return Ok(());
         };
         let frames = self.store.frames(&record.arn).map_err(ApiError::internal)?;
@@ -345,11 +518,31 @@ impl Service {
                     (t, d) => t.or(d),
                 };
                 if until.is_none_or(|u| u - self.engine.clock().now() > self.park_after) {
-                    self.park(record.arn, until);
-                    return Ok(());
+                    match self.leave_memory(&record.arn, Some(inbox)) {
+                        None => {
+                            let this = self.clone();
+                            tokio::spawn(async move { this.park(record.arn, until).await });
+                            return Ok(());
+                        }
+                        Some(rx) => return self.resume_now(machine, record, frames, count, rx),
+                    }
                 }
             }
         }
+        self.resume_now(machine, record, frames, count, inbox)
+    }
+
+    fn resume_now(
+        self: &Arc<Self>,
+        machine: Arc<Machine>,
+        record: ExecutionRecord,
+        frames: Vec<Frame>,
+        count: bool,
+        inbox: Inbox,
+    ) -> Result<(), ApiError> {
+        let journaled: HashMap<String, Value> =
+            frames.iter().map(|f| (f.path.clone(), f.data.clone())).collect();
+        let waiting = engine::journaled(&journaled);
         let last_event_id = self.store.last_event_id(&record.arn).map_err(ApiError::internal)?.max(1);
         // An execution asleep until a time still to come was not at work when the daemon
         // stopped: its resume is not counted.
@@ -362,7 +555,10 @@ impl Service {
                     .get("")
                     .and_then(|d| serde_json::from_value::<engine::core::Frame>(d.clone()).ok());
                 let state = top.as_ref().and_then(|f| machine.states.get(f.state).map(|s| (s, f)));
-                return self.fail_stuck(record, state, n - 1, last_event_id);
+                let arn = record.arn.clone();
+                let failed = self.fail_stuck(record, state, n - 1, last_event_id);
+                self.release(&arn);
+                return failed;
             }
         }
         // Without a top-level frame it crashed before its first state was journaled: it
@@ -374,7 +570,7 @@ impl Service {
         };
         let input: Value = serde_json::from_str(&record.input).unwrap_or(Value::Null);
         tracing::debug!(execution = %record.arn, frames = resume.frames.len(), "Resuming an execution.");
-        self.spawn_standard(machine, record, input, Some(resume));
+        self.spawn_standard(machine, record, input, Some(resume), Some(inbox));
         Ok(())
     }
 
@@ -452,6 +648,9 @@ fn frame_writes(arn: &str, frames: Vec<FrameWrite>) -> Vec<Write> {
 struct StoreJournal {
     store: Arc<dyn Store>,
     arn: String,
+    /// Read back from the store: its first commit ends its parked state there, together
+    /// with the progress that makes it no longer true.
+    unpark: std::sync::atomic::AtomicBool,
 }
 
 impl Journal for StoreJournal {
@@ -461,6 +660,9 @@ impl Journal for StoreJournal {
         frames: Vec<FrameWrite>,
     ) -> BoxFuture<'static, Result<(), String>> {
         let mut writes: Vec<Write> = event_writes(&self.arn, events);
+        if self.unpark.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            writes.push(Write::Unpark { execution_arn: self.arn.clone() });
+        }
         writes.extend(frames.into_iter().map(|f| match f {
             FrameWrite::Put { path, data } => {
                 Write::Frame(Frame { execution_arn: self.arn.clone(), path, data })

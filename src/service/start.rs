@@ -82,7 +82,7 @@ impl Starter {
             return Ok(existing);
         }
         self.service.metrics.started();
-        self.service.spawn_standard(loaded.machine.clone(), record, input, Some(Resume::fresh(1)));
+        self.service.spawn_standard(loaded.machine.clone(), record, input, Some(Resume::fresh(1)), None);
         Ok(started)
     }
 
@@ -131,6 +131,7 @@ impl Starter {
                     record.clone(),
                     input,
                     Some(Resume::fresh(1)),
+                    None,
                 );
                 Started { execution_arn: record.arn.clone(), start_date: record.start, existing: None }
             }
@@ -233,7 +234,7 @@ impl Service {
     }
 
     /// The record of a Standard execution if it has ended.
-    fn ended_record(&self, arn: &str) -> Result<Option<Ended>, ApiError> {
+    pub(super) fn ended_record(&self, arn: &str) -> Result<Option<Ended>, ApiError> {
         Ok(self
             .store
             .get_execution(arn)
@@ -243,14 +244,14 @@ impl Service {
 
     /// A future that resolves with a Standard execution's record when it ends. Taken before
     /// the execution can end, so the end is never missed.
-    fn watch(&self, arn: &str) -> tokio::sync::oneshot::Receiver<Ended> {
+    pub(super) fn watch(&self, arn: &str) -> tokio::sync::oneshot::Receiver<Ended> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.waiters.lock().unwrap_or_else(|e| e.into_inner()).entry(arn.to_string()).or_default().push(tx);
         rx
     }
 
     /// Forgets the waiters of an execution that have stopped waiting.
-    fn unwatch(&self, arn: &str) {
+    pub(super) fn unwatch(&self, arn: &str) {
         let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(list) = waiters.get_mut(arn) {
             list.retain(|tx| !tx.is_closed());

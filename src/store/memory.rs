@@ -5,8 +5,8 @@
 //! future is ready at once.
 
 use super::{
-    Created, Event, ExecutionRecord, ExecutionStatus, Frame, Page, StateMachineRecord, Store, StoreError,
-    Write,
+    ActivityRecord, ActivityTask, Created, Event, ExecutionRecord, ExecutionStatus, Frame, Page,
+    StateMachineRecord, Store, StoreError, Write,
 };
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -40,6 +40,11 @@ struct Inner {
     resumes: HashMap<String, (u32, u64)>,
     /// The last tick each schedule fired.
     ticks: HashMap<String, chrono::DateTime<chrono::Utc>>,
+    /// Parked executions and when they are due.
+    parked: HashMap<String, Option<DateTime<Utc>>>,
+    activities: HashMap<String, ActivityRecord>,
+    /// Tasks no worker has taken, oldest first: (activity ARN, task).
+    activity_tasks: std::collections::VecDeque<(String, ActivityTask)>,
     /// About how many bytes each execution holds (its record, events and frames), and their
     /// sum, for a store bounded in memory.
     sizes: HashMap<String, usize>,
@@ -110,7 +115,10 @@ fn execution_of(w: &Write) -> &str {
         | Write::DeleteFrames { execution_arn, .. }
         | Write::Finish { execution_arn, .. }
         | Write::Redrive { execution_arn }
-        | Write::Definition { execution_arn, .. } => execution_arn,
+        | Write::Definition { execution_arn, .. }
+        | Write::Park { execution_arn, .. }
+        | Write::Unpark { execution_arn }
+        | Write::ActivityTask { execution_arn, .. } => execution_arn,
     }
 }
 
@@ -155,6 +163,18 @@ impl Inner {
                         let n = text(&e.output) + text(&e.error) + text(&e.cause);
                         self.charge(&execution_arn, n);
                     }
+                    self.parked.remove(&execution_arn);
+                    self.activity_tasks.retain(|(_, t)| t.execution_arn != execution_arn);
+                }
+                Write::Park { execution_arn, until } => {
+                    self.parked.insert(execution_arn, until);
+                }
+                Write::Unpark { execution_arn } => {
+                    self.parked.remove(&execution_arn);
+                }
+                Write::ActivityTask { execution_arn, activity_arn, token, input } => {
+                    self.activity_tasks
+                        .push_back((activity_arn, ActivityTask { execution_arn, token, input }));
                 }
                 Write::Redrive { execution_arn } => {
                     if let Some(e) = self.executions.get_mut(&execution_arn) {
@@ -198,6 +218,7 @@ impl Inner {
         self.frames.remove(arn);
         self.definitions.remove(arn);
         self.resumes.remove(arn);
+        self.parked.remove(arn);
     }
 }
 
@@ -336,15 +357,58 @@ impl Store for MemoryStore {
     }
 
     fn running(&self) -> Result<Vec<ExecutionRecord>, StoreError> {
-        let mut all: Vec<ExecutionRecord> = self
-            .lock()
+        let inner = self.lock();
+        let mut all: Vec<ExecutionRecord> = inner
             .executions
             .values()
-            .filter(|e| e.status == ExecutionStatus::Running)
+            .filter(|e| e.status == ExecutionStatus::Running && !inner.parked.contains_key(&e.arn))
             .cloned()
             .collect();
         all.sort_by(|a, b| (a.start, &a.arn).cmp(&(b.start, &b.arn)));
         Ok(all)
+    }
+
+    fn due_timers(&self, limit: usize) -> Result<Vec<(DateTime<Utc>, String)>, StoreError> {
+        let mut due: Vec<(DateTime<Utc>, String)> =
+            self.lock().parked.iter().filter_map(|(arn, t)| t.map(|t| (t, arn.clone()))).collect();
+        due.sort();
+        due.truncate(limit);
+        Ok(due)
+    }
+
+    fn parked(&self) -> Result<u64, StoreError> {
+        Ok(self.lock().parked.len() as u64)
+    }
+
+    fn put_activity(&self, a: ActivityRecord) -> BoxFuture<'static, Result<ActivityRecord, StoreError>> {
+        let stored = self.lock().activities.entry(a.arn.clone()).or_insert(a).clone();
+        future::ready(Ok(stored)).boxed()
+    }
+
+    fn get_activity(&self, arn: &str) -> Result<Option<ActivityRecord>, StoreError> {
+        Ok(self.lock().activities.get(arn).cloned())
+    }
+
+    fn list_activities(&self) -> Result<Vec<ActivityRecord>, StoreError> {
+        let mut all: Vec<ActivityRecord> = self.lock().activities.values().cloned().collect();
+        all.sort_by(|a, b| (&a.name, &a.arn).cmp(&(&b.name, &b.arn)));
+        Ok(all)
+    }
+
+    fn delete_activity(&self, arn: &str) -> BoxFuture<'static, Result<bool, StoreError>> {
+        let mut inner = self.lock();
+        inner.activity_tasks.retain(|(a, _)| a != arn);
+        future::ready(Ok(inner.activities.remove(arn).is_some())).boxed()
+    }
+
+    fn take_activity_task(
+        &self,
+        activity_arn: &str,
+    ) -> BoxFuture<'static, Result<Option<ActivityTask>, StoreError>> {
+        let mut inner = self.lock();
+        let at = inner.activity_tasks.iter().position(|(a, _)| a == activity_arn);
+        let task = at.and_then(|i| inner.activity_tasks.remove(i)).map(|(_, t)| t);
+        future::ready(Ok(task)).boxed()
     }
 
     fn history(

@@ -1,8 +1,17 @@
 //! Durable state: state machines, executions, their history events and the frames an
-//! engine resumes from after a restart. The engine writes through [`Store::commit`], whose
-//! writes from many executions are grouped into one transaction (group commit); the API
-//! reads executions and histories back. `sqlite` is the embedded default; `memory` serves
-//! Express executions and tests. PostgreSQL comes later behind the same trait.
+//! engine resumes from after a restart, the parked executions' timers, activities and the
+//! activity tasks no worker has taken yet. The engine writes through [`Store::commit`],
+//! whose writes from many executions are grouped into one transaction (group commit); the
+//! API reads executions and histories back. `sqlite` is the embedded default; `memory`
+//! serves Express executions and tests.
+//!
+//! The contract, which a PostgreSQL store will keep too: a commit's writes are durable
+//! together or not at all, and its future resolves only then (or with the error, its source
+//! kept); commits from one caller apply in the order they were made; writes happen off the
+//! async workers (SQLite's single writer thread; a database's own connection pool), and the
+//! reads are index lookups that never sync the disk. A parked row exists exactly while the
+//! execution's committed frames are a parked state: the first commit after it is read back
+//! removes it ([`Write::Unpark`]), and its end does too.
 
 pub mod memory;
 pub mod sqlite;
@@ -172,6 +181,31 @@ pub enum Write {
     /// with the states it started with, whatever the state machine has become since (AWS's
     /// executions keep their definition too). Stores keep each distinct text once, by `hash`.
     Definition { execution_arn: String, hash: String, text: std::sync::Arc<str> },
+    /// The execution has left memory: it is read back at `until` (`None`: only when a
+    /// callback token or a stop comes for it). Replaces an earlier park.
+    Park { execution_arn: String, until: Option<DateTime<Utc>> },
+    /// The execution is in memory again (its frames are about to change).
+    Unpark { execution_arn: String },
+    /// Work for an activity's workers: handed to one GetActivityTask, once. Removed with its
+    /// execution's end.
+    ActivityTask { execution_arn: String, activity_arn: String, token: String, input: String },
+}
+
+/// An activity (CreateActivity).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActivityRecord {
+    pub arn: String,
+    pub name: String,
+    pub created: DateTime<Utc>,
+}
+
+/// An activity task taken by a worker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActivityTask {
+    pub execution_arn: String,
+    pub token: String,
+    /// JSON text, as GetActivityTask returns it.
+    pub input: String,
 }
 
 /// What creating an execution found.
@@ -189,6 +223,9 @@ pub enum StoreError {
     Open { path: String, message: String },
     #[error("store error: {0}")]
     Backend(String),
+    /// The database's own error, kept as the source.
+    #[error("the database failed: {0}")]
+    Database(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("the store's writer has stopped")]
     Closed,
     /// A listing's token that the store did not hand out.
@@ -237,8 +274,13 @@ pub trait Store: Send + Sync + 'static {
         token: Option<&str>,
         limit: usize,
     ) -> Result<Page<ExecutionRecord>, StoreError>;
-    /// Every execution that is RUNNING (to resume after a restart).
+    /// Every execution that is RUNNING and not parked (to resume after a restart; parked ones
+    /// are read back when their timer or a token comes).
     fn running(&self) -> Result<Vec<ExecutionRecord>, StoreError>;
+    /// The soonest timers of parked executions: (when, execution ARN), soonest first.
+    fn due_timers(&self, limit: usize) -> Result<Vec<(DateTime<Utc>, String)>, StoreError>;
+    /// How many executions are parked.
+    fn parked(&self) -> Result<u64, StoreError>;
     /// History events with ids after `after` (ascending) or before it (`reverse`, descending),
     /// at most `limit`.
     fn history(
@@ -274,4 +316,18 @@ pub trait Store: Send + Sync + 'static {
     /// Records, durably, that the schedule `name` fired its tick `tick`: a restart goes on
     /// after it and fires no tick twice.
     fn record_tick(&self, name: &str, tick: DateTime<Utc>) -> BoxFuture<'static, Result<(), StoreError>>;
+
+    /// Creates an activity; one of that ARN stays as it is and is returned (CreateActivity is
+    /// idempotent).
+    fn put_activity(&self, a: ActivityRecord) -> BoxFuture<'static, Result<ActivityRecord, StoreError>>;
+    fn get_activity(&self, arn: &str) -> Result<Option<ActivityRecord>, StoreError>;
+    /// All activities, ordered by name.
+    fn list_activities(&self) -> Result<Vec<ActivityRecord>, StoreError>;
+    /// Deletes an activity and the tasks no worker took; `false` when there was none.
+    fn delete_activity(&self, arn: &str) -> BoxFuture<'static, Result<bool, StoreError>>;
+    /// Takes the oldest task of an activity, if any: it is removed, so no other worker gets it.
+    fn take_activity_task(
+        &self,
+        activity_arn: &str,
+    ) -> BoxFuture<'static, Result<Option<ActivityTask>, StoreError>>;
 }

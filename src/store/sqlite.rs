@@ -9,7 +9,8 @@
 
 use super::memory::decode_token;
 use super::{
-    Created, ExecutionRecord, ExecutionStatus, Frame, Page, StateMachineRecord, Store, StoreError, Write,
+    ActivityRecord, ActivityTask, Created, ExecutionRecord, ExecutionStatus, Frame, Page, StateMachineRecord,
+    Store, StoreError, Write,
 };
 use chrono::{DateTime, Utc};
 use futures::future::{self, BoxFuture, FutureExt};
@@ -86,6 +87,27 @@ CREATE TABLE schedule_ticks (
     tick INTEGER NOT NULL
 );
 "#,
+    r#"
+CREATE TABLE parked (
+    execution INTEGER PRIMARY KEY,
+    due INTEGER
+);
+CREATE INDEX parked_by_due ON parked (due) WHERE due IS NOT NULL;
+CREATE TABLE activities (
+    arn TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    created INTEGER NOT NULL
+);
+CREATE TABLE activity_tasks (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    activity_arn TEXT NOT NULL,
+    execution INTEGER NOT NULL,
+    token TEXT NOT NULL,
+    input TEXT NOT NULL
+);
+CREATE INDEX activity_tasks_by_activity ON activity_tasks (activity_arn, seq);
+CREATE INDEX activity_tasks_by_execution ON activity_tasks (execution);
+"#,
 ];
 
 /// Most jobs folded into one transaction: enough to absorb every waiter of a busy daemon,
@@ -147,6 +169,19 @@ enum Op {
         hash: String,
         text: std::sync::Arc<str>,
     },
+    Park {
+        arn: String,
+        due: Option<i64>,
+    },
+    Unpark {
+        arn: String,
+    },
+    ActivityTask {
+        arn: String,
+        activity_arn: String,
+        token: String,
+        input: String,
+    },
 }
 
 /// `Fn`, not `FnOnce`: a failed group is run again job by job.
@@ -158,12 +193,17 @@ enum Work {
     /// Rare writes (state machines, purge) that also go through the one writer so that no
     /// second connection ever competes for the write lock.
     Admin(AdminFn),
+    PutActivity(ActivityRecord),
+    /// Takes the oldest task of the activity with this ARN.
+    TakeTask(String),
 }
 
 enum Answer {
     Done,
     Created(Created),
     Count(usize),
+    Activity(ActivityRecord),
+    Task(Option<ActivityTask>),
 }
 
 enum Reply {
@@ -188,8 +228,8 @@ struct Job {
     reply: Reply,
 }
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
+fn backend(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Database(Box::new(e))
 }
 
 fn nanos(t: DateTime<Utc>) -> Result<i64, StoreError> {
@@ -233,6 +273,13 @@ fn to_ops(writes: Vec<Write>) -> Result<Vec<Op>, StoreError> {
                 Write::Redrive { execution_arn } => Op::Redrive { arn: execution_arn },
                 Write::Definition { execution_arn, hash, text } => {
                     Op::Definition { arn: execution_arn, hash, text }
+                }
+                Write::Park { execution_arn, until } => {
+                    Op::Park { arn: execution_arn, due: until.map(nanos).transpose()? }
+                }
+                Write::Unpark { execution_arn } => Op::Unpark { arn: execution_arn },
+                Write::ActivityTask { execution_arn, activity_arn, token, input } => {
+                    Op::ActivityTask { arn: execution_arn, activity_arn, token, input }
                 }
             })
         })
@@ -313,6 +360,31 @@ impl Tx<'_> {
                          WHERE seq = ?1 AND status = 'RUNNING'",
                     )?
                     .execute(params![seq, status, output, error, cause, stop])?;
+                self.conn.prepare_cached("DELETE FROM parked WHERE execution = ?1")?.execute(params![seq])?;
+                self.conn
+                    .prepare_cached("DELETE FROM activity_tasks WHERE execution = ?1")?
+                    .execute(params![seq])?;
+            }
+            Op::Park { arn, due } => {
+                let seq = self.seq(arn)?;
+                self.conn
+                    .prepare_cached(
+                        "INSERT INTO parked (execution, due) VALUES (?1, ?2)
+                         ON CONFLICT (execution) DO UPDATE SET due = excluded.due",
+                    )?
+                    .execute(params![seq, due])?;
+            }
+            Op::Unpark { arn } => {
+                let seq = self.seq(arn)?;
+                self.conn.prepare_cached("DELETE FROM parked WHERE execution = ?1")?.execute(params![seq])?;
+            }
+            Op::ActivityTask { arn, activity_arn, token, input } => {
+                let seq = self.seq(arn)?;
+                self.conn
+                    .prepare_cached(
+                        "INSERT INTO activity_tasks (activity_arn, execution, token, input) VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(params![activity_arn, seq, token, input])?;
             }
             Op::Definition { arn, hash, text } => {
                 let seq = self.seq(arn)?;
@@ -390,8 +462,36 @@ impl Tx<'_> {
                 self.seqs.clear();
                 f(self.conn).map(Answer::Count)
             }
+            Work::PutActivity(a) => {
+                self.conn
+                    .prepare_cached(
+                        "INSERT INTO activities (arn, name, created) VALUES (?1, ?2, ?3) ON CONFLICT (arn) DO NOTHING",
+                    )?
+                    .execute(params![a.arn, a.name, a.created.timestamp_nanos_opt().unwrap_or_default()])?;
+                self.conn
+                    .prepare_cached("SELECT arn, name, created FROM activities WHERE arn = ?1")?
+                    .query_row(params![a.arn], row_to_activity)
+                    .map(Answer::Activity)
+            }
+            Work::TakeTask(activity_arn) => {
+                let task = self
+                    .conn
+                    .prepare_cached(
+                        "DELETE FROM activity_tasks WHERE seq = (SELECT MIN(seq) FROM activity_tasks WHERE activity_arn = ?1)
+                         RETURNING (SELECT arn FROM executions WHERE seq = execution), token, input",
+                    )?
+                    .query_row(params![activity_arn], |r| {
+                        Ok(ActivityTask { execution_arn: r.get(0)?, token: r.get(1)?, input: r.get(2)? })
+                    })
+                    .optional()?;
+                Ok(Answer::Task(task))
+            }
         }
     }
+}
+
+fn row_to_activity(row: &Row<'_>) -> rusqlite::Result<ActivityRecord> {
+    Ok(ActivityRecord { arn: row.get(0)?, name: row.get(1)?, created: from_nanos(row.get(2)?) })
 }
 
 fn row_to_execution(row: &Row<'_>) -> rusqlite::Result<ExecutionRecord> {
@@ -772,11 +872,31 @@ impl Store for SqliteStore {
     fn running(&self) -> Result<Vec<ExecutionRecord>, StoreError> {
         self.read(|conn| {
             conn.prepare_cached(&format!(
-                "SELECT {EXEC_COLUMNS} FROM executions WHERE status = 'RUNNING' ORDER BY start, arn"
+                "SELECT {EXEC_COLUMNS} FROM executions e WHERE status = 'RUNNING'
+                 AND NOT EXISTS (SELECT 1 FROM parked p WHERE p.execution = e.seq) ORDER BY start, arn"
             ))?
             .query_map([], row_to_execution)?
             .collect()
         })
+    }
+
+    fn due_timers(&self, limit: usize) -> Result<Vec<(DateTime<Utc>, String)>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(|conn| {
+            conn.prepare_cached(
+                "SELECT p.due, e.arn FROM parked p JOIN executions e ON e.seq = p.execution
+                 WHERE p.due IS NOT NULL ORDER BY p.due LIMIT ?1",
+            )?
+            .query_map(params![limit], |r| Ok((from_nanos(r.get(0)?), r.get(1)?)))?
+            .collect()
+        })
+    }
+
+    fn parked(&self) -> Result<u64, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT COUNT(*) FROM parked")?.query_row([], |r| r.get::<_, i64>(0))
+        })
+        .map(|n| n as u64)
     }
 
     fn history(
@@ -887,6 +1007,66 @@ impl Store for SqliteStore {
             .execute(params![name, tick])
         })));
         async move { answer.await.map(|_| ()) }.boxed()
+    }
+
+    fn put_activity(&self, a: ActivityRecord) -> BoxFuture<'static, Result<ActivityRecord, StoreError>> {
+        if let Err(e) = nanos(a.created) {
+            return future::ready(Err(e)).boxed();
+        }
+        let answer = self.submit_async(Work::PutActivity(a));
+        async move {
+            match answer.await? {
+                Answer::Activity(a) => Ok(a),
+                _ => Err(StoreError::Backend("the writer gave an unexpected answer".into())),
+            }
+        }
+        .boxed()
+    }
+
+    fn get_activity(&self, arn: &str) -> Result<Option<ActivityRecord>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT arn, name, created FROM activities WHERE arn = ?1")?
+                .query_row(params![arn], row_to_activity)
+                .optional()
+        })
+    }
+
+    fn list_activities(&self) -> Result<Vec<ActivityRecord>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT arn, name, created FROM activities ORDER BY name, arn")?
+                .query_map([], row_to_activity)?
+                .collect()
+        })
+    }
+
+    fn delete_activity(&self, arn: &str) -> BoxFuture<'static, Result<bool, StoreError>> {
+        let arn = arn.to_string();
+        let answer = self.submit_async(Work::Admin(Box::new(move |conn| {
+            conn.prepare_cached("DELETE FROM activity_tasks WHERE activity_arn = ?1")?
+                .execute(params![arn])?;
+            conn.prepare_cached("DELETE FROM activities WHERE arn = ?1")?.execute(params![arn])
+        })));
+        async move {
+            match answer.await? {
+                Answer::Count(n) => Ok(n > 0),
+                _ => Err(StoreError::Backend("the writer gave an unexpected answer".into())),
+            }
+        }
+        .boxed()
+    }
+
+    fn take_activity_task(
+        &self,
+        activity_arn: &str,
+    ) -> BoxFuture<'static, Result<Option<ActivityTask>, StoreError>> {
+        let answer = self.submit_async(Work::TakeTask(activity_arn.to_string()));
+        async move {
+            match answer.await? {
+                Answer::Task(t) => Ok(t),
+                _ => Err(StoreError::Backend("the writer gave an unexpected answer".into())),
+            }
+        }
+        .boxed()
     }
 
     fn commit(&self, writes: Vec<Write>) -> BoxFuture<'static, Result<(), StoreError>> {

@@ -168,11 +168,60 @@ impl Daemon {
         format!("http://{}", self.addr)
     }
 
+    /// Runs a Python script with boto3 (`pip install boto3`) against the daemon: the script
+    /// gets the endpoint as `sys.argv[1]` and `args` after it, and prints JSON on its last
+    /// line of output, which is returned.
+    pub fn boto3(&self, script: &str, args: &[&str]) -> Value {
+        let out = Command::new("python3")
+            .args(["-c", script, &self.endpoint()])
+            .args(args)
+            .envs(aws_env())
+            .output()
+            .expect("python3 runs (with boto3: pip install boto3)");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "the boto3 script failed: {}{stdout}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let last = stdout.lines().last().unwrap_or_default();
+        serde_json::from_str(last).unwrap_or_else(|e| panic!("the boto3 script printed {stdout:?}: {e}"))
+    }
+
     /// A raw HTTP request; the status and the body text.
     pub fn raw(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
         let (status, _, body) = http(&self.addr, method, path, headers, body);
         (status, body)
     }
+}
+
+/// What the aws CLI and boto3 need to call the daemon.
+pub fn aws_env() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+        // StartSyncExecution's client adds a `sync-` host prefix; this keeps the endpoint.
+        ("AWS_DISABLE_HOST_PREFIX_INJECTION", "true"),
+        ("AWS_PAGER", ""),
+    ]
+}
+
+/// Writes workflow definitions into `dir/workflows`, as `NAME.asl.json`.
+pub fn workflows(dir: &Path, files: &[(&str, Value)]) {
+    let w = dir.join("workflows");
+    std::fs::create_dir_all(&w).unwrap();
+    for (name, def) in files {
+        std::fs::write(w.join(format!("{name}.asl.json")), def.to_string()).unwrap();
+    }
+}
+
+/// Writes the Python local function `NAME.py` into `dir`; the config that maps
+/// `function:NAME` to it.
+pub fn python_function(dir: &Path, name: &str, source: &str) -> String {
+    let file = dir.join(format!("{name}.py"));
+    std::fs::write(&file, source).unwrap();
+    format!("[functions.{name}]\ncommand = [\"python3\", \"{}\"]\n", file.display())
 }
 
 /// Writes `dir/stepgate.toml`: the state and workflows folders in `dir`, a listener on a free

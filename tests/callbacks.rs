@@ -1,0 +1,306 @@
+//! Task states that wait for the world, driven through boto3 as users drive AWS: a
+//! `.waitForTaskToken` callback completed after the daemon was killed and restarted,
+//! heartbeats that keep a Task alive and their absence that times it out, a Map of a
+//! hundred callbacks parked and completed in random order, a stop during a callback, and
+//! activities served to a boto3 worker (including one that dies).
+
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+mod common;
+use common::{python_function, workflows, Daemon, ACCOUNT_ARN};
+
+/// A local function that hands its Task's token over: it writes the token to
+/// `tokens/<n>` in the test's folder and answers at once.
+fn hand_over(dir: &Path) -> String {
+    let tokens = dir.join("tokens");
+    std::fs::create_dir_all(&tokens).unwrap();
+    python_function(
+        dir,
+        "hand",
+        &format!(
+            "import json,sys,os\ne=json.load(sys.stdin)\np=os.path.join({:?}, str(e['n']))\nopen(p+'.tmp','w').write(e['token'])\nos.rename(p+'.tmp', p)\nprint(json.dumps({{'handed': e['n']}}))\n",
+            tokens.display().to_string()
+        ),
+    )
+}
+
+/// A Task that hands its token to `hand` and waits for it.
+fn callback_task(extra: Value) -> Value {
+    let mut t = json!({
+        "Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+        "Parameters": {"FunctionName": "hand", "Payload": {"token.$": "$$.Task.Token", "n.$": "$.n"}},
+    });
+    t.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    t
+}
+
+/// Waits for the token the function wrote for `n`.
+fn token(dir: &Path, n: &str, within: Duration) -> String {
+    let until = Instant::now() + within;
+    let path = dir.join("tokens").join(n);
+    loop {
+        if let Ok(t) = std::fs::read_to_string(&path) {
+            return t;
+        }
+        assert!(Instant::now() < until, "no token for {n} after {within:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn wait_for_status(d: &Daemon, arn: &str, want: &str, within: Duration) -> Value {
+    let until = Instant::now() + within;
+    loop {
+        let e = d.describe(arn);
+        if e["status"] == want {
+            return e;
+        }
+        assert!(Instant::now() < until, "{arn} is {} after {within:?}, not {want}: {e}", e["status"]);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn history_types(d: &Daemon, arn: &str) -> Vec<String> {
+    let (status, h) = d.call("GetExecutionHistory", json!({"executionArn": arn, "maxResults": 1000}));
+    assert_eq!(status, 200, "{h}");
+    h["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap().to_string()).collect()
+}
+
+fn start(d: &Daemon, machine: &str, name: &str, input: Value) -> String {
+    let (status, r) = d.call(
+        "StartExecution",
+        json!({"stateMachineArn": format!("{ACCOUNT_ARN}:stateMachine:{machine}"), "name": name, "input": input.to_string()}),
+    );
+    assert_eq!(status, 200, "{r}");
+    r["executionArn"].as_str().unwrap().to_string()
+}
+
+/// boto3's SendTask* calls; prints what each answered (`ok` or the error code).
+const SEND: &str = r#"
+import json, sys, boto3
+sfn = boto3.client("stepfunctions", endpoint_url=sys.argv[1])
+out = []
+for call in json.loads(sys.argv[2]):
+    try:
+        op = call.pop("op")
+        getattr(sfn, op)(**call)
+        out.append("ok")
+    except sfn.exceptions.ClientError as e:
+        out.append(e.response["Error"]["Code"])
+print(json.dumps(out))
+"#;
+
+fn send(d: &Daemon, calls: Value) -> Value {
+    d.boto3(SEND, &[&calls.to_string()])
+}
+
+#[test]
+fn a_callback_completes_after_a_sigkill_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let functions = hand_over(dir.path());
+    let def = json!({
+        "StartAt": "Ask",
+        "States": {
+            "Ask": callback_task(json!({"ResultPath": "$.answer", "Next": "Done"})),
+            "Done": {"Type": "Pass", "End": true}
+        }
+    });
+    workflows(dir.path(), &[("ask", def)]);
+    let d = Daemon::start(dir.path(), &functions, &[]);
+    let arn = start(&d, "ask", "one", json!({"n": 1}));
+    let t = token(dir.path(), "1", Duration::from_secs(20));
+    assert!(t.len() <= 2048, "a token is at most 2,048 characters: {}", t.len());
+    // Handed over and parked: nothing of it is in memory.
+    let until = Instant::now() + Duration::from_secs(10);
+    while d.metric("stepgate_executions_parked") < 1.0 {
+        assert!(Instant::now() < until, "the execution never parked");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut d = d;
+    d.child.kill().unwrap();
+    d.child.wait().unwrap();
+    let dir_path = d.dir.clone();
+    drop(d);
+    let d = Daemon::start(&dir_path, &functions, &[]);
+    let answers = send(
+        &d,
+        json!([
+            {"op": "send_task_success", "taskToken": t, "output": "{\"yes\": true}"},
+            // A token is valid once.
+            {"op": "send_task_success", "taskToken": t, "output": "{}"},
+            {"op": "send_task_heartbeat", "taskToken": t},
+            {"op": "send_task_failure", "taskToken": "not-a-token", "error": "E"},
+            {"op": "send_task_success", "taskToken": t, "output": "not json"},
+        ]),
+    );
+    assert_eq!(answers, json!(["ok", "TaskTimedOut", "TaskTimedOut", "InvalidToken", "InvalidOutput"]));
+    let e = wait_for_status(&d, &arn, "SUCCEEDED", Duration::from_secs(20));
+    let output: Value = serde_json::from_str(e["output"].as_str().unwrap()).unwrap();
+    assert_eq!(output, json!({"n": 1, "answer": {"yes": true}}));
+    let types = history_types(&d, &arn);
+    let at = types.iter().position(|t| t == "TaskSubmitted").expect("a TaskSubmitted event");
+    assert_eq!(&types[at - 2..=at + 1], ["TaskScheduled", "TaskStarted", "TaskSubmitted", "TaskSucceeded"]);
+}
+
+#[test]
+fn heartbeats_keep_a_task_alive_and_their_absence_times_it_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let functions = hand_over(dir.path());
+    let def = json!({
+        "StartAt": "Ask",
+        "States": {
+            "Ask": callback_task(json!({"HeartbeatSeconds": 2, "TimeoutSeconds": 60, "End": true}))
+        }
+    });
+    let caught = json!({
+        "StartAt": "Ask",
+        "States": {
+            "Ask": callback_task(json!({
+                "HeartbeatSeconds": 1,
+                "Catch": [{"ErrorEquals": ["States.HeartbeatTimeout"], "ResultPath": "$.error", "Next": "Caught"}],
+                "End": true
+            })),
+            "Caught": {"Type": "Pass", "End": true}
+        }
+    });
+    workflows(dir.path(), &[("beat", def), ("caught", caught)]);
+    let d = Daemon::start(dir.path(), &functions, &[]);
+    let alive = start(&d, "beat", "alive", json!({"n": "alive"}));
+    let silent = start(&d, "beat", "silent", json!({"n": "silent"}));
+    let catches = start(&d, "caught", "catches", json!({"n": "catches"}));
+    let t = token(dir.path(), "alive", Duration::from_secs(20));
+    // Five seconds of heartbeats, more than twice HeartbeatSeconds.
+    let script = r#"
+import json, sys, time, boto3
+sfn = boto3.client("stepfunctions", endpoint_url=sys.argv[1])
+for _ in range(10):
+    sfn.send_task_heartbeat(taskToken=sys.argv[2])
+    time.sleep(0.5)
+sfn.send_task_success(taskToken=sys.argv[2], output='"alive"')
+print(json.dumps("done"))
+"#;
+    assert_eq!(d.boto3(script, &[&t]), json!("done"));
+    let e = wait_for_status(&d, &alive, "SUCCEEDED", Duration::from_secs(10));
+    assert_eq!(e["output"], "\"alive\"");
+    // No heartbeat: AWS fails the Task with States.Timeout, its event TaskTimedOut.
+    let e = wait_for_status(&d, &silent, "FAILED", Duration::from_secs(10));
+    assert_eq!(e["error"], "States.Timeout", "{e}");
+    assert!(e.get("cause").is_none(), "{e}");
+    assert!(history_types(&d, &silent).contains(&"TaskTimedOut".to_string()));
+    let silent_token = token(dir.path(), "silent", Duration::from_secs(1));
+    assert_eq!(
+        send(&d, json!([{"op": "send_task_heartbeat", "taskToken": silent_token}])),
+        json!(["TaskTimedOut"])
+    );
+    // ErrorEquals States.HeartbeatTimeout catches it; the error is States.Timeout.
+    let e = wait_for_status(&d, &catches, "SUCCEEDED", Duration::from_secs(10));
+    let output: Value = serde_json::from_str(e["output"].as_str().unwrap()).unwrap();
+    assert_eq!(output["error"]["Error"], "States.Timeout", "{output}");
+}
+
+#[test]
+fn a_map_of_a_hundred_callbacks_parks_and_completes_in_any_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let functions = hand_over(dir.path());
+    let def = json!({
+        "StartAt": "Each",
+        "States": {
+            "Each": {
+                "Type": "Map",
+                "ItemsPath": "$.items",
+                "ItemSelector": {"n.$": "$$.Map.Item.Value"},
+                "ItemProcessor": {"StartAt": "Ask", "States": {"Ask": callback_task(json!({"End": true}))}},
+                "End": true
+            }
+        }
+    });
+    workflows(dir.path(), &[("many", def)]);
+    let d = Daemon::start(dir.path(), &functions, &[]);
+    let n = 100;
+    let arn = start(&d, "many", "hundred", json!({"items": (0..n).collect::<Vec<_>>()}));
+    let mut tokens: Vec<(u64, String)> =
+        (0..n).map(|i| (i, token(dir.path(), &i.to_string(), Duration::from_secs(60)))).collect();
+    let until = Instant::now() + Duration::from_secs(10);
+    while d.metric("stepgate_executions_parked") < 1.0 {
+        assert!(Instant::now() < until, "the Map never parked");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("a Map of {n} callbacks parked: the daemon's resident memory is {} KiB", rss_kib(&d));
+    // A fixed shuffle: the answers come in an order unlike the items'.
+    tokens.sort_by_key(|(i, _)| (i * 37) % n);
+    let calls: Vec<Value> = tokens
+        .iter()
+        .map(|(i, t)| json!({"op": "send_task_success", "taskToken": t, "output": json!({"i": i}).to_string()}))
+        .collect();
+    let answers = send(&d, Value::Array(calls));
+    assert!(answers.as_array().unwrap().iter().all(|a| a == "ok"), "{answers}");
+    let e = wait_for_status(&d, &arn, "SUCCEEDED", Duration::from_secs(30));
+    let output: Value = serde_json::from_str(e["output"].as_str().unwrap()).unwrap();
+    assert_eq!(output, Value::Array((0..n).map(|i| json!({"i": i})).collect()));
+}
+
+/// The daemon's resident memory.
+fn rss_kib(d: &Daemon) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", d.child.id())).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn stop_ends_a_callback_wait_and_cancels_a_running_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut functions = hand_over(dir.path());
+    let pid_file = dir.path().join("slow.pid");
+    functions.push_str(&python_function(
+        dir.path(),
+        "slow",
+        &format!(
+            "import os,time\nopen({:?},'w').write(str(os.getpid()))\ntime.sleep(60)\n",
+            pid_file.display().to_string()
+        ),
+    ));
+    let slow = json!({
+        "StartAt": "Slow",
+        "States": {"Slow": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:slow", "End": true}}
+    });
+    let ask = json!({"StartAt": "Ask", "States": {"Ask": callback_task(json!({"End": true}))}});
+    workflows(dir.path(), &[("ask", ask), ("slow", slow)]);
+    let d = Daemon::start(dir.path(), &functions, &[]);
+    let waiting = start(&d, "ask", "waiting", json!({"n": "waiting"}));
+    let t = token(dir.path(), "waiting", Duration::from_secs(20));
+    let (status, r) =
+        d.call("StopExecution", json!({"executionArn": waiting, "error": "Enough", "cause": "no answer"}));
+    assert_eq!(status, 200, "{r}");
+    let e = d.describe(&waiting);
+    assert_eq!((e["status"].as_str(), e["error"].as_str()), (Some("ABORTED"), Some("Enough")), "{e}");
+    assert_eq!(
+        send(&d, json!([{"op": "send_task_success", "taskToken": t, "output": "{}"}])),
+        json!(["TaskTimedOut"])
+    );
+
+    let running = start(&d, "slow", "running", json!({}));
+    let until = Instant::now() + Duration::from_secs(20);
+    let pid = loop {
+        if let Ok(p) = std::fs::read_to_string(&pid_file) {
+            break p;
+        }
+        assert!(Instant::now() < until, "the slow function never started");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (status, r) = d.call("StopExecution", json!({"executionArn": running}));
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(d.describe(&running)["status"], "ABORTED");
+    let types = history_types(&d, &running);
+    assert_eq!(types.last().map(String::as_str), Some("ExecutionAborted"), "{types:?}");
+    // The function's process is gone with the call.
+    let until = Instant::now() + Duration::from_secs(10);
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(Instant::now() < until, "the function's process {pid} outlived the stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
