@@ -247,8 +247,9 @@ pub async fn serve(config_file: PathBuf, compiled: Compiled) -> Result<(), Daemo
         config.storage.express_executions,
         config.storage.express_memory_bytes,
     ));
+    let activities = Arc::new(crate::connectors::activity::Activities::new(store.clone()));
     let engine = Arc::new(Engine::new(
-        Registry::new(config.functions()),
+        Registry::new(config.functions()).with(activities.clone()),
         Arc::new(Clock::default()),
         config.limits(),
         &config.region,
@@ -258,8 +259,14 @@ pub async fn serve(config_file: PathBuf, compiled: Compiled) -> Result<(), Daemo
         .ok()
         .and_then(chrono::Duration::try_seconds)
         .unwrap_or(chrono::Duration::MAX);
-    let service =
-        Service::new(engine.clone(), store.clone(), express, park_after, config.storage.resume_limit);
+    let service = Service::new(
+        engine.clone(),
+        store.clone(),
+        express,
+        park_after,
+        config.storage.resume_limit,
+        activities,
+    );
     match service.load_stored() {
         Ok(n) => tracing::info!(state_machines = n, "Loaded the state machines created through the API."),
         Err(e) => tracing::error!(error = %e.message, "The stored state machines could not be loaded."),
@@ -378,6 +385,7 @@ pub async fn serve(config_file: PathBuf, compiled: Compiled) -> Result<(), Daemo
     }
     // Intake stops everywhere at once; what is in progress finishes within the grace time.
     let _ = stop.send(true);
+    daemon.service.end_polls();
     let grace = daemon.grace();
     let drain_servers = async { while servers.join_next().await.is_some() {} };
     tokio::join!(daemon.mqtt.shutdown(grace), daemon.schedules.shutdown(), drain_servers);

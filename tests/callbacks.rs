@@ -304,3 +304,148 @@ fn stop_ends_a_callback_wait_and_cancels_a_running_call() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A boto3 worker: the first poll takes a task and dies with it (no heartbeat, no answer);
+/// the Task times out on its heartbeat, Retry schedules it again, and a second worker takes
+/// it, heartbeats and answers. Three tasks and three pollers at once: each task goes to one.
+#[test]
+fn activities_serve_a_boto3_worker_including_one_that_dies() {
+    let dir = tempfile::tempdir().unwrap();
+    let activity = format!("{ACCOUNT_ARN}:activity:resize");
+    let def = json!({
+        "StartAt": "Resize",
+        "States": {
+            "Resize": {
+                "Type": "Task",
+                "Resource": activity,
+                "HeartbeatSeconds": 2,
+                "TimeoutSeconds": 60,
+                "Retry": [{"ErrorEquals": ["States.Timeout"], "IntervalSeconds": 1, "MaxAttempts": 2}],
+                "End": true
+            }
+        }
+    });
+    workflows(dir.path(), &[("resize", def)]);
+    let d = Daemon::start(dir.path(), "", &[]);
+    let setup = r#"
+import json, sys, boto3
+sfn = boto3.client("stepfunctions", endpoint_url=sys.argv[1])
+a = sfn.create_activity(name="resize")
+again = sfn.create_activity(name="resize")
+other = sfn.create_activity(name="archive")["activityArn"]
+described = sfn.describe_activity(activityArn=a["activityArn"])
+listed = [x["name"] for x in sfn.list_activities()["activities"]]
+sfn.delete_activity(activityArn=other)
+try:
+    sfn.describe_activity(activityArn=other)
+    gone = "still there"
+except sfn.exceptions.ActivityDoesNotExist:
+    gone = "ActivityDoesNotExist"
+print(json.dumps({"arn": a["activityArn"], "same": again["activityArn"] == a["activityArn"],
+                  "name": described["name"], "listed": listed, "gone": gone}))
+"#;
+    let v = d.boto3(setup, &[]);
+    assert_eq!(
+        v,
+        json!({"arn": activity, "same": true, "name": "resize", "listed": ["archive", "resize"], "gone": "ActivityDoesNotExist"})
+    );
+    let arn = start(&d, "resize", "photo", json!({"n": 7}));
+    let worker = r#"
+import json, sys, time, boto3
+from botocore.config import Config
+# GetActivityTask holds the request up to 60 seconds: the client must wait longer.
+sfn = boto3.client("stepfunctions", endpoint_url=sys.argv[1], config=Config(read_timeout=70))
+activity = sys.argv[2]
+first = sfn.get_activity_task(activityArn=activity, workerName="dies")
+# This worker dies: no heartbeat, no answer. The Task times out and Retry schedules it again.
+second = sfn.get_activity_task(activityArn=activity, workerName="lives")
+for _ in range(3):
+    sfn.send_task_heartbeat(taskToken=second["taskToken"])
+    time.sleep(1)
+n = json.loads(second["input"])["n"]
+sfn.send_task_success(taskToken=second["taskToken"], output=json.dumps({"resized": n}))
+try:
+    sfn.send_task_success(taskToken=first["taskToken"], output="{}")
+    late = "ok"
+except sfn.exceptions.TaskTimedOut:
+    late = "TaskTimedOut"
+print(json.dumps({"same_input": first["input"] == second["input"],
+                  "new_token": first["taskToken"] != second["taskToken"], "late": late}))
+"#;
+    let v = d.boto3(worker, &[&activity]);
+    assert_eq!(v, json!({"same_input": true, "new_token": true, "late": "TaskTimedOut"}));
+    let e = wait_for_status(&d, &arn, "SUCCEEDED", Duration::from_secs(20));
+    assert_eq!(e["output"], "{\"resized\":7}");
+    let (_, h) = d.call("GetExecutionHistory", json!({"executionArn": arn, "maxResults": 1000}));
+    let events = h["events"].as_array().unwrap();
+    let kinds: Vec<&str> =
+        events.iter().map(|e| e["type"].as_str().unwrap()).filter(|t| t.starts_with("Activity")).collect();
+    assert_eq!(
+        kinds,
+        [
+            "ActivityScheduled",
+            "ActivityStarted",
+            "ActivityTimedOut",
+            "ActivityScheduled",
+            "ActivityStarted",
+            "ActivitySucceeded"
+        ]
+    );
+    let workers: Vec<&str> =
+        events.iter().filter_map(|e| e["activityStartedEventDetails"]["workerName"].as_str()).collect();
+    assert_eq!(workers, ["dies", "lives"]);
+    let scheduled = events.iter().find(|e| e["type"] == "ActivityScheduled").unwrap();
+    assert_eq!(scheduled["activityScheduledEventDetails"]["resource"], activity.as_str());
+    assert_eq!(scheduled["activityScheduledEventDetails"]["heartbeatInSeconds"], 2);
+
+    // Three tasks, three pollers at once: each task to exactly one of them.
+    let arns: Vec<String> =
+        (0..3).map(|i| start(&d, "resize", &format!("batch{i}"), json!({"n": i}))).collect();
+    let pollers = r#"
+import json, sys, threading, boto3
+from botocore.config import Config
+got = []
+def poll():
+    sfn = boto3.client("stepfunctions", endpoint_url=sys.argv[1], config=Config(read_timeout=70))
+    t = sfn.get_activity_task(activityArn=sys.argv[2], workerName=threading.current_thread().name)
+    got.append(t)
+    sfn.send_task_success(taskToken=t["taskToken"], output=t["input"])
+threads = [threading.Thread(target=poll) for _ in range(3)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print(json.dumps(sorted(json.loads(t["input"])["n"] for t in got)))
+"#;
+    assert_eq!(d.boto3(pollers, &[&activity]), json!([0, 1, 2]));
+    for (i, arn) in arns.iter().enumerate() {
+        let e = wait_for_status(&d, arn, "SUCCEEDED", Duration::from_secs(20));
+        assert_eq!(e["output"], json!({"n": i}).to_string());
+    }
+}
+
+/// A long poll with nothing to hand out ends when the daemon shuts down, with no token, and
+/// the daemon exits cleanly.
+#[test]
+fn shutdown_ends_the_workers_long_polls() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = Daemon::start(dir.path(), "", &[]);
+    let (status, a) = d.call("CreateActivity", json!({"name": "idle"}));
+    assert_eq!(status, 200, "{a}");
+    let endpoint = d.addr.clone();
+    let arn = a["activityArn"].as_str().unwrap().to_string();
+    let poll = std::thread::spawn(move || {
+        let began = Instant::now();
+        let body = json!({"activityArn": arn, "workerName": "w"}).to_string();
+        let headers = [
+            ("Content-Type", "application/x-amz-json-1.0"),
+            ("X-Amz-Target", "AWSStepFunctions.GetActivityTask"),
+        ];
+        let (status, _, body) = common::http(&endpoint, "POST", "/", &headers, body.as_bytes());
+        (status, body, began.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    d.signal("TERM");
+    let (status, body, took) = poll.join().unwrap();
+    assert_eq!((status, body.as_str()), (200, "{}"));
+    assert!(took < Duration::from_secs(10), "the poll took {took:?}");
+    assert!(d.wait_exit(Duration::from_secs(10)).success());
+}

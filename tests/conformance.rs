@@ -13,7 +13,12 @@ use std::sync::Arc;
 use stepgate::asl::validate::{self, MachineType};
 use stepgate::connectors::function::{Function, Functions};
 use stepgate::connectors::Registry;
-use stepgate::engine::{Engine, Start};
+use stepgate::connectors::activity::Activities;
+use stepgate::engine::core::Input;
+use stepgate::engine::{Engine, Inbox, Message, Start};
+use stepgate::error::Failure;
+use stepgate::store::memory::MemoryStore;
+use stepgate::store::{ActivityRecord, ExecutionRecord, ExecutionStatus, Store};
 use stepgate::interpreter::Limits;
 use stepgate::time::Clock;
 
@@ -30,6 +35,7 @@ const SUPPORTED: &[&str] = &[
     "timeouts",
     "express",
     "clockRelativeInput",
+    "activity",
 ];
 
 const EXPECTED_FAILURES: &str = "tests/conformance/expected-failures.txt";
@@ -263,25 +269,31 @@ async fn run_case(case: &Case, shim_dir: &Path) -> Result<(), String> {
         },
         (v, _) => v.clone(),
     };
+    let name: String = d["name"]
+        .as_str()
+        .unwrap_or("case")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(60)
+        .collect();
+    let execution_name = uuid::Uuid::new_v4().to_string();
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let activities = Arc::new(Activities::new(store.clone()));
     let engine = Engine::new(
-        Registry::new(lambdas(d, shim_dir)),
+        Registry::new(lambdas(d, shim_dir)).with(activities.clone()),
         Arc::new(Clock::new(0.0)),
         Limits::default(),
         "us-east-1",
         "111111111111",
     );
-    let name = d["name"]
-        .as_str()
-        .unwrap_or("case")
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-        .take(60);
+    let inbox = activity_worker(case, &engine, &store, &activities, &name, &execution_name, &input).await;
     let start = Start {
-        state_machine_name: name.collect(),
-        execution_name: uuid::Uuid::new_v4().to_string(),
+        state_machine_name: name,
+        execution_name,
         input,
         record_history: false,
         express: d["state_machine_type"] == "EXPRESS",
+        inbox,
         ..Start::new(String::new(), String::new(), Value::Null)
     };
     let o = engine.run(&machine, start).await;
@@ -315,6 +327,69 @@ async fn run_case(case: &Case, shim_dir: &Path) -> Result<(), String> {
     } else {
         Err(problems.join("\n"))
     }
+}
+
+/// For a case that needs an activity, the activity and a worker as the recorded test had
+/// them: the worker answers the task with its input (`..._failure`: fails it with
+/// "Programmatic Error" and the input as the cause), there is no worker
+/// (`..._start_timeout`), or the activity was deleted before the execution started
+/// (`..._on_deleted`). The execution's inbox, which the worker answers through.
+async fn activity_worker(
+    case: &Case,
+    engine: &Engine,
+    store: &Arc<dyn Store>,
+    activities: &Arc<Activities>,
+    machine: &str,
+    execution: &str,
+    input: &Value,
+) -> Option<Inbox> {
+    let needs = case.doc["needs"].as_array()?;
+    if !needs.iter().any(|n| n == "activity") {
+        return None;
+    }
+    let arn = engine.execution_arn(machine, execution, None);
+    let record = ExecutionRecord {
+        arn,
+        name: execution.into(),
+        state_machine_arn: engine.state_machine_arn(machine),
+        state_machine_name: machine.into(),
+        status: ExecutionStatus::Running,
+        input: input.to_string(),
+        output: None,
+        error: None,
+        cause: None,
+        start: engine.clock().now(),
+        stop: None,
+        redrive_count: 0,
+    };
+    store.create_execution(record, Vec::new()).await.expect("the execution is recorded");
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let activity = "arn:aws:states:us-east-1:111111111111:activity:activity-00000001";
+    let stem = case.file.trim_end_matches(".json");
+    if stem.ends_with("_on_deleted") {
+        return Some(rx);
+    }
+    let created = chrono::Utc::now();
+    let record = ActivityRecord { arn: activity.into(), name: "activity-00000001".into(), created };
+    store.put_activity(record).await.expect("the activity is created");
+    if stem.ends_with("_start_timeout") {
+        return Some(rx);
+    }
+    let fails = stem.ends_with("_failure");
+    let activities = activities.clone();
+    tokio::spawn(async move {
+        let Ok(Some(task)) = activities.next_task(activity, std::time::Duration::from_secs(60)).await else {
+            return;
+        };
+        let result = if fails {
+            Err(Failure::new("Programmatic Error", task.input))
+        } else {
+            Ok(serde_json::from_str(&task.input).unwrap_or(Value::Null))
+        };
+        let done = Input::TokenDone { token: task.token, result };
+        let _ = tx.send(Message { input: done, taken: None });
+    });
+    Some(rx)
 }
 
 /// AWS omits an empty error or cause; treat "" and null alike.

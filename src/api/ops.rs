@@ -40,6 +40,11 @@ pub async fn call(s: &Arc<Service>, op: &str, body: &Value) -> ApiResult {
         "SendTaskSuccess" => send_task_success(s, body).await,
         "SendTaskFailure" => send_task_failure(s, body).await,
         "SendTaskHeartbeat" => send_task_heartbeat(s, body).await,
+        "CreateActivity" => create_activity(s, body).await,
+        "DescribeActivity" => describe_activity(s, body),
+        "DeleteActivity" => delete_activity(s, body).await,
+        "ListActivities" => list_activities(s, body),
+        "GetActivityTask" => get_activity_task(s, body).await,
         other => Err(ApiError::new("UnknownOperationException", format!("Unknown operation: '{other}'"))),
     }
 }
@@ -572,6 +577,43 @@ async fn send_task_failure(s: &Arc<Service>, body: &Value) -> ApiResult {
 async fn send_task_heartbeat(s: &Arc<Service>, body: &Value) -> ApiResult {
     s.send_task_heartbeat(str_field(body, "taskToken")?).await?;
     Ok(json!({}))
+}
+
+fn activity_json(a: &crate::store::ActivityRecord) -> Value {
+    json!({"activityArn": a.arn, "name": a.name, "creationDate": epoch(a.created)})
+}
+
+async fn create_activity(s: &Service, body: &Value) -> ApiResult {
+    let a = s.create_activity(str_field(body, "name")?).await?;
+    Ok(json!({"activityArn": a.arn, "creationDate": epoch(a.created)}))
+}
+
+fn describe_activity(s: &Service, body: &Value) -> ApiResult {
+    Ok(activity_json(&s.describe_activity(str_field(body, "activityArn")?)?))
+}
+
+async fn delete_activity(s: &Service, body: &Value) -> ApiResult {
+    s.delete_activity(str_field(body, "activityArn")?).await?;
+    Ok(json!({}))
+}
+
+fn list_activities(s: &Service, body: &Value) -> ApiResult {
+    let (items, next) = s.list_activities(body.get("nextToken").and_then(Value::as_str), page_size(body))?;
+    let mut out = json!({"activities": items.iter().map(activity_json).collect::<Vec<_>>()});
+    if let Some(t) = next {
+        out["nextToken"] = json!(t);
+    }
+    Ok(out)
+}
+
+/// A long poll: answers within 60 seconds, with no token when no task came.
+async fn get_activity_task(s: &Arc<Service>, body: &Value) -> ApiResult {
+    let arn = str_field(body, "activityArn")?;
+    let worker = body.get("workerName").and_then(Value::as_str).map(str::to_string);
+    Ok(match s.get_activity_task(arn, worker).await? {
+        Some((token, input)) => json!({"taskToken": token, "input": input}),
+        None => json!({}),
+    })
 }
 
 async fn redrive_execution(s: &Arc<Service>, body: &Value) -> ApiResult {

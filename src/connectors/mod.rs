@@ -5,6 +5,7 @@
 //! error names), and a callback Task's connector answers [`Answer::Submitted`]: the Task
 //! then waits for its token (SendTaskSuccess / SendTaskFailure), parked if need be.
 
+pub mod activity;
 pub mod function;
 
 use crate::error::Failure;

@@ -1316,6 +1316,9 @@ impl<'m> Core<'m> {
         let resource = task.resource.clone();
         let family = (self.family)(&resource);
         let ev = task_events(family);
+        // A connector's runtime failure (an activity that does not exist) says where, as
+        // the interpreter's do.
+        let result = result.map_err(|f| locate(f, state, frame.entered_event_id));
         let (resource_type, resource_name) = resource_parts(&resource);
         let limit = self.x.limits.payload_bytes;
         let result = result.and_then(|v| {

@@ -6,6 +6,7 @@
 //! memory. The JSON shapes of the AWS API live in `api`, not here; what fails here fails
 //! with AWS's exception names ([`ApiError`]).
 
+pub mod activities;
 pub mod callbacks;
 pub mod registry;
 pub mod run;
@@ -60,6 +61,10 @@ pub struct Service {
     resume_limit: u32,
     /// Wakes the timer task when an execution parks.
     timers: tokio::sync::Notify,
+    /// The activities' queues, which GetActivityTask polls.
+    activities: Arc<crate::connectors::activity::Activities>,
+    /// Cancelled at shutdown: the workers' long polls answer at once.
+    polls_end: crate::connectors::CancellationToken,
     /// Definitions that executions started with and their state machines no longer have,
     /// compiled once each, by hash.
     old_definitions: Mutex<HashMap<String, Arc<Machine>>>,
@@ -115,6 +120,7 @@ impl Service {
         express: Arc<dyn Store>,
         park_after: chrono::Duration,
         resume_limit: u32,
+        activities: Arc<crate::connectors::activity::Activities>,
     ) -> Arc<Self> {
         Arc::new(Service {
             engine,
@@ -128,6 +134,8 @@ impl Service {
             park_after,
             resume_limit,
             timers: tokio::sync::Notify::new(),
+            activities,
+            polls_end: Default::default(),
             old_definitions: Mutex::default(),
         })
     }
