@@ -250,6 +250,18 @@ pub struct LimitsConfig {
     /// The most memory one JSONata expression or payload template may take while it is
     /// evaluated, in bytes; past it the state fails.
     pub expression_memory_bytes: usize,
+    /// The most Task calls in flight at once across all executions; more wait their turn.
+    pub running_tasks: usize,
+}
+
+/// `limits.running_tasks` unless set: Lambda's default concurrency per account.
+pub const DEFAULT_RUNNING_TASKS: usize = 1000;
+/// `functions.NAME.concurrency` unless set: a process per call, and a small device runs
+/// only so many of them usefully.
+pub const DEFAULT_FUNCTION_CONCURRENCY: usize = 16;
+
+fn default_function_concurrency() -> usize {
+    DEFAULT_FUNCTION_CONCURRENCY
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -259,6 +271,9 @@ pub struct FunctionConfig {
     pub command: Vec<String>,
     #[serde(default)]
     pub env: HashMap<String, String>,
+    /// The most calls of this function at once; more wait their turn.
+    #[serde(default = "default_function_concurrency")]
+    pub concurrency: usize,
 }
 
 impl Default for Config {
@@ -272,6 +287,7 @@ impl Default for Config {
                 max_wait_seconds: limits.max_wait_seconds,
                 history_events: limits.history_events,
                 expression_memory_bytes: limits.expression_memory_bytes,
+                running_tasks: DEFAULT_RUNNING_TASKS,
             },
             functions: BTreeMap::new(),
             server: ServerConfig::on("127.0.0.1:8083"),
@@ -383,6 +399,7 @@ impl Config {
         let mut f = Functions::default();
         for (name, c) in &self.functions {
             f.insert(name.clone(), Function::Command { argv: c.command.clone(), env: c.env.clone() });
+            f.limit(name, c.concurrency);
         }
         f
     }

@@ -248,13 +248,16 @@ pub async fn serve(config_file: PathBuf, compiled: Compiled) -> Result<(), Daemo
         config.storage.express_memory_bytes,
     ));
     let activities = Arc::new(crate::connectors::activity::Activities::new(store.clone()));
-    let engine = Arc::new(Engine::new(
-        Registry::new(config.functions()).with(activities.clone()),
-        Arc::new(Clock::default()),
-        config.limits(),
-        &config.region,
-        &config.account,
-    ));
+    let engine = Arc::new(
+        Engine::new(
+            Registry::new(config.functions()).with(activities.clone()),
+            Arc::new(Clock::default()),
+            config.limits(),
+            &config.region,
+            &config.account,
+        )
+        .with_task_limit(config.limits.running_tasks),
+    );
     let park_after = i64::try_from(config.storage.park_after_seconds)
         .ok()
         .and_then(chrono::Duration::try_seconds)

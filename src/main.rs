@@ -382,7 +382,8 @@ fn run(a: RunArgs) -> Result<ExitCode> {
         config.limits(),
         &config.region,
         &config.account,
-    );
+    )
+    .with_task_limit(config.limits.running_tasks);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let repeat = a.repeat.max(1);
     let began = std::time::Instant::now();

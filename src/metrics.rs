@@ -6,6 +6,15 @@ use crate::engine::Status;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// What `/metrics` reads from elsewhere at each scrape.
+#[derive(Debug, Default)]
+pub struct Gauges {
+    /// Executions the store holds parked (`None`: it could not say).
+    pub parked: Option<u64>,
+    pub tasks_running: u64,
+    pub tasks_waiting: u64,
+}
+
 #[derive(Debug, Default)]
 pub struct Metrics {
     started: AtomicU64,
@@ -39,9 +48,8 @@ impl Metrics {
         self.stalled.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The Prometheus text exposition format; `parked`: how many executions the store holds
-    /// parked (`None`: it could not say).
-    pub fn render(&self, parked: Option<u64>) -> String {
+    /// The Prometheus text exposition format, with the gauges read now.
+    pub fn render(&self, gauges: &Gauges) -> String {
         let mut out = String::new();
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let _ = writeln!(out, "# HELP stepgate_executions_started_total Executions started.");
@@ -64,7 +72,16 @@ impl Metrics {
             "stepgate_execution_duration_seconds_total {:.3}",
             get(&self.duration_ms) as f64 / 1000.0
         );
-        if let Some(n) = parked {
+        let _ = writeln!(out, "# HELP stepgate_tasks_running Task calls in flight (limits.running_tasks).");
+        let _ = writeln!(out, "# TYPE stepgate_tasks_running gauge");
+        let _ = writeln!(out, "stepgate_tasks_running {}", gauges.tasks_running);
+        let _ = writeln!(
+            out,
+            "# HELP stepgate_tasks_waiting Task calls waiting for a turn under limits.running_tasks."
+        );
+        let _ = writeln!(out, "# TYPE stepgate_tasks_waiting gauge");
+        let _ = writeln!(out, "stepgate_tasks_waiting {}", gauges.tasks_waiting);
+        if let Some(n) = gauges.parked {
             let _ = writeln!(
                 out,
                 "# HELP stepgate_executions_parked Standard executions waiting in the store only, on a timer or a callback token."

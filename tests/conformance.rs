@@ -11,15 +11,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use stepgate::asl::validate::{self, MachineType};
+use stepgate::connectors::activity::Activities;
 use stepgate::connectors::function::{Function, Functions};
 use stepgate::connectors::Registry;
-use stepgate::connectors::activity::Activities;
 use stepgate::engine::core::Input;
 use stepgate::engine::{Engine, Inbox, Message, Start};
 use stepgate::error::Failure;
+use stepgate::interpreter::Limits;
 use stepgate::store::memory::MemoryStore;
 use stepgate::store::{ActivityRecord, ExecutionRecord, ExecutionStatus, Store};
-use stepgate::interpreter::Limits;
 use stepgate::time::Clock;
 
 /// `needs` tags the interpreter and the local function connector cover.

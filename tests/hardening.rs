@@ -685,3 +685,61 @@ fn a_malformed_path_with_multibyte_text_is_refused_not_a_panic() {
         assert!(err.contains("/States/P/Parameters"), "{value}: {err}");
     }
 }
+
+/// A Map without MaxConcurrency over many items does not start a process per item at once:
+/// a function runs at most `concurrency` calls at a time, and the daemon at most
+/// `limits.running_tasks` Task calls; the rest wait their turn and every item is done.
+#[test]
+fn a_wide_map_runs_its_calls_a_few_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("live");
+    std::fs::create_dir_all(&live).unwrap();
+    let log = dir.path().join("seen");
+    // Each call counts the calls alive beside it (files in `live`) and logs the count.
+    let script = dir.path().join("count.py");
+    std::fs::write(
+        &script,
+        format!(
+            "import json,os,sys,time\ne=json.load(sys.stdin)\nme=os.path.join({live:?},str(os.getpid()))\nopen(me,'w').close()\ntime.sleep(0.15)\nn=len(os.listdir({live:?}))\nopen({log:?},'a').write(f'{{n}}\\n')\nos.remove(me)\nprint(json.dumps(e['i']))\n",
+            live = live.display().to_string(),
+            log = log.display().to_string()
+        ),
+    )
+    .unwrap();
+    let definition = |function: &str| {
+        json!({
+            "StartAt": "Each",
+            "States": {"Each": {
+                "Type": "Map", "ItemsPath": "$.items", "ItemSelector": {"i.$": "$$.Map.Item.Value"},
+                "ItemProcessor": {"StartAt": "Call", "States": {"Call": {
+                    "Type": "Task", "Resource": format!("arn:aws:lambda:us-east-1:123456789012:function:{function}"), "End": true
+                }}},
+                "End": true
+            }}
+        })
+    };
+    let items: Vec<u32> = (0..40).collect();
+    let input = json!({"items": items}).to_string();
+    let config = dir.path().join("stepgate.toml");
+    let python = format!("[\"python3\", {:?}]", script.display().to_string());
+    std::fs::write(
+        &config,
+        format!("[limits]\nrunning_tasks = 3\n[functions.four]\ncommand = {python}\nconcurrency = 4\n[functions.many]\ncommand = {python}\nconcurrency = 100\n"),
+    )
+    .unwrap();
+    let most = || {
+        let seen = std::fs::read_to_string(&log).unwrap();
+        std::fs::remove_file(&log).unwrap();
+        seen.lines().map(|l| l.parse::<usize>().unwrap()).max().unwrap()
+    };
+    let cfg = config.to_str().unwrap();
+    let r = run(dir.path(), &definition("many"), &input, &["--config", cfg]);
+    assert_eq!((r["status"].as_str(), &r["output"]), (Some("SUCCEEDED"), &json!(items)), "{r}");
+    let n = most();
+    assert!((2..=3).contains(&n), "{n} calls at once under limits.running_tasks = 3");
+    std::fs::write(&config, format!("[functions.four]\ncommand = {python}\nconcurrency = 4\n")).unwrap();
+    let r = run(dir.path(), &definition("four"), &input, &["--config", cfg]);
+    assert_eq!((r["status"].as_str(), &r["output"]), (Some("SUCCEEDED"), &json!(items)), "{r}");
+    let n = most();
+    assert!((2..=4).contains(&n), "{n} calls at once under concurrency = 4");
+}

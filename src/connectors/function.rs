@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::process::Stdio;
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
+use tokio::sync::Semaphore;
 
 pub type NativeFn = Arc<dyn Fn(Value) -> Result<Value, Failure> + Send + Sync>;
 
@@ -28,11 +29,19 @@ pub enum Function {
 #[derive(Clone, Default)]
 pub struct Functions {
     table: HashMap<String, Function>,
+    /// Calls of a function at once, by name: more wait their turn (in order).
+    limits: HashMap<String, Arc<Semaphore>>,
 }
 
 impl Functions {
     pub fn insert(&mut self, name: impl Into<String>, f: Function) {
         self.table.insert(name.into(), f);
+    }
+
+    /// At most `concurrency` calls of `name` at once (at least one).
+    pub fn limit(&mut self, name: &str, concurrency: usize) {
+        self.limits
+            .insert(name.to_string(), Arc::new(Semaphore::new(concurrency.clamp(1, Semaphore::MAX_PERMITS))));
     }
 
     pub fn get(&self, name: &str) -> Option<&Function> {
@@ -104,7 +113,13 @@ impl Connector for Functions {
             (call.resource.to_string(), call.params)
         };
         let f = self.table.get(function_name(&name_field)).cloned();
+        let limit = self.limits.get(function_name(&name_field)).cloned();
         Box::pin(async move {
+            // Held until the call is answered; dropped with the call if it is cancelled.
+            let _turn = match &limit {
+                Some(l) => l.clone().acquire_owned().await.ok(),
+                None => None,
+            };
             let Some(f) = f else {
                 let name = function_name(&name_field);
                 let arn = if name_field.starts_with("arn:") {

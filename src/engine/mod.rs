@@ -169,6 +169,12 @@ pub struct Engine {
     account: Arc<str>,
     /// Long JSONata evaluations, one per core at most, run beside the async workers.
     long_evaluations: Gate,
+    /// Task calls in flight, across executions (`limits.running_tasks`): a call waits for a
+    /// turn before its connector runs.
+    task_turns: Arc<tokio::sync::Semaphore>,
+    task_limit: usize,
+    /// Calls waiting for a turn, for `/metrics`.
+    tasks_waiting: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Engine {
@@ -182,7 +188,24 @@ impl Engine {
             region: Arc::from(region),
             account: Arc::from(account),
             long_evaluations: Gate::new(cores),
+            task_turns: Arc::new(tokio::sync::Semaphore::new(crate::config::DEFAULT_RUNNING_TASKS)),
+            task_limit: crate::config::DEFAULT_RUNNING_TASKS,
+            tasks_waiting: Arc::default(),
         }
+    }
+
+    /// At most `n` Task calls in flight at once (at least one); more wait their turn.
+    pub fn with_task_limit(mut self, n: usize) -> Self {
+        let n = n.clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
+        self.task_turns = Arc::new(tokio::sync::Semaphore::new(n));
+        self.task_limit = n;
+        self
+    }
+
+    /// Task calls in flight and calls waiting for their turn.
+    pub fn tasks(&self) -> (u64, u64) {
+        let running = self.task_limit - self.task_turns.available_permits();
+        (running as u64, self.tasks_waiting.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Runs `work`, an evaluation that outlasted its inline slice, off the async workers
@@ -486,14 +509,23 @@ impl Engine {
                     account: self.account.clone(),
                     context,
                 };
-                let answer = c.invoke(call);
+                let (turns, waiting) = (self.task_turns.clone(), self.tasks_waiting.clone());
                 async move {
+                    let turn = {
+                        let _waiting = Waiting::count(&waiting);
+                        turns.acquire_owned().await
+                    };
+                    // Held until the connector answers (a callback's hand-over, not its token).
+                    let _turn = turn.ok();
                     // A connector that panics fails its Task (States.Runtime, which nothing
                     // catches), not the daemon's task.
-                    let r = std::panic::AssertUnwindSafe(answer)
-                        .catch_unwind()
-                        .await
-                        .unwrap_or_else(|panic| Err(internal_error(panic.as_ref())));
+                    let r = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.invoke(call))) {
+                        Ok(answer) => std::panic::AssertUnwindSafe(answer)
+                            .catch_unwind()
+                            .await
+                            .unwrap_or_else(|panic| Err(internal_error(panic.as_ref()))),
+                        Err(panic) => Err(internal_error(panic.as_ref())),
+                    };
                     (path, invocation, r)
                 }
                 .boxed()
@@ -683,6 +715,22 @@ pub fn journaled(frames: &HashMap<String, Value>) -> Journaled {
         }
     }
     Journaled::Waiting(soonest)
+}
+
+/// One call counted as waiting for its turn while it lives (a cancelled call stops counting).
+struct Waiting<'a>(&'a std::sync::atomic::AtomicU64);
+
+impl<'a> Waiting<'a> {
+    fn count(n: &'a std::sync::atomic::AtomicU64) -> Self {
+        n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Waiting(n)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// A counting semaphore for threads (the long evaluations wait on it outside the runtime).
