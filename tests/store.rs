@@ -840,3 +840,201 @@ async fn sqlite_throughput() {
         total as f64 / transactions as f64
     );
 }
+
+/// A store whose commits fail while `fail` is set (a full disk, a locked or lost database);
+/// everything else goes to the store under it.
+struct FailingStore {
+    inner: SqliteStore,
+    fail: std::sync::atomic::AtomicBool,
+}
+
+impl Store for FailingStore {
+    fn put_state_machine(&self, sm: &StateMachineRecord) -> Result<(), StoreError> {
+        self.inner.put_state_machine(sm)
+    }
+    fn get_state_machine(&self, arn: &str) -> Result<Option<StateMachineRecord>, StoreError> {
+        self.inner.get_state_machine(arn)
+    }
+    fn list_state_machines(&self) -> Result<Vec<StateMachineRecord>, StoreError> {
+        self.inner.list_state_machines()
+    }
+    fn delete_state_machine(&self, arn: &str) -> Result<bool, StoreError> {
+        self.inner.delete_state_machine(arn)
+    }
+    fn create_execution(
+        &self,
+        e: ExecutionRecord,
+        writes: Vec<Write>,
+    ) -> futures::future::BoxFuture<'static, Result<Created, StoreError>> {
+        self.inner.create_execution(e, writes)
+    }
+    fn get_execution(&self, arn: &str) -> Result<Option<ExecutionRecord>, StoreError> {
+        self.inner.get_execution(arn)
+    }
+    fn list_executions(
+        &self,
+        state_machine_arn: &str,
+        status: Option<ExecutionStatus>,
+        token: Option<&str>,
+        limit: usize,
+    ) -> Result<stepgate::store::Page<ExecutionRecord>, StoreError> {
+        self.inner.list_executions(state_machine_arn, status, token, limit)
+    }
+    fn running(&self) -> Result<Vec<ExecutionRecord>, StoreError> {
+        self.inner.running()
+    }
+    fn due_timers(&self, limit: usize) -> Result<Vec<(DateTime<Utc>, String)>, StoreError> {
+        self.inner.due_timers(limit)
+    }
+    fn parked(&self) -> Result<u64, StoreError> {
+        self.inner.parked()
+    }
+    fn history(&self, arn: &str, after: u64, limit: usize, reverse: bool) -> Result<Vec<Value>, StoreError> {
+        self.inner.history(arn, after, limit, reverse)
+    }
+    fn last_event_id(&self, arn: &str) -> Result<u64, StoreError> {
+        self.inner.last_event_id(arn)
+    }
+    fn frames(&self, arn: &str) -> Result<Vec<Frame>, StoreError> {
+        self.inner.frames(arn)
+    }
+    fn definition_of(&self, arn: &str) -> Result<Option<(String, String)>, StoreError> {
+        self.inner.definition_of(arn)
+    }
+    fn commit(&self, writes: Vec<Write>) -> futures::future::BoxFuture<'static, Result<(), StoreError>> {
+        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            return Box::pin(async { Err(StoreError::Backend("disk full (injected)".into())) });
+        }
+        self.inner.commit(writes)
+    }
+    fn count_resume(&self, arn: &str, last_event_id: u64) -> Result<u32, StoreError> {
+        self.inner.count_resume(arn, last_event_id)
+    }
+    fn purge_finished_before(&self, t: DateTime<Utc>) -> Result<usize, StoreError> {
+        self.inner.purge_finished_before(t)
+    }
+    fn last_tick(&self, name: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.inner.last_tick(name)
+    }
+    fn record_tick(
+        &self,
+        name: &str,
+        tick: DateTime<Utc>,
+    ) -> futures::future::BoxFuture<'static, Result<(), StoreError>> {
+        self.inner.record_tick(name, tick)
+    }
+    fn put_activity(
+        &self,
+        a: ActivityRecord,
+    ) -> futures::future::BoxFuture<'static, Result<ActivityRecord, StoreError>> {
+        self.inner.put_activity(a)
+    }
+    fn get_activity(&self, arn: &str) -> Result<Option<ActivityRecord>, StoreError> {
+        self.inner.get_activity(arn)
+    }
+    fn list_activities(&self) -> Result<Vec<ActivityRecord>, StoreError> {
+        self.inner.list_activities()
+    }
+    fn delete_activity(&self, arn: &str) -> futures::future::BoxFuture<'static, Result<bool, StoreError>> {
+        self.inner.delete_activity(arn)
+    }
+    fn take_activity_task(
+        &self,
+        activity_arn: &str,
+    ) -> futures::future::BoxFuture<'static, Result<Option<stepgate::store::ActivityTask>, StoreError>> {
+        self.inner.take_activity_task(activity_arn)
+    }
+}
+
+/// The durability contract under a store that fails: while commits fail, the Task whose
+/// entry could not be committed is not called, the execution stays RUNNING where the store
+/// has it and the failure is counted; once the store works again the execution goes on from
+/// there and calls the Task once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_commit_stops_the_execution_before_its_task_and_it_goes_on_later() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use stepgate::connectors::function::{Function, Functions};
+    use stepgate::connectors::Registry;
+    use stepgate::engine::Engine;
+    use stepgate::service::{Service, StartRequest};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(FailingStore {
+        inner: SqliteStore::open(&dir.path().join("state.db")).unwrap(),
+        fail: AtomicBool::new(false),
+    });
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut functions = Functions::default();
+    let counted = calls.clone();
+    functions.insert(
+        "charge",
+        Function::Native(Arc::new(move |v| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Ok(v)
+        })),
+    );
+    let engine = Arc::new(Engine::new(
+        Registry::new(functions),
+        Arc::new(stepgate::time::Clock::default()),
+        Default::default(),
+        "us-east-1",
+        "123456789012",
+    ));
+    let dyn_store: Arc<dyn Store> = store.clone();
+    let activities = Arc::new(stepgate::connectors::activity::Activities::new(dyn_store.clone()));
+    let service = Service::new(
+        engine.clone(),
+        dyn_store,
+        Arc::new(MemoryStore::new()),
+        Duration::seconds(60),
+        3,
+        activities,
+    );
+    service.start_timers();
+    let definition = json!({
+        "StartAt": "Prepare",
+        "States": {
+            "Prepare": {"Type": "Pass", "Next": "Charge"},
+            "Charge": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:charge", "End": true}
+        }
+    });
+    let create = json!({"name": "pay", "definition": definition.to_string(), "roleArn": "arn:aws:iam::123456789012:role/r"});
+    let created = stepgate::api::ops::call(&service, "CreateStateMachine", &create).await.unwrap();
+    let sm = created["stateMachineArn"].as_str().unwrap().to_string();
+    store.fail.store(true, Ordering::SeqCst);
+    let started = service
+        .starter()
+        .start(StartRequest { state_machine_arn: sm, name: Some("p1".into()), input: json!({"amount": 5}) })
+        .await
+        .unwrap();
+    // Two tries of the store fail (the first commit, then the retry 5 s later).
+    tokio::time::sleep(std::time::Duration::from_millis(6500)).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 0, "a Task was called without its entry on disk");
+    assert!(engine.commit_failures() >= 2, "{} commit failures counted", engine.commit_failures());
+    let e = store.get_execution(&started.execution_arn).unwrap().unwrap();
+    assert_eq!(e.status, ExecutionStatus::Running);
+    store.fail.store(false, Ordering::SeqCst);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let e = loop {
+        let e = store.get_execution(&started.execution_arn).unwrap().unwrap();
+        if e.status != ExecutionStatus::Running || std::time::Instant::now() > until {
+            break e;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!((e.status, e.output.as_deref()), (ExecutionStatus::Succeeded, Some(r#"{"amount":5}"#)));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    let kinds: Vec<String> = store
+        .history(&started.execution_arn, 0, 100, false)
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kinds.iter().filter(|k| *k == "LambdaFunctionScheduled").count(), 1, "{kinds:?}");
+    let ids: Vec<u64> = store
+        .history(&started.execution_arn, 0, 100, false)
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>());
+}
