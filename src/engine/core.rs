@@ -640,6 +640,14 @@ impl<'m> Core<'m> {
             ready: VecDeque::new(),
             end: None,
         };
+        // The workflow's clock past the machine's TimeoutSeconds: the execution timed out then,
+        // and an input that comes later (a Task's answer before the runtime's timer fired)
+        // changes nothing.
+        let late = !matches!(input, Input::Start { .. }) && self.x.deadline.is_some_and(|d| w.tick.now >= d);
+        if late {
+            self.time_out(&mut w);
+            return self.actions(w);
+        }
         match input {
             Input::Start { input } => self.start(&mut w, input),
             Input::Resume { redrive } => self.resume(&mut w, redrive),
@@ -2030,3 +2038,7 @@ impl Core<'_> {
         n
     }
 }
+
+#[cfg(test)]
+#[path = "core_tests.rs"]
+mod tests;

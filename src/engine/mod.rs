@@ -232,7 +232,6 @@ impl Engine {
         format!("arn:aws:states:{}:{}:stateMachine:{name}", self.region, self.account)
     }
 
-    /// Runs an execution to its end.
     /// The ARN of an execution.
     pub fn execution_arn(&self, state_machine: &str, name: &str, express_id: Option<uuid::Uuid>) -> String {
         match express_id {

@@ -35,7 +35,13 @@ pub fn error_matches(pattern: &str, error: &str) -> bool {
     // decide.
     match pattern {
         names::ALL => true,
-        names::TASK_FAILED => error != names::TIMEOUT && error != names::DATA_LIMIT_EXCEEDED,
+        // A missed heartbeat is a States.Timeout to AWS (raised here as HeartbeatTimeout so
+        // that ErrorEquals can name it), which TaskFailed does not match.
+        names::TASK_FAILED => {
+            error != names::TIMEOUT
+                && error != names::HEARTBEAT_TIMEOUT
+                && error != names::DATA_LIMIT_EXCEEDED
+        }
         _ => false,
     }
 }

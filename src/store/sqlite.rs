@@ -721,14 +721,21 @@ impl SqliteStore {
     }
 
     /// Runs a write on the writer thread and waits for its commit, blocking this thread
-    /// for at most one group commit.
+    /// for at most one group commit. On a worker of the daemon's runtime the wait hands the
+    /// worker's other tasks to another thread first (`block_in_place`): no async worker sits
+    /// out an fsync.
     fn admin(
         &self,
         f: impl Fn(&Connection) -> rusqlite::Result<usize> + Send + 'static,
     ) -> Result<usize, StoreError> {
+        use tokio::runtime::{Handle, RuntimeFlavor};
         let (tx, rx) = mpsc::sync_channel(1);
         self.submit(Work::Admin(Box::new(f)), Reply::Blocking(tx))?;
-        match rx.recv().map_err(|_| StoreError::Closed)?? {
+        let answer = match Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(|| rx.recv()),
+            _ => rx.recv(),
+        };
+        match answer.map_err(|_| StoreError::Closed)?? {
             Answer::Count(n) => Ok(n),
             _ => Err(StoreError::Backend("the writer gave an unexpected answer".into())),
         }
