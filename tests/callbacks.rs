@@ -1,7 +1,8 @@
 //! Task states that wait for the world, driven through boto3 as users drive AWS: a
 //! `.waitForTaskToken` callback completed after the daemon was killed and restarted,
 //! heartbeats that keep a Task alive and their absence that times it out, a Map of a
-//! hundred callbacks parked and completed in random order, a stop during a callback, and
+//! hundred callbacks parked and completed in random order, a token sent several times at
+//! once, a stop during a callback, and
 //! activities served to a boto3 worker (including one that dies).
 
 use serde_json::{json, Value};
@@ -198,6 +199,38 @@ print(json.dumps("done"))
     let e = wait_for_status(&d, &catches, "SUCCEEDED", Duration::from_secs(10));
     let output: Value = serde_json::from_str(e["output"].as_str().unwrap()).unwrap();
     assert_eq!(output["error"]["Error"], "States.Timeout", "{output}");
+}
+
+/// A token sent several times at once: one send completes the Task, and every other is
+/// `TaskTimedOut`, also those that reach the execution while it is ending (they were left
+/// unanswered, and read as an internal error, until its end was stored).
+#[test]
+fn a_token_sent_again_as_its_execution_ends_is_task_timed_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let functions = hand_over(dir.path());
+    let def = json!({"StartAt": "Ask", "States": {"Ask": callback_task(json!({"End": true}))}});
+    workflows(dir.path(), &[("ask", def)]);
+    let d = Daemon::start(dir.path(), &functions, &[]);
+    for n in 0..12 {
+        let arn = start(&d, "ask", &format!("e{n}"), json!({"n": n}));
+        let t = token(dir.path(), &n.to_string(), Duration::from_secs(20));
+        let body = json!({"taskToken": t, "output": "{}"});
+        let answers: Vec<String> = std::thread::scope(|s| {
+            let sends: Vec<_> = (0..4)
+                .map(|_| {
+                    s.spawn(|| match d.call("SendTaskSuccess", body.clone()) {
+                        (200, _) => "ok".to_string(),
+                        (_, e) => e["__type"].as_str().unwrap_or("?").rsplit('#').next().unwrap().to_string(),
+                    })
+                })
+                .collect();
+            sends.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut answers = answers;
+        answers.sort();
+        assert_eq!(answers, ["TaskTimedOut", "TaskTimedOut", "TaskTimedOut", "ok"], "execution {n}");
+        wait_for_status(&d, &arn, "SUCCEEDED", Duration::from_secs(20));
+    }
 }
 
 #[test]

@@ -264,7 +264,7 @@ impl Engine {
     /// Runs an execution to its end (without a journal nothing parks).
     pub async fn run(&self, machine: &Machine, start: Start) -> Outcome {
         match self.run_parking(machine, start, None).await {
-            Progress::Ended(o) => o,
+            Progress::Ended { outcome, .. } => outcome,
             // Only a journaled execution parks or stalls: its state is in the store.
             Progress::Parked { transitions, .. } | Progress::Stalled { transitions, .. } => Outcome {
                 status: Status::Failed,
@@ -309,12 +309,8 @@ impl Engine {
                     Input::Resume { redrive: r.redrive },
                 ),
                 Err(cause) => {
-                    return Progress::Ended(failed_outcome(
-                        r.last_event_id,
-                        self.clock.now(),
-                        record_history,
-                        cause,
-                    ));
+                    let outcome = failed_outcome(r.last_event_id, self.clock.now(), record_history, cause);
+                    return Progress::Ended { outcome, inbox };
                 }
             },
             // Started (its ExecutionStarted journaled) and nothing more: it begins at StartAt.
@@ -382,7 +378,7 @@ impl Engine {
                     history.append(&mut o.history);
                     o.history = history;
                     o.transitions = core.state.transitions;
-                    return Progress::Ended(o);
+                    return Progress::Ended { outcome: o, inbox };
                 }
             };
             let ends = matches!(actions.last(), Some(Action::Finish(_)));
@@ -426,7 +422,7 @@ impl Engine {
                     }
                     Action::Finish(end) => {
                         cancel_all(&mut aborts);
-                        return Progress::Ended(Outcome {
+                        let outcome = Outcome {
                             status: end.status,
                             output: end.output,
                             error: end.error,
@@ -434,7 +430,8 @@ impl Engine {
                             history,
                             frames,
                             transitions: core.state.transitions,
-                        });
+                        };
+                        return Progress::Ended { outcome, inbox };
                     }
                 }
             }
@@ -765,7 +762,12 @@ impl Drop for Slot<'_> {
 /// Where [`Engine::run_parking`] left an execution.
 #[derive(Debug)]
 pub enum Progress {
-    Ended(Outcome),
+    Ended {
+        outcome: Outcome,
+        /// Messages that came in as it ended: whoever commits the end answers them, so that
+        /// their senders learn that no Task waits any more only once the end is stored.
+        inbox: Option<Inbox>,
+    },
     /// Nothing of it is in flight and everything waits, journaled, until `until` (its
     /// soonest timer; `None`: only callback tokens); `history` holds what was not journaled.
     Parked {
@@ -778,10 +780,7 @@ pub enum Progress {
     },
     /// The journal refused a commit: it stopped where the journal has it, and goes on
     /// from there once the store works again.
-    Stalled {
-        error: String,
-        transitions: u64,
-    },
+    Stalled { error: String, transitions: u64 },
 }
 
 /// The failure of an execution that panicked, with the panic's message.

@@ -143,6 +143,22 @@ impl Service {
         self.running.lock().unwrap_or_else(|e| e.into_inner()).remove(arn);
     }
 
+    /// Lets go of an execution whose end is stored. Messages that reached it meanwhile are
+    /// answered under the lock their senders take: no Task of it waits on a token now. Later
+    /// ones find it gone from memory and ended in the store.
+    fn release_ended(&self, arn: &str, inbox: Option<Inbox>) {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        running.remove(arn);
+        if let Some(mut rx) = inbox {
+            rx.close();
+            while let Ok(m) = rx.try_recv() {
+                if let Some(taken) = m.taken {
+                    let _ = taken.send(false);
+                }
+            }
+        }
+    }
+
     /// Lets go of an execution that is to leave memory, unless a message came in for it
     /// meanwhile: then its inbox is handed back and it goes on.
     fn leave_memory(&self, arn: &str, inbox: Option<Inbox>) -> Option<Inbox> {
@@ -215,11 +231,11 @@ impl Service {
                 ..Start::new(String::new(), String::new(), input)
             };
             match this.engine.run_parking(&machine, start, Some(this.park_after)).await {
-                Progress::Ended(outcome) => {
+                Progress::Ended { outcome, inbox } => {
                     this.count_finish(&outcome, record.start);
                     let arn = record.arn.clone();
                     this.finish(record, outcome).await;
-                    this.release(&arn);
+                    this.release_ended(&arn, inbox);
                 }
                 Progress::Parked { until, history, transitions, inbox } => {
                     this.metrics.transitions(transitions);
