@@ -545,6 +545,34 @@ struct StateEnv<'a> {
     now: DateTime<Utc>,
 }
 
+impl<'a> StateEnv<'a> {
+    /// The env of `state` at `path` as the core evaluates it now: no retry count, Map item or
+    /// token unless the caller sets them.
+    fn at(
+        x: &'a Execution<'a>,
+        frames: &'a BTreeMap<String, Frame>,
+        local: &'a Map<String, Value>,
+        path: &'a str,
+        state: &'a State,
+        rng: &'a std::sync::Mutex<rand::rngs::StdRng>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        StateEnv {
+            x,
+            frames,
+            local,
+            path,
+            state,
+            retry_count: None,
+            entered_at: now,
+            item: None,
+            token: None,
+            rng,
+            now,
+        }
+    }
+}
+
 impl Env for StateEnv<'_> {
     fn context(&self) -> Cow<'_, Value> {
         let x = self.x;
@@ -880,17 +908,9 @@ impl<'m> Core<'m> {
             .then(|| frame.attempts.iter().sum());
         let step = {
             let env = StateEnv {
-                x: &self.x,
-                frames: &self.state.frames,
-                local: &frame.variables,
-                path,
-                state,
                 retry_count,
-                entered_at: w.tick.now,
-                item: None,
                 token: token.as_deref(),
-                rng: &w.rng,
-                now: w.tick.now,
+                ..StateEnv::at(&self.x, &self.state.frames, &frame.variables, path, state, &w.rng, w.tick.now)
             };
             let ctx = Ctx { machine, env: &env, limits: self.x.limits };
             interpreter::step(&ctx, frame.state, input)
@@ -1112,19 +1132,8 @@ impl<'m> Core<'m> {
         }
         let random = w.rng.lock().unwrap_or_else(|e| e.into_inner()).gen::<f64>();
         let recovery = {
-            let env = StateEnv {
-                x: &self.x,
-                frames: &self.state.frames,
-                local: &frame.variables,
-                path,
-                state,
-                retry_count: None,
-                entered_at: w.tick.now,
-                item: None,
-                token: None,
-                rng: &w.rng,
-                now: w.tick.now,
-            };
+            let env =
+                StateEnv::at(&self.x, &self.state.frames, &frame.variables, path, state, &w.rng, w.tick.now);
             let ctx = Ctx { machine, env: &env, limits: self.x.limits };
             recover(&ctx, state, f, &frame.attempts, frame.input.clone(), random)
         };
@@ -1391,19 +1400,8 @@ impl<'m> Core<'m> {
         let Some(frame) = self.state.frames.remove(path) else { return Step::Fail(Failure::runtime("lost")) };
         let state = &machine.states[index];
         let step = {
-            let env = StateEnv {
-                x: &self.x,
-                frames: &self.state.frames,
-                local: &frame.variables,
-                path,
-                state,
-                retry_count: None,
-                entered_at: w.tick.now,
-                item: None,
-                token: None,
-                rng: &w.rng,
-                now: w.tick.now,
-            };
+            let env =
+                StateEnv::at(&self.x, &self.state.frames, &frame.variables, path, state, &w.rng, w.tick.now);
             let ctx = Ctx { machine, env: &env, limits: self.x.limits };
             interpreter::finish(&ctx, index, raw, result)
         };
@@ -1818,17 +1816,8 @@ impl Core<'_> {
             };
             let Kind::Map(spec) = &state.kind else { return Err(Failure::runtime("lost")) };
             let env = StateEnv {
-                x: &self.x,
-                frames: &self.state.frames,
-                local: &frame.variables,
-                path,
-                state,
-                retry_count: None,
-                entered_at: w.tick.now,
                 item: Some((i, &item)),
-                token: None,
-                rng: &w.rng,
-                now: w.tick.now,
+                ..StateEnv::at(&self.x, &self.state.frames, &frame.variables, path, state, &w.rng, w.tick.now)
             };
             let ctx = Ctx { machine, env: &env, limits: self.x.limits };
             map_item_input(&ctx, spec, effective, batch_input.as_ref(), item.clone())
