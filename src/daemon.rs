@@ -248,9 +248,10 @@ pub async fn serve(config_file: PathBuf, compiled: Compiled) -> Result<(), Daemo
         config.storage.express_memory_bytes,
     ));
     let activities = Arc::new(crate::connectors::activity::Activities::new(store.clone()));
+    let nested = crate::connectors::states::Nested::new();
     let engine = Arc::new(
         Engine::new(
-            Registry::new(config.functions()).with(activities.clone()),
+            Registry::new(config.functions()).with(activities.clone()).with(nested.clone()),
             Arc::new(Clock::default()),
             config.limits(),
             &config.region,
@@ -270,6 +271,7 @@ pub async fn serve(config_file: PathBuf, compiled: Compiled) -> Result<(), Daemo
         config.storage.resume_limit,
         activities,
     );
+    nested.bind(service.children());
     match service.load_stored() {
         Ok(n) => tracing::info!(state_machines = n, "Loaded the state machines created through the API."),
         Err(e) => tracing::error!(error = %e.message, "The stored state machines could not be loaded."),
@@ -290,6 +292,11 @@ pub async fn serve(config_file: PathBuf, compiled: Compiled) -> Result<(), Daemo
     match service.resume_all(unclean) {
         Ok(n) => tracing::info!(executions = n, "Resumed the executions that were running."),
         Err(e) => tracing::error!(error = %e.message, "Running executions could not be resumed."),
+    }
+    match service.report_unreported() {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(executions = n, "Reporting the ends of child executions to their parents."),
+        Err(e) => tracing::error!(error = %e.message, "The ends of child executions could not be read."),
     }
     spawn_purge(store.clone(), config.storage.retention_days);
 

@@ -6,18 +6,21 @@
 //! lists the known differences with a reason; the run fails on an unlisted failure and on a
 //! listed case that passes, so the list only shrinks.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use stepgate::asl::validate::{self, MachineType};
 use stepgate::connectors::activity::Activities;
 use stepgate::connectors::function::{Function, Functions};
+use stepgate::connectors::states::Nested;
 use stepgate::connectors::Registry;
 use stepgate::engine::core::Input;
 use stepgate::engine::{Engine, Inbox, Message, Start};
 use stepgate::error::Failure;
 use stepgate::interpreter::Limits;
+use stepgate::service::start::Waited;
+use stepgate::service::{Service, StartRequest};
 use stepgate::store::memory::MemoryStore;
 use stepgate::store::{ActivityRecord, ExecutionRecord, ExecutionStatus, Store};
 use stepgate::time::Clock;
@@ -36,6 +39,8 @@ const SUPPORTED: &[&str] = &[
     "express",
     "clockRelativeInput",
     "activity",
+    "stepfunctions",
+    "sync",
 ];
 
 const EXPECTED_FAILURES: &str = "tests/conformance/expected-failures.txt";
@@ -276,6 +281,9 @@ async fn run_case(case: &Case, shim_dir: &Path) -> Result<(), String> {
         .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
         .take(60)
         .collect();
+    if d["needs"].as_array().is_some_and(|n| n.iter().any(|x| x == "stepfunctions")) {
+        return run_nested(d, &definition, input, shim_dir, &masks).await;
+    }
     let execution_name = uuid::Uuid::new_v4().to_string();
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let activities = Arc::new(Activities::new(store.clone()));
@@ -297,17 +305,31 @@ async fn run_case(case: &Case, shim_dir: &Path) -> Result<(), String> {
         ..Start::new(String::new(), String::new(), Value::Null)
     };
     let o = engine.run(&machine, start).await;
+    compare(d, &masks, o.status.as_str(), o.output, o.error, o.cause)
+}
+
+/// The recorded end against the one stepgate gave.
+fn compare(
+    d: &Value,
+    masks: &Masks,
+    status: &str,
+    output: Option<Value>,
+    error: Option<String>,
+    cause: Option<String>,
+) -> Result<(), String> {
+    let expected = &d["expected"];
+    let want_status = expected["status"].as_str().unwrap_or_default();
     let mut problems = Vec::new();
-    if o.status.as_str() != want_status {
-        problems.push(format!("status: want {want_status}, got {}", o.status.as_str()));
+    if status != want_status {
+        problems.push(format!("status: want {want_status}, got {status}"));
     }
     if want_status == "SUCCEEDED" {
-        let got = o.output.clone().unwrap_or(Value::Null);
+        let got = output.unwrap_or(Value::Null);
         if !masks.same("output", &expected["output"], &got) {
             problems.push(format!("output:\n  want {}\n  got  {}", expected["output"], got));
         }
     } else {
-        for (field, got) in [("error", &o.error), ("cause", &o.cause)] {
+        for (field, got) in [("error", &error), ("cause", &cause)] {
             let want = &expected[field];
             let got_v = got.clone().map(Value::String).unwrap_or(Value::Null);
             let same = if d["compare"][field] == "json" {
@@ -327,6 +349,74 @@ async fn run_case(case: &Case, shim_dir: &Path) -> Result<(), String> {
     } else {
         Err(problems.join("\n"))
     }
+}
+
+/// A case whose Task starts another execution: the daemon's service runs both, with the
+/// child state machine the recorded test created (LocalStack's templates BASE_PASS_RESULT,
+/// BASE_RAISE_FAILURE and LAMBDA_WAIT_WITH_TIMEOUT_SECONDS), under the name the case's input
+/// gives it. The `..._no_such_arn` case names one that does not exist.
+async fn run_nested(
+    d: &Value,
+    definition: &Value,
+    input: Value,
+    shim_dir: &Path,
+    masks: &Masks,
+) -> Result<(), String> {
+    let source = d["source"].as_str().unwrap_or_default();
+    let account = "111111111111";
+    let mut functions = lambdas(d, shim_dir);
+    let child = if source.contains("delegate_failure") {
+        json!({"StartAt": "FailState", "States": {"FailState": {"Type": "Fail", "Error": "SomeFailure", "Cause": "This state machines raises a 'SomeFailure' failure."}}})
+    } else if source.contains("delegate_timeout") {
+        functions.insert(
+            "wait60",
+            Function::Command { argv: vec!["sleep".into(), "60".into()], env: Default::default() },
+        );
+        let lambda = format!("arn:aws:lambda:us-east-1:{account}:function:wait60");
+        json!({"StartAt": "Start", "States": {"Start": {"Type": "Task", "TimeoutSeconds": 1, "Resource": lambda, "Parameters": {"Payload.$": "$.Payload"}, "End": true}}})
+    } else {
+        json!({"StartAt": "State_1", "States": {"State_1": {"Type": "Pass", "Result": {"Arg1": "argument1"}, "End": true}}})
+    };
+    let target = input["StateMachineArn"].as_str().unwrap_or_default();
+    let child_name = target.rsplit(':').next().unwrap_or_default();
+    let child_name = child_name.split("NoSuchArn").next().unwrap_or(child_name);
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let nested = Nested::new();
+    let engine = Arc::new(Engine::new(
+        Registry::new(functions).with(nested.clone()),
+        Arc::new(Clock::new(0.0)),
+        Limits::default(),
+        "us-east-1",
+        account,
+    ));
+    let activities = Arc::new(Activities::new(store.clone()));
+    let service = Service::new(
+        engine,
+        store,
+        Arc::new(MemoryStore::new()),
+        chrono::Duration::seconds(60),
+        3,
+        activities,
+    );
+    nested.bind(service.children());
+    let role = format!("arn:aws:iam::{account}:role/r");
+    let mut arns = Vec::new();
+    for (name, def) in [(child_name, child), ("parent", definition.clone())] {
+        let create = json!({"name": name, "definition": def.to_string(), "roleArn": role});
+        let created = stepgate::api::ops::call(&service, "CreateStateMachine", &create)
+            .await
+            .map_err(|e| format!("{name} not created: {}", e.message))?;
+        arns.push(created["stateMachineArn"].as_str().unwrap_or_default().to_string());
+    }
+    let req = StartRequest { state_machine_arn: arns[1].clone(), name: None, input, parent: None };
+    let waited = service
+        .starter()
+        .start_sync(req, Some(std::time::Duration::from_secs(30)))
+        .await
+        .map_err(|e| format!("not started: {}", e.message))?;
+    let Waited::Ended(e) = waited else { return Err("still running after 30 s".into()) };
+    let output = e.output.as_deref().map(|t| serde_json::from_str(t).unwrap_or(Value::Null));
+    compare(d, masks, e.status.as_str(), output, e.error.clone(), e.cause.clone())
 }
 
 /// For a case that needs an activity, the activity and a worker as the recorded test had
@@ -361,6 +451,7 @@ async fn activity_worker(
         start: engine.clock().now(),
         stop: None,
         redrive_count: 0,
+        parent: None,
     };
     store.create_execution(record, Vec::new()).await.expect("the execution is recorded");
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use stepgate::store::memory::MemoryStore;
 use stepgate::store::sqlite::SqliteStore;
 use stepgate::store::{
-    ActivityRecord, Created, Event, ExecutionRecord, ExecutionStatus, Frame, MachineType, StateMachineRecord,
-    Store, StoreError, Write,
+    ActivityRecord, Created, Event, ExecutionRecord, ExecutionStatus, Frame, MachineType, ParentLink,
+    StateMachineRecord, Store, StoreError, Write,
 };
 
 const SM: &str = "arn:aws:states:us-east-1:123456789012:stateMachine:";
@@ -49,6 +49,7 @@ fn execution(machine: &str, name: &str, start: DateTime<Utc>) -> ExecutionRecord
         start,
         stop: None,
         redrive_count: 0,
+        parent: None,
     }
 }
 
@@ -560,6 +561,33 @@ async fn activity_tasks_go_to_one_worker_each(store: &dyn Store) {
     assert_eq!(store.take_activity_task(&arn).await.unwrap(), None);
 }
 
+async fn children_keep_their_link_until_reported(store: &dyn Store) {
+    let parent = execution("p", "parent", t0());
+    let link =
+        |token: &str| ParentLink { execution_arn: parent.arn.clone(), token: token.into(), json: false };
+    let a = ExecutionRecord { parent: Some(link("t1")), ..execution("c", "a", t0()) };
+    let b = ExecutionRecord { parent: Some(link("t1")), ..execution("c", "b", t0() + Duration::seconds(1)) };
+    let other = execution("c", "unlinked", t0());
+    for e in [&parent, &a, &b, &other] {
+        create(store, e).await;
+    }
+    // Read back with the link; the running children of the parent, oldest first.
+    assert_eq!(store.get_execution(&a.arn).unwrap().unwrap().parent, Some(link("t1")));
+    assert_eq!(store.children(&parent.arn).unwrap(), vec![a.clone(), b.clone()]);
+    assert!(store.unreported().unwrap().is_empty());
+    // A parent that runs its Task again waits with another token.
+    store.commit(vec![Write::Link { execution_arn: b.arn.clone(), parent: Some(link("t2")) }]).await.unwrap();
+    assert_eq!(store.get_execution(&b.arn).unwrap().unwrap().parent, Some(link("t2")));
+    // An ended child is unreported until its link goes; it is no longer a running child.
+    store.commit(vec![finish(&a.arn, ExecutionStatus::Succeeded, t0())]).await.unwrap();
+    let unreported: Vec<String> = store.unreported().unwrap().into_iter().map(|e| e.arn).collect();
+    assert_eq!(unreported, vec![a.arn.clone()]);
+    assert_eq!(store.children(&parent.arn).unwrap().len(), 1);
+    store.commit(vec![Write::Link { execution_arn: a.arn.clone(), parent: None }]).await.unwrap();
+    assert!(store.unreported().unwrap().is_empty());
+    assert_eq!(store.get_execution(&a.arn).unwrap().unwrap().parent, None);
+}
+
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -598,6 +626,7 @@ suite!(
     writes_to_an_unknown_execution_are_refused_whole,
     parked_executions_wait_in_their_own_table,
     activity_tasks_go_to_one_worker_each,
+    children_keep_their_link_until_reported,
 );
 
 #[tokio::test]
@@ -880,6 +909,12 @@ impl Store for FailingStore {
     ) -> Result<stepgate::store::Page<ExecutionRecord>, StoreError> {
         self.inner.list_executions(state_machine_arn, status, token, limit)
     }
+    fn children(&self, parent_arn: &str) -> Result<Vec<ExecutionRecord>, StoreError> {
+        self.inner.children(parent_arn)
+    }
+    fn unreported(&self) -> Result<Vec<ExecutionRecord>, StoreError> {
+        self.inner.unreported()
+    }
     fn running(&self) -> Result<Vec<ExecutionRecord>, StoreError> {
         self.inner.running()
     }
@@ -1003,7 +1038,12 @@ async fn a_failed_commit_stops_the_execution_before_its_task_and_it_goes_on_late
     store.fail.store(true, Ordering::SeqCst);
     let started = service
         .starter()
-        .start(StartRequest { state_machine_arn: sm, name: Some("p1".into()), input: json!({"amount": 5}) })
+        .start(StartRequest {
+            state_machine_arn: sm,
+            name: Some("p1".into()),
+            input: json!({"amount": 5}),
+            parent: None,
+        })
         .await
         .unwrap();
     // Two tries of the store fail (the first commit, then the retry 5 s later).

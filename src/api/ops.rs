@@ -440,6 +440,11 @@ fn describe_exec(e: &ExecutionRecord) -> Value {
         "inputDetails": {"included": true},
         "redriveCount": e.redrive_count,
     });
+    let (redrive, why) = e.redrive_status();
+    v["redriveStatus"] = json!(redrive);
+    if let Some(why) = why {
+        v["redriveStatusReason"] = json!(why);
+    }
     if let Some(s) = e.stop {
         v["stopDate"] = epoch(s);
     }
@@ -500,7 +505,7 @@ fn start_request(body: &Value) -> Result<StartRequest, ApiError> {
     let text = body.get("input").and_then(Value::as_str).unwrap_or("{}");
     let input = crate::engine::input::parse(text).map_err(|m| ApiError::new("InvalidExecutionInput", m))?;
     let name = body.get("name").and_then(Value::as_str).map(str::to_string);
-    Ok(StartRequest { state_machine_arn, name, input })
+    Ok(StartRequest { state_machine_arn, name, input, parent: None })
 }
 
 /// StartSyncExecution: runs an Express execution and answers with its result.
@@ -551,7 +556,7 @@ fn sync_result(e: &Ended) -> Value {
     out
 }
 
-async fn stop_execution(s: &Service, body: &Value) -> ApiResult {
+async fn stop_execution(s: &Arc<Service>, body: &Value) -> ApiResult {
     let arn = str_field(body, "executionArn")?;
     let error = body.get("error").and_then(Value::as_str).map(str::to_string);
     let cause = body.get("cause").and_then(Value::as_str).map(str::to_string);

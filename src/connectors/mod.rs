@@ -7,11 +7,12 @@
 
 pub mod activity;
 pub mod function;
+pub mod states;
 
 use crate::error::Failure;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
-use serde_json::Value;
+use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 pub use tokio_util::sync::CancellationToken;
@@ -115,4 +116,38 @@ pub fn unknown_resource(resource: &str) -> Failure {
     Failure::runtime(format!(
         "The resource provided {resource} is not recognized. The value is not a valid resource ARN, or the resource is not available in this region."
     ))
+}
+
+/// The metadata AWS's SDK adds to an integration's answer (`SdkHttpMetadata`,
+/// `SdkResponseMetadata`): a 200 with the service's headers, `extra` ones first, for a body
+/// of `content_length` bytes of `content_type`. Workflows written for AWS read them.
+pub fn sdk_metadata_with(
+    extra: &[(&str, String)],
+    content_type: &str,
+    content_length: usize,
+) -> (Value, Value) {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let date = Utc::now().format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+    let len = content_length.to_string();
+    let mut all = Map::new();
+    let mut one = Map::new();
+    let mut header = |k: &str, v: String| {
+        all.insert(k.to_string(), json!([v]));
+        one.insert(k.to_string(), json!(v));
+    };
+    for (k, v) in extra {
+        header(k, v.clone());
+    }
+    header("x-amzn-RequestId", request_id.clone());
+    header("connection", "keep-alive".into());
+    header("Content-Length", len);
+    header("Date", date);
+    header("Content-Type", content_type.to_string());
+    let http = json!({"AllHttpHeaders": all, "HttpHeaders": one, "HttpStatusCode": 200});
+    (http, json!({"RequestId": request_id}))
+}
+
+/// [`sdk_metadata_with`] and no headers of the service's own.
+pub fn sdk_metadata(content_type: &str, content_length: usize) -> (Value, Value) {
+    sdk_metadata_with(&[], content_type, content_length)
 }

@@ -639,7 +639,12 @@ impl Env for StateEnv<'_> {
 /// A Task whose resource asks for a callback (`.waitForTaskToken`, an activity): it waits
 /// for its token.
 pub fn waits_for_token(resource: &str, family: EventFamily) -> bool {
-    family == EventFamily::Activity || resource.ends_with(".waitForTaskToken")
+    // A `.sync` Task waits for its job's end, which reaches it through its token as a
+    // callback does.
+    family == EventFamily::Activity
+        || resource.ends_with(".waitForTaskToken")
+        || resource.ends_with(".sync")
+        || resource.ends_with(".sync:2")
 }
 
 impl<'m> Core<'m> {

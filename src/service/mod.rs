@@ -8,6 +8,7 @@
 
 pub mod activities;
 pub mod callbacks;
+pub mod children;
 pub mod registry;
 pub mod run;
 pub mod start;

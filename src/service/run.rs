@@ -290,7 +290,7 @@ impl Service {
         (record, writes)
     }
 
-    async fn finish(&self, record: ExecutionRecord, mut o: Outcome) {
+    async fn finish(self: &Arc<Self>, record: ExecutionRecord, mut o: Outcome) {
         let frames = std::mem::take(&mut o.frames);
         let (ended, mut writes) = self.ending(record, &mut o);
         // The end's frame writes go first, in the same commit as the end.
@@ -308,7 +308,12 @@ impl Service {
     }
 
     /// Runs an Express execution to its end in this task, keeping it in the Express ring.
-    pub(super) async fn run_express(&self, loaded: &Loaded, record: ExecutionRecord, input: Value) -> Ended {
+    pub(super) async fn run_express(
+        self: &Arc<Self>,
+        loaded: &Loaded,
+        record: ExecutionRecord,
+        input: Value,
+    ) -> Ended {
         let express_id = record.arn.rsplit(':').next().and_then(|s| uuid::Uuid::parse_str(s).ok());
         if let Err(e) = self.express.create_execution(record.clone(), Vec::new()).await {
             tracing::warn!(execution = %record.arn, error = %e, "An Express execution could not be recorded.");
@@ -327,12 +332,13 @@ impl Service {
         self.count_finish(&o, record.start);
         let (ended, writes) = self.ending(record, &mut o);
         let _ = self.express.commit(writes).await;
+        self.ended_in_family(&ended);
         ended
     }
 
     /// StopExecution: aborts a running Standard execution, with the error and cause given.
     pub async fn stop_execution(
-        &self,
+        self: &Arc<Self>,
         arn: &str,
         error: Option<String>,
         cause: Option<String>,
@@ -396,7 +402,7 @@ impl Service {
     }
 
     async fn stop_parked(
-        &self,
+        self: &Arc<Self>,
         mut e: ExecutionRecord,
         error: Option<String>,
         cause: Option<String>,

@@ -6,7 +6,7 @@
 
 use super::{check_name, ApiError, Service};
 use crate::engine::Resume;
-use crate::store::{Created, Event, ExecutionRecord, ExecutionStatus, MachineType, Write};
+use crate::store::{Created, Event, ExecutionRecord, ExecutionStatus, MachineType, ParentLink, Write};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -18,6 +18,8 @@ pub struct StartRequest {
     pub state_machine_arn: String,
     pub name: Option<String>,
     pub input: Value,
+    /// The `.sync` Task of another execution that waits for this one's end.
+    pub parent: Option<ParentLink>,
 }
 
 /// A start that was accepted.
@@ -229,6 +231,7 @@ impl Service {
             start: self.engine.clock().now(),
             stop: None,
             redrive_count: 0,
+            parent: req.parent,
         };
         Ok((record, loaded, req.input))
     }
@@ -262,10 +265,11 @@ impl Service {
     }
 
     /// Tells those who wait for an execution that it has ended.
-    pub(super) fn ended(&self, record: &Ended) {
+    pub(super) fn ended(self: &Arc<Self>, record: &Ended) {
         let waiting = self.waiters.lock().unwrap_or_else(|e| e.into_inner()).remove(&record.arn);
         for tx in waiting.into_iter().flatten() {
             let _ = tx.send(record.clone());
         }
+        self.ended_in_family(record);
     }
 }

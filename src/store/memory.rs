@@ -118,7 +118,8 @@ fn execution_of(w: &Write) -> &str {
         | Write::Definition { execution_arn, .. }
         | Write::Park { execution_arn, .. }
         | Write::Unpark { execution_arn }
-        | Write::ActivityTask { execution_arn, .. } => execution_arn,
+        | Write::ActivityTask { execution_arn, .. }
+        | Write::Link { execution_arn, .. } => execution_arn,
     }
 }
 
@@ -175,6 +176,11 @@ impl Inner {
                 Write::ActivityTask { execution_arn, activity_arn, token, input } => {
                     self.activity_tasks
                         .push_back((activity_arn, ActivityTask { execution_arn, token, input }));
+                }
+                Write::Link { execution_arn, parent } => {
+                    if let Some(e) = self.executions.get_mut(&execution_arn) {
+                        e.parent = parent;
+                    }
                 }
                 Write::Redrive { execution_arn } => {
                     if let Some(e) = self.executions.get_mut(&execution_arn) {
@@ -368,6 +374,33 @@ impl Store for MemoryStore {
         Ok(all)
     }
 
+    fn children(&self, parent_arn: &str) -> Result<Vec<ExecutionRecord>, StoreError> {
+        let inner = self.lock();
+        let mut all: Vec<ExecutionRecord> = inner
+            .executions
+            .values()
+            .filter(|e| {
+                e.status == ExecutionStatus::Running
+                    && e.parent.as_ref().is_some_and(|p| p.execution_arn == parent_arn)
+            })
+            .cloned()
+            .collect();
+        all.sort_by(|a, b| (a.start, &a.arn).cmp(&(b.start, &b.arn)));
+        Ok(all)
+    }
+
+    fn unreported(&self) -> Result<Vec<ExecutionRecord>, StoreError> {
+        let inner = self.lock();
+        let mut all: Vec<ExecutionRecord> = inner
+            .executions
+            .values()
+            .filter(|e| e.status != ExecutionStatus::Running && e.parent.is_some())
+            .cloned()
+            .collect();
+        all.sort_by(|a, b| (a.start, &a.arn).cmp(&(b.start, &b.arn)));
+        Ok(all)
+    }
+
     fn due_timers(&self, limit: usize) -> Result<Vec<(DateTime<Utc>, String)>, StoreError> {
         let mut due: Vec<(DateTime<Utc>, String)> =
             self.lock().parked.iter().filter_map(|(arn, t)| t.map(|t| (t, arn.clone()))).collect();
@@ -518,6 +551,7 @@ mod tests {
             start: Utc::now(),
             stop: None,
             redrive_count: 0,
+            parent: None,
         }
     }
 

@@ -94,6 +94,33 @@ pub struct ExecutionRecord {
     pub start: DateTime<Utc>,
     pub stop: Option<DateTime<Utc>>,
     pub redrive_count: u32,
+    /// The `.sync` Task that started it and waits for its end, until that end is reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<ParentLink>,
+}
+
+impl ExecutionRecord {
+    /// Whether RedriveExecution takes it, in DescribeExecution's words (`redriveStatus`, and
+    /// `redriveStatusReason` when it does not).
+    pub fn redrive_status(&self) -> (&'static str, Option<String>) {
+        match self.status {
+            ExecutionStatus::Failed | ExecutionStatus::TimedOut | ExecutionStatus::Aborted => {
+                ("REDRIVABLE", None)
+            }
+            s => ("NOT_REDRIVABLE", Some(format!("Execution is {} and cannot be redriven", s.as_str()))),
+        }
+    }
+}
+
+/// A child execution's link to the parent Task that waits for its end
+/// (`states:startExecution.sync` or `.sync:2`): the end is reported to the parent's token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParentLink {
+    pub execution_arn: String,
+    pub token: String,
+    /// `.sync:2`: the child's output and input reach the parent as JSON, not as text.
+    #[serde(default)]
+    pub json: bool,
 }
 
 /// Where one running machine (the top level, a Parallel branch, a Map iteration) of an
@@ -189,6 +216,9 @@ pub enum Write {
     /// Work for an activity's workers: handed to one GetActivityTask, once. Removed with its
     /// execution's end.
     ActivityTask { execution_arn: String, activity_arn: String, token: String, input: String },
+    /// Sets the parent Task that waits for a child's end (a parent that started it again
+    /// after a restart waits with another token); `None` once its end has reached the parent.
+    Link { execution_arn: String, parent: Option<ParentLink> },
 }
 
 /// An activity (CreateActivity).
@@ -277,6 +307,11 @@ pub trait Store: Send + Sync + 'static {
     /// Every execution that is RUNNING and not parked (to resume after a restart; parked ones
     /// are read back when their timer or a token comes).
     fn running(&self) -> Result<Vec<ExecutionRecord>, StoreError>;
+    /// Children of `parent_arn` still RUNNING whose end the parent waits for.
+    fn children(&self, parent_arn: &str) -> Result<Vec<ExecutionRecord>, StoreError>;
+    /// Children that have ended without their end reported to their parent (a daemon that
+    /// stopped in between reports them at its start).
+    fn unreported(&self) -> Result<Vec<ExecutionRecord>, StoreError>;
     /// The soonest timers of parked executions: (when, execution ARN), soonest first.
     fn due_timers(&self, limit: usize) -> Result<Vec<(DateTime<Utc>, String)>, StoreError>;
     /// How many executions are parked.

@@ -108,6 +108,11 @@ CREATE TABLE activity_tasks (
 CREATE INDEX activity_tasks_by_activity ON activity_tasks (activity_arn, seq);
 CREATE INDEX activity_tasks_by_execution ON activity_tasks (execution);
 "#,
+    r#"
+ALTER TABLE executions ADD COLUMN parent TEXT;
+ALTER TABLE executions ADD COLUMN parent_execution TEXT;
+CREATE INDEX executions_by_parent ON executions (parent_execution, start) WHERE parent IS NOT NULL;
+"#,
 ];
 
 /// Most jobs folded into one transaction: enough to absorb every waiter of a busy daemon,
@@ -119,7 +124,7 @@ const PURGE_CHUNK: usize = 500;
 const MAX_IDLE_READERS: usize = 8;
 
 const EXEC_COLUMNS: &str = "arn, name, state_machine_arn, state_machine_name, status, input, output, error, \
-                            cause, start, stop, redrive_count";
+                            cause, start, stop, redrive_count, parent";
 
 pub struct SqliteStore {
     path: PathBuf,
@@ -175,6 +180,11 @@ enum Op {
     },
     Unpark {
         arn: String,
+    },
+    Link {
+        arn: String,
+        parent: Option<String>,
+        parent_execution: Option<String>,
     },
     ActivityTask {
         arn: String,
@@ -278,6 +288,11 @@ fn to_ops(writes: Vec<Write>) -> Result<Vec<Op>, StoreError> {
                     Op::Park { arn: execution_arn, due: until.map(nanos).transpose()? }
                 }
                 Write::Unpark { execution_arn } => Op::Unpark { arn: execution_arn },
+                Write::Link { execution_arn, parent } => Op::Link {
+                    arn: execution_arn,
+                    parent_execution: parent.as_ref().map(|p| p.execution_arn.clone()),
+                    parent: parent.map(|p| serde_json::to_string(&p).unwrap_or_default()),
+                },
                 Write::ActivityTask { execution_arn, activity_arn, token, input } => {
                     Op::ActivityTask { arn: execution_arn, activity_arn, token, input }
                 }
@@ -374,6 +389,14 @@ impl Tx<'_> {
                     )?
                     .execute(params![seq, due])?;
             }
+            Op::Link { arn, parent, parent_execution } => {
+                let seq = self.seq(arn)?;
+                self.conn
+                    .prepare_cached(
+                        "UPDATE executions SET parent = ?2, parent_execution = COALESCE(?3, parent_execution) WHERE seq = ?1",
+                    )?
+                    .execute(params![seq, parent, parent_execution])?;
+            }
             Op::Unpark { arn } => {
                 let seq = self.seq(arn)?;
                 self.conn.prepare_cached("DELETE FROM parked WHERE execution = ?1")?.execute(params![seq])?;
@@ -417,11 +440,12 @@ impl Tx<'_> {
         // Both times were checked to be in range before the job was queued.
         let start = e.start.timestamp_nanos_opt().unwrap_or_default();
         let stop = e.stop.and_then(|t| t.timestamp_nanos_opt());
+        let parent = e.parent.as_ref().map(|p| serde_json::to_string(p).unwrap_or_default());
         let inserted = self
             .conn
             .prepare_cached(&format!(
-                "INSERT INTO executions ({EXEC_COLUMNS})
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                "INSERT INTO executions ({EXEC_COLUMNS}, parent_execution)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
                  ON CONFLICT (arn) DO NOTHING"
             ))?
             .execute(params![
@@ -437,6 +461,8 @@ impl Tx<'_> {
                 start,
                 stop,
                 i64::from(e.redrive_count),
+                parent,
+                e.parent.as_ref().map(|p| p.execution_arn.as_str()),
             ])?;
         if inserted == 0 {
             let existing = select_execution(self.conn, &e.arn)?.ok_or_else(|| no_such_execution(&e.arn))?;
@@ -517,6 +543,7 @@ fn row_to_execution(row: &Row<'_>) -> rusqlite::Result<ExecutionRecord> {
         start: from_nanos(row.get(9)?),
         stop: row.get::<_, Option<i64>>(10)?.map(from_nanos),
         redrive_count: u32::try_from(redrive_count).unwrap_or(u32::MAX),
+        parent: row.get::<_, Option<String>>(12)?.and_then(|t| serde_json::from_str(&t).ok()),
     })
 }
 
@@ -881,6 +908,28 @@ impl Store for SqliteStore {
             conn.prepare_cached(&format!(
                 "SELECT {EXEC_COLUMNS} FROM executions e WHERE status = 'RUNNING'
                  AND NOT EXISTS (SELECT 1 FROM parked p WHERE p.execution = e.seq) ORDER BY start, arn"
+            ))?
+            .query_map([], row_to_execution)?
+            .collect()
+        })
+    }
+
+    fn children(&self, parent_arn: &str) -> Result<Vec<ExecutionRecord>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {EXEC_COLUMNS} FROM executions WHERE parent_execution = ?1 AND parent IS NOT NULL
+                 AND status = 'RUNNING' ORDER BY start, arn"
+            ))?
+            .query_map(params![parent_arn], row_to_execution)?
+            .collect()
+        })
+    }
+
+    fn unreported(&self) -> Result<Vec<ExecutionRecord>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {EXEC_COLUMNS} FROM executions WHERE parent IS NOT NULL AND status != 'RUNNING'
+                 ORDER BY start, arn"
             ))?
             .query_map([], row_to_execution)?
             .collect()

@@ -398,7 +398,12 @@ impl Served {
                 }
             },
         };
-        let req = StartRequest { state_machine_arn: self.route.workflow_arn.clone(), name: None, input };
+        let req = StartRequest {
+            state_machine_arn: self.route.workflow_arn.clone(),
+            name: None,
+            input,
+            parent: None,
+        };
         match self.route.mode {
             Mode::Async => match self.starter.start(req).await {
                 Ok(s) => {

@@ -757,7 +757,7 @@ async fn start(p: &Publish, rule: &Rule, ctx: &Context) -> Handled {
             }
         },
     };
-    let req = StartRequest { state_machine_arn: rule.workflow_arn.clone(), name, input };
+    let req = StartRequest { state_machine_arn: rule.workflow_arn.clone(), name, input, parent: None };
     match super::start_for_event(&ctx.starter, req).await {
         Ok(s) if s.existing.is_some() => Handled::Duplicate,
         Ok(_) => Handled::Started,

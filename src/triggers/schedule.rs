@@ -255,7 +255,12 @@ async fn fire(s: &Schedule, ctx: &Context, counters: &Counters, tick: DateTime<U
             attempt_number: 1,
         },
     );
-    let req = StartRequest { state_machine_arn: s.workflow_arn.clone(), name: Some(execution_name), input };
+    let req = StartRequest {
+        state_machine_arn: s.workflow_arn.clone(),
+        name: Some(execution_name),
+        input,
+        parent: None,
+    };
     match super::start_for_event(&ctx.starter, req).await {
         Ok(started) if started.existing.is_some() => Counters::add(&counters.duplicates),
         Ok(_) => Counters::add(&counters.started),
