@@ -2,81 +2,18 @@
 //! `.waitForTaskToken` callback completed after the daemon was killed and restarted,
 //! heartbeats that keep a Task alive and their absence that times it out, a Map of a
 //! hundred callbacks parked and completed in random order, a token sent several times at
-//! once, a stop during a callback, and
-//! activities served to a boto3 worker (including one that dies).
+//! once, a stop during a callback, and activities served to a boto3 worker (including one
+//! that dies).
 
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{python_function, workflows, Daemon, ACCOUNT_ARN};
-
-/// A local function that hands its Task's token over: it writes the token to
-/// `tokens/<n>` in the test's folder and answers at once.
-fn hand_over(dir: &Path) -> String {
-    let tokens = dir.join("tokens");
-    std::fs::create_dir_all(&tokens).unwrap();
-    python_function(
-        dir,
-        "hand",
-        &format!(
-            "import json,sys,os\ne=json.load(sys.stdin)\np=os.path.join({:?}, str(e['n']))\nopen(p+'.tmp','w').write(e['token'])\nos.rename(p+'.tmp', p)\nprint(json.dumps({{'handed': e['n']}}))\n",
-            tokens.display().to_string()
-        ),
-    )
-}
-
-/// A Task that hands its token to `hand` and waits for it.
-fn callback_task(extra: Value) -> Value {
-    let mut t = json!({
-        "Type": "Task",
-        "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
-        "Parameters": {"FunctionName": "hand", "Payload": {"token.$": "$$.Task.Token", "n.$": "$.n"}},
-    });
-    t.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
-    t
-}
-
-/// Waits for the token the function wrote for `n`.
-fn token(dir: &Path, n: &str, within: Duration) -> String {
-    let until = Instant::now() + within;
-    let path = dir.join("tokens").join(n);
-    loop {
-        if let Ok(t) = std::fs::read_to_string(&path) {
-            return t;
-        }
-        assert!(Instant::now() < until, "no token for {n} after {within:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn wait_for_status(d: &Daemon, arn: &str, want: &str, within: Duration) -> Value {
-    let until = Instant::now() + within;
-    loop {
-        let e = d.describe(arn);
-        if e["status"] == want {
-            return e;
-        }
-        assert!(Instant::now() < until, "{arn} is {} after {within:?}, not {want}: {e}", e["status"]);
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn history_types(d: &Daemon, arn: &str) -> Vec<String> {
-    let (status, h) = d.call("GetExecutionHistory", json!({"executionArn": arn, "maxResults": 1000}));
-    assert_eq!(status, 200, "{h}");
-    h["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap().to_string()).collect()
-}
-
-fn start(d: &Daemon, machine: &str, name: &str, input: Value) -> String {
-    let (status, r) = d.call(
-        "StartExecution",
-        json!({"stateMachineArn": format!("{ACCOUNT_ARN}:stateMachine:{machine}"), "name": name, "input": input.to_string()}),
-    );
-    assert_eq!(status, 200, "{r}");
-    r["executionArn"].as_str().unwrap().to_string()
-}
+use common::{
+    callback_task, hand_over, history_types, python_function, start, token, wait_for_status, workflows,
+    Daemon, ACCOUNT_ARN,
+};
 
 /// boto3's SendTask* calls; prints what each answered (`ok` or the error code).
 const SEND: &str = r#"
