@@ -6,7 +6,7 @@
 
 pub mod compile;
 
-use crate::connectors::function::{Function, Functions};
+use crate::connectors::function::Functions;
 use crate::interpreter::Limits;
 use crate::triggers::{mqtt::BrokerConfig, TriggersConfig};
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -38,6 +38,9 @@ pub struct Config {
     pub http: HttpConfig,
     /// MQTT brokers, by name, for the MQTT triggers.
     pub brokers: BTreeMap<String, BrokerConfig>,
+    /// Credentials of HTTP Tasks, by name: a Task's `Authentication.ConnectionArn` names one
+    /// (`arn:aws:events:REGION:ACCOUNT:connection/NAME/ID`).
+    pub connections: BTreeMap<String, crate::connectors::http::ConnectionConfig>,
     /// HTTP routes, MQTT topics and schedules that start workflows.
     pub triggers: TriggersConfig,
 }
@@ -305,6 +308,7 @@ impl Default for Config {
             log: LogConfig { format: LogFormat::Text },
             http: HttpConfig { listen: String::new() },
             brokers: BTreeMap::new(),
+            connections: BTreeMap::new(),
             triggers: TriggersConfig::default(),
         }
     }
@@ -323,6 +327,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "log",
     "http",
     "brokers",
+    "connections",
     "triggers",
 ];
 
@@ -396,12 +401,7 @@ impl Config {
     }
 
     pub fn functions(&self) -> Functions {
-        let mut f = Functions::default();
-        for (name, c) in &self.functions {
-            f.insert(name.clone(), Function::Command { argv: c.command.clone(), env: c.env.clone() });
-            f.limit(name, c.concurrency);
-        }
-        f
+        crate::connectors::function::build(self)
     }
 }
 
@@ -495,6 +495,21 @@ mod tests {
             assert_eq!(c.functions["Echo"].command, vec!["cat".to_string()]);
             assert_eq!(c.region, "us-east-1");
             assert!(c.functions().get("Echo").is_some());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_connections_secret_can_come_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "stepgate.toml",
+                "[connections.billing]\napi_key = { header = \"x-api-key\", value = \"in-the-file\" }\n",
+            )?;
+            jail.set_env("STEPGATE_CONNECTIONS__BILLING__API_KEY__VALUE", "from-the-env");
+            let c = Config::load(Some(std::path::Path::new("stepgate.toml"))).map_err(|e| e.to_string())?;
+            let key = c.connections["billing"].api_key.clone().unwrap();
+            assert_eq!((key.header.as_str(), key.value.as_str()), ("x-api-key", "from-the-env"));
             Ok(())
         });
     }

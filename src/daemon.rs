@@ -14,7 +14,6 @@
 
 use crate::config::compile::{self, Compiled};
 use crate::config::{Config, ServerConfig};
-use crate::connectors::Registry;
 use crate::engine::Engine;
 use crate::service::registry::FolderMachine;
 use crate::service::Service;
@@ -247,11 +246,11 @@ pub async fn serve(config_file: PathBuf, compiled: Compiled) -> Result<(), Daemo
         config.storage.express_executions,
         config.storage.express_memory_bytes,
     ));
-    let activities = Arc::new(crate::connectors::activity::Activities::new(store.clone()));
-    let nested = crate::connectors::states::Nested::new();
+    let connectors = crate::connectors::build(&config, store.clone());
+    let (activities, nested) = (connectors.activities, connectors.nested);
     let engine = Arc::new(
         Engine::new(
-            Registry::new(config.functions()).with(activities.clone()).with(nested.clone()),
+            connectors.registry,
             Arc::new(Clock::default()),
             config.limits(),
             &config.region,

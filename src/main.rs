@@ -11,7 +11,6 @@ use std::sync::Arc;
 use stepgate::asl::validate::{self, Diagnostic};
 use stepgate::config::compile::{self, Checked};
 use stepgate::config::Config;
-use stepgate::connectors::Registry;
 use stepgate::engine::{Engine, Outcome, Start, Status};
 use stepgate::mock::MockConfig;
 use stepgate::time::Clock;
@@ -372,9 +371,11 @@ fn run(a: RunArgs) -> Result<ExitCode> {
     if a.time_scale.is_nan() || a.time_scale < 0.0 {
         anyhow::bail!("--time-scale must be a number >= 0");
     }
+    // `run` keeps nothing: the connectors are the config's, over a store in memory.
+    let built = stepgate::connectors::build(&config, Arc::new(stepgate::store::memory::MemoryStore::new()));
     let registry = match mocks {
-        Some(case) => stepgate::mock::Mocked::wrap(Registry::new(config.functions()), case),
-        None => Registry::new(config.functions()),
+        Some(case) => stepgate::mock::Mocked::wrap(built.registry, case),
+        None => built.registry,
     };
     let engine = Engine::new(
         registry,

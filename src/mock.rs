@@ -136,6 +136,10 @@ impl Connector for Mocked {
         true
     }
 
+    fn describe(&self) -> String {
+        "the mocked responses of the test case, then the connectors below".into()
+    }
+
     fn family(&self, resource: &str) -> EventFamily {
         self.inner.resolve(&Arc::from(resource)).map_or(EventFamily::Task, |(_, f)| f)
     }

@@ -1457,6 +1457,52 @@ workflow = "sync"
     assert!(stdout(&out).contains("ok.asl.json: OK"), "{}", stdout(&out));
 }
 
+#[test]
+fn validate_config_names_each_task_resource_no_connector_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let wf = dir.path().join("wf");
+    std::fs::create_dir(&wf).unwrap();
+    let lambda = |name: &str| format!("arn:aws:lambda:us-east-1:123456789012:function:{name}");
+    let def = json!({
+        "StartAt": "Fan",
+        "States": {
+            "Fan": {
+                "Type": "Parallel",
+                "Branches": [{"StartAt": "Ghost", "States": {"Ghost": {"Type": "Task", "Resource": lambda("ghost"), "End": true}}}],
+                "Next": "Each"
+            },
+            "Each": {
+                "Type": "Map",
+                "ItemProcessor": {"StartAt": "Invoke", "States": {"Invoke": {
+                    "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                    "Parameters": {"FunctionName": "also-ghost", "Payload.$": "$"}, "End": true}}},
+                "Next": "Echo"
+            },
+            "Echo": {"Type": "Task", "Resource": lambda("echo"), "Next": "Dynamic"},
+            "Dynamic": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "Parameters": {"FunctionName.$": "$.f"}, "Next": "Nowhere"},
+            "Nowhere": {"Type": "Task", "Resource": "arn:aws:states:::nowhere:doIt", "End": true}
+        }
+    });
+    write(&wf, "tasks.asl.json", &def.to_string());
+    let config = format!("[workflows]\ndir = \"{}\"\n[functions.echo]\ncommand = [\"cat\"]\n", wf.display());
+    let cfg = write(dir.path(), "stepgate.toml", &config);
+    let out = stepgate(&["validate", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(code(&out), 1);
+    let err = stderr(&out);
+    for expected in [
+        "error[STATES.UNSERVED_RESOURCE] at /States/Fan/Branches/0/States/Ghost/Resource: the function ghost is not configured: add [functions.ghost] with its command (Lambda function ARNs and arn:aws:states:::lambda:invoke[.waitForTaskToken] with the local functions of [functions] (echo))",
+        "error[STATES.UNSERVED_RESOURCE] at /States/Each/ItemProcessor/States/Invoke/Resource: the function also-ghost is not configured",
+        "error[STATES.UNSERVED_RESOURCE] at /States/Nowhere/Resource: no connector here serves arn:aws:states:::nowhere:doIt; the connectors here serve ",
+        "activity ARNs",
+        "arn:aws:states:::states:startExecution[.sync|.sync:2|.waitForTaskToken]",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+    // A configured function, and a FunctionName chosen at run time, are not errors.
+    assert!(!err.contains("/States/Echo/"), "{err}");
+    assert!(!err.contains("/States/Dynamic/"), "{err}");
+}
+
 /// Regression: `$states.context.Execution.Input` was null unless the text `$$` appeared in the
 /// definition (the engine dropped the input after a test of the text that knew only JSONPath).
 #[test]

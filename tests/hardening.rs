@@ -171,6 +171,9 @@ fn a_panic_fails_its_execution_with_the_history_written() {
         fn handles(&self, resource: &str) -> bool {
             resource == PANICS
         }
+        fn describe(&self) -> String {
+            PANICS.into()
+        }
         fn invoke(
             &self,
             _: Call,

@@ -677,7 +677,7 @@ async fn sqlite_data_survives_reopening() {
     let distinct: i64 =
         raw.query_row("SELECT COUNT(DISTINCT version) FROM schema_version", [], |r| r.get(0)).unwrap();
     assert_eq!(versions, distinct);
-    assert_eq!(versions, 5);
+    assert_eq!(versions, 6);
 }
 
 #[test]

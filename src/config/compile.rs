@@ -2,12 +2,14 @@
 //! --config`: the workflows folder read and every definition checked as its type (an EXPRESS
 //! workflow is held to what Express machines may do), every trigger compiled by its own
 //! module, and every cross-reference checked (a trigger's workflow, a `[workflow.NAME]`
-//! without a file, a broker by name, routes that collide). Every problem is collected, none
+//! without a file, a broker by name, routes that collide, a Task resource that no connector
+//! of the config serves). Every problem is collected, none
 //! stops the others from being found.
 
 use super::{Config, Problem, WorkflowType};
 use crate::asl::validate::{self, Diagnostic, MachineType as ValidateType, Severity};
 use crate::asl::Machine;
+use crate::connectors::Registry;
 use crate::store::MachineType;
 use crate::triggers::{http, Plan, Refs};
 use serde_json::Value;
@@ -127,10 +129,12 @@ pub fn compile(config: Config) -> Compiled {
     let dir = PathBuf::from(&config.workflows.dir);
     let mut files = Vec::new();
     let mut workflows = Vec::new();
+    // The connectors as the config makes them, to check each Task's resource against.
+    let connectors = crate::connectors::build(&config, Arc::new(crate::store::memory::MemoryStore::new()));
     match workflow_files(&dir) {
         Ok(paths) => {
             for file in paths {
-                let (checked, workflow) = load(&config, &file);
+                let (checked, workflow) = load(&config, &connectors.registry, &file);
                 workflows.extend(workflow);
                 files.push(CheckedFile { file, checked });
             }
@@ -159,6 +163,11 @@ pub fn compile(config: Config) -> Compiled {
             ));
         }
     }
+    for (name, c) in &config.connections {
+        if let Some(why) = c.problem() {
+            problems.push(Problem::new(format!("connections.{name}"), why));
+        }
+    }
     let refs = Refs {
         workflows: &types,
         broken: &broken,
@@ -185,7 +194,7 @@ pub fn compile(config: Config) -> Compiled {
 }
 
 /// Checks one workflow file as the workflow its name and `[workflow.NAME]` make it.
-fn load(config: &Config, file: &Path) -> (Checked, Option<Workflow>) {
+fn load(config: &Config, registry: &Registry, file: &Path) -> (Checked, Option<Workflow>) {
     let name = workflow_name(file);
     let settings = config.workflow.get(&name);
     let kind = match settings.map(|w| w.kind) {
@@ -216,6 +225,18 @@ fn load(config: &Config, file: &Path) -> (Checked, Option<Workflow>) {
             Checked::Diagnostics(ds) => ds.insert(0, d),
             // The text's error comes first; the name's shows once the text parses.
             Checked::Syntax(_) => return (checked, None),
+        }
+    }
+    if let (Some(v), Checked::Diagnostics(ds)) = (&value, &mut checked) {
+        for (location, resource, params) in crate::connectors::task_states(v) {
+            if let Err(message) = registry.check(resource, params) {
+                ds.push(Diagnostic {
+                    severity: Severity::Error,
+                    code: "STATES.UNSERVED_RESOURCE".into(),
+                    message,
+                    location,
+                });
+            }
         }
     }
     if checked.has_errors() {

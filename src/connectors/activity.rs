@@ -73,6 +73,10 @@ impl Connector for Activities {
         is_activity_arn(resource)
     }
 
+    fn describe(&self) -> String {
+        "activity ARNs (arn:aws:states:REGION:ACCOUNT:activity:NAME, created with CreateActivity)".into()
+    }
+
     fn family(&self, _: &str) -> EventFamily {
         EventFamily::Activity
     }

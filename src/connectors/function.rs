@@ -77,7 +77,43 @@ fn is_lambda_arn(resource: &str) -> bool {
     lambda_arn_name(resource).is_some()
 }
 
+/// The local functions of `[functions]`.
+pub fn build(config: &crate::config::Config) -> Functions {
+    let mut f = Functions::default();
+    for (name, c) in &config.functions {
+        f.insert(name.clone(), Function::Command { argv: c.command.clone(), env: c.env.clone() });
+        f.limit(name, c.concurrency);
+    }
+    f
+}
+
 impl Connector for Functions {
+    fn describe(&self) -> String {
+        let mut names: Vec<&str> = self.table.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        let names = if names.is_empty() { "none configured".to_string() } else { names.join(", ") };
+        format!("Lambda function ARNs and {INVOKE}[.waitForTaskToken] with the local functions of [functions] ({names})")
+    }
+
+    fn check(&self, resource: &str, params: Option<&Value>) -> Result<(), String> {
+        let name = match lambda_arn_name(resource) {
+            Some(n) => n,
+            // A FunctionName chosen at run time (a path, an expression) is checked then.
+            None => match params.and_then(|p| p.get("FunctionName")).and_then(Value::as_str) {
+                Some(n) if !n.starts_with("{%") => function_name(n),
+                _ => return Ok(()),
+            },
+        };
+        if self.table.contains_key(name) {
+            Ok(())
+        } else {
+            Err(format!(
+                "the function {name} is not configured: add [functions.{name}] with its command ({})",
+                self.describe()
+            ))
+        }
+    }
+
     fn handles(&self, resource: &str) -> bool {
         is_lambda_arn(resource) || resource == INVOKE || resource == INVOKE_WAIT
     }

@@ -7,6 +7,7 @@
 
 pub mod activity;
 pub mod function;
+pub mod http;
 pub mod states;
 
 use crate::error::Failure;
@@ -68,6 +69,14 @@ pub enum EventFamily {
 pub trait Connector: Send + Sync {
     /// Does this connector serve `resource`?
     fn handles(&self, resource: &str) -> bool;
+    /// What it serves, as `stepgate validate` lists the connectors a daemon has.
+    fn describe(&self) -> String;
+    /// Whether a Task of `resource` with these `Parameters` (or JSONata `Arguments`) can be
+    /// served as the config stands (a function that is configured, say); `Err` says why not.
+    fn check(&self, resource: &str, params: Option<&Value>) -> Result<(), String> {
+        let _ = (resource, params);
+        Ok(())
+    }
     fn family(&self, resource: &str) -> EventFamily {
         let _ = resource;
         EventFamily::Task
@@ -100,6 +109,21 @@ impl Registry {
         self
     }
 
+    /// Whether a Task of `resource` with `params` can be served here; `Err` says why not,
+    /// naming what is served when no connector serves it.
+    pub fn check(&self, resource: &str, params: Option<&Value>) -> Result<(), String> {
+        match self.rows.iter().find(|c| c.handles(resource)) {
+            Some(c) => c.check(resource, params),
+            None => {
+                let known: Vec<String> = self.rows.iter().map(|c| c.describe()).collect();
+                Err(format!(
+                    "no connector here serves {resource}; the connectors here serve {}",
+                    known.join("; ")
+                ))
+            }
+        }
+    }
+
     /// Finds the connector for a resource.
     pub fn resolve(&self, resource: &Arc<str>) -> Resolved {
         if let Some(r) = self.resolved.read().unwrap_or_else(|e| e.into_inner()).get(resource) {
@@ -109,6 +133,61 @@ impl Registry {
         self.resolved.write().unwrap_or_else(|e| e.into_inner()).insert(resource.clone(), r.clone());
         r
     }
+}
+
+/// The connectors of a daemon, built from its config in one place: each module builds its
+/// own from its config section. `nested` is bound to the service once that exists.
+pub struct Built {
+    pub registry: Registry,
+    pub activities: Arc<activity::Activities>,
+    pub nested: Arc<states::Nested>,
+}
+
+pub fn build(config: &crate::config::Config, store: Arc<dyn crate::store::Store>) -> Built {
+    let activities = Arc::new(activity::Activities::new(store));
+    let nested = states::Nested::new();
+    let registry = Registry::new(function::build(config))
+        .with(Arc::new(http::build(config)))
+        .with(activities.clone())
+        .with(nested.clone());
+    Built { registry, activities, nested }
+}
+
+/// Every Task state of a definition, at any depth (Parallel branches, Map iterations): its
+/// JSON pointer, its Resource and its Parameters or Arguments.
+pub fn task_states(definition: &Value) -> Vec<(String, &str, Option<&Value>)> {
+    fn walk<'v>(machine: &'v Value, at: &str, out: &mut Vec<(String, &'v str, Option<&'v Value>)>) {
+        let Some(states) = machine.get("States").and_then(Value::as_object) else { return };
+        for (name, state) in states {
+            let here = format!("{at}/States/{}", name.replace('~', "~0").replace('/', "~1"));
+            match state.get("Type").and_then(Value::as_str) {
+                Some("Task") => {
+                    if let Some(r) = state.get("Resource").and_then(Value::as_str) {
+                        let params = state.get("Parameters").or_else(|| state.get("Arguments"));
+                        out.push((format!("{here}/Resource"), r, params));
+                    }
+                }
+                Some("Parallel") => {
+                    for (i, b) in
+                        state.get("Branches").and_then(Value::as_array).into_iter().flatten().enumerate()
+                    {
+                        walk(b, &format!("{here}/Branches/{i}"), out);
+                    }
+                }
+                Some("Map") => {
+                    for key in ["ItemProcessor", "Iterator"] {
+                        if let Some(p) = state.get(key) {
+                            walk(p, &format!("{here}/{key}"), out);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(definition, "", &mut out);
+    out
 }
 
 /// The failure for a resource no connector serves, as AWS words an unknown resource.

@@ -89,6 +89,10 @@ impl Connector for Nested {
         mode(resource).is_some()
     }
 
+    fn describe(&self) -> String {
+        format!("{START}[.sync|.sync:2|.waitForTaskToken] (executions of this daemon's state machines)")
+    }
+
     fn invoke(&self, call: Call) -> BoxFuture<'static, Result<Answer, Failure>> {
         let executions = self.executions.get().cloned();
         async move {
