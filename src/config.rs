@@ -41,6 +41,8 @@ pub struct Config {
     /// Credentials of HTTP Tasks, by name: a Task's `Authentication.ConnectionArn` names one
     /// (`arn:aws:events:REGION:ACCOUNT:connection/NAME/ID`).
     pub connections: BTreeMap<String, crate::connectors::http::ConnectionConfig>,
+    /// MQTT publish Tasks (`aws-sdk:iotdata:publish`): the broker they publish through.
+    pub iotdata: crate::connectors::mqtt::IotDataConfig,
     /// HTTP routes, MQTT topics and schedules that start workflows.
     pub triggers: TriggersConfig,
 }
@@ -309,6 +311,7 @@ impl Default for Config {
             http: HttpConfig { listen: String::new() },
             brokers: BTreeMap::new(),
             connections: BTreeMap::new(),
+            iotdata: Default::default(),
             triggers: TriggersConfig::default(),
         }
     }
@@ -328,6 +331,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "http",
     "brokers",
     "connections",
+    "iotdata",
     "triggers",
 ];
 
@@ -500,6 +504,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail hands back figment::Error
     fn a_connections_secret_can_come_from_the_environment() {
         figment::Jail::expect_with(|jail| {
             jail.create_file(

@@ -3,7 +3,8 @@
 //! `mosquitto_pub` as a device would: the SQL's output becomes the input, messages published
 //! while the daemon is down start when it returns, a SIGKILL in the middle of a burst loses and
 //! doubles nothing, failures go to the error topic, and a broker restarted under the daemon
-//! is reconnected.
+//! is reconnected. And the other way: Tasks that publish (`aws-sdk:iotdata:publish`), seen by
+//! a subscriber.
 
 mod common;
 
@@ -334,4 +335,67 @@ workflow = "ingest"
         assert!(Instant::now() < until, "{started} of {n} messages started");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+#[test]
+fn publish_tasks_reach_a_subscriber_through_the_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(&dir.path().join("broker"));
+    let publish = |topic: &str, extra: Value| {
+        let mut params = json!({"Topic": topic});
+        params.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        json!({"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:iotdata:publish", "Parameters": params})
+    };
+    let mut json_pub = publish("out/json", json!({"Qos": 1, "Payload.$": "$.reading"}));
+    json_pub["ResultPath"] = json!("$.published");
+    json_pub["Next"] = json!("Text");
+    let mut text = publish("out/text", json!({"Payload": "plain words"}));
+    text["ResultPath"] = Value::Null;
+    text["Next"] = json!("Retained");
+    let mut retained = publish("out/retained", json!({"Qos": 1, "Retain": true, "Payload": {"last": true}}));
+    retained["ResultPath"] = Value::Null;
+    retained["Next"] = json!("Wildcard");
+    let mut wildcard = publish("out/#", json!({"Payload": "x"}));
+    wildcard["Catch"] = json!([{"ErrorEquals": ["IoTDataPlane.InvalidRequestException"], "ResultPath": "$.refused", "Next": "Done"}]);
+    wildcard["Next"] = json!("Done");
+    workflow(
+        dir.path(),
+        "report",
+        &json!({"StartAt": "Json", "States": {
+            "Json": json_pub, "Text": text, "Retained": retained, "Wildcard": wildcard,
+            "Done": {"Type": "Pass", "End": true}
+        }}),
+    );
+    let d = daemon(dir.path(), &broker, "");
+    let sub = broker.subscribe("out/#", 3, Duration::from_secs(20));
+    let (status, r) = d.call(
+        "StartExecution",
+        json!({"stateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:report", "input": "{\"reading\": {\"t\": 21.5}}"}),
+    );
+    assert_eq!(status, 200, "{r}");
+    let arn = r["executionArn"].as_str().unwrap().to_string();
+    let got = sub.collect();
+    assert_eq!(
+        got,
+        [
+            ("out/json".to_string(), r#"{"t":21.5}"#.to_string()),
+            ("out/text".to_string(), "plain words".to_string()),
+            ("out/retained".to_string(), r#"{"last":true}"#.to_string())
+        ]
+    );
+    let until = Instant::now() + Duration::from_secs(20);
+    let e = loop {
+        let e = d.describe(&arn);
+        if e["status"] != "RUNNING" || Instant::now() > until {
+            break e;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(e["status"], "SUCCEEDED", "{e}");
+    let out: Value = serde_json::from_str(e["output"].as_str().unwrap()).unwrap();
+    assert_eq!(out["published"], json!({}));
+    assert_eq!(out["refused"]["Error"], "IoTDataPlane.InvalidRequestException");
+    // Retained: a subscriber that comes later still gets it.
+    let late = broker.subscribe("out/retained", 1, Duration::from_secs(10)).collect();
+    assert_eq!(late, [("out/retained".to_string(), r#"{"last":true}"#.to_string())]);
 }

@@ -163,6 +163,13 @@ pub fn compile(config: Config) -> Compiled {
             ));
         }
     }
+    if let Some(b) = &config.iotdata.broker {
+        if !config.brokers.contains_key(b) {
+            let known: Vec<&str> = config.brokers.keys().map(String::as_str).collect();
+            let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+            problems.push(Problem::new("iotdata.broker", format!("no [brokers.{b}] (configured: {known})")));
+        }
+    }
     for (name, c) in &config.connections {
         if let Some(why) = c.problem() {
             problems.push(Problem::new(format!("connections.{name}"), why));

@@ -8,6 +8,7 @@
 pub mod activity;
 pub mod function;
 pub mod http;
+pub mod mqtt;
 pub mod states;
 
 use crate::error::Failure;
@@ -148,6 +149,7 @@ pub fn build(config: &crate::config::Config, store: Arc<dyn crate::store::Store>
     let nested = states::Nested::new();
     let registry = Registry::new(function::build(config))
         .with(Arc::new(http::build(config)))
+        .with(Arc::new(mqtt::build(config)))
         .with(activities.clone())
         .with(nested.clone());
     Built { registry, activities, nested }

@@ -156,7 +156,7 @@ impl Broker {
         format!("{}:{}", self.config.host, self.config.port)
     }
 
-    fn options(&self) -> MqttOptions {
+    pub(crate) fn options(&self) -> MqttOptions {
         let mut o = MqttOptions::new(self.client_id.clone(), self.config.host.clone(), self.config.port);
         o.set_clean_session(false)
             .set_manual_acks(true)
@@ -212,14 +212,14 @@ pub struct Plan {
     pub rules: Vec<Rule>,
 }
 
-/// Checks the brokers and the rules, collecting every problem.
-pub fn compile(
+/// The brokers of `[brokers]` whose settings are sound, with the problems of the others
+/// (shared by the MQTT triggers and the MQTT publish Tasks).
+pub fn brokers_of(
     brokers: &BTreeMap<String, BrokerConfig>,
-    triggers: &[TriggerConfig],
-    refs: &Refs,
+    payload_bytes: usize,
     problems: &mut Vec<Problem>,
-) -> Plan {
-    let mut plan = Plan::default();
+) -> BTreeMap<String, Broker> {
+    let mut out = BTreeMap::new();
     let mut client_ids = HashMap::new();
     for (name, c) in brokers {
         let key = |field: &str| format!("brokers.{name}.{field}");
@@ -240,10 +240,10 @@ pub fn compile(
         if c.keep_alive_seconds == 0 || c.keep_alive_seconds > 65535 {
             problems.push(Problem::new(key("keep_alive_seconds"), "must be 1 to 65535"));
         }
-        if c.max_packet_bytes < refs.payload_bytes {
+        if c.max_packet_bytes < payload_bytes {
             problems.push(Problem::new(
                 key("max_packet_bytes"),
-                format!("{} is below limits.payload_bytes ({})", c.max_packet_bytes, refs.payload_bytes),
+                format!("{} is below limits.payload_bytes ({})", c.max_packet_bytes, payload_bytes),
             ));
         }
         if c.password.is_some() && c.username.is_none() {
@@ -275,10 +275,20 @@ pub fn compile(
             }
         });
         if problems.len() == before {
-            plan.brokers
-                .insert(name.clone(), Broker { name: name.clone(), config: c.clone(), client_id, tls });
+            out.insert(name.clone(), Broker { name: name.clone(), config: c.clone(), client_id, tls });
         }
     }
+    out
+}
+
+/// Checks the brokers and the rules, collecting every problem.
+pub fn compile(
+    brokers: &BTreeMap<String, BrokerConfig>,
+    triggers: &[TriggerConfig],
+    refs: &Refs,
+    problems: &mut Vec<Problem>,
+) -> Plan {
+    let mut plan = Plan { brokers: brokers_of(brokers, refs.payload_bytes, problems), ..Plan::default() };
     let mut names = HashSet::new();
     for (i, t) in triggers.iter().enumerate() {
         let key = |field: &str| format!("triggers.mqtt[{i}].{field}");
