@@ -41,6 +41,12 @@ pub struct Config {
     /// Credentials of HTTP Tasks, by name: a Task's `Authentication.ConnectionArn` names one
     /// (`arn:aws:events:REGION:ACCOUNT:connection/NAME/ID`).
     pub connections: BTreeMap<String, crate::connectors::http::ConnectionConfig>,
+    /// Where the AWS services of Tasks are (EventBridge, SQS, SNS, DynamoDB).
+    #[cfg(feature = "aws")]
+    pub aws: crate::connectors::aws::AwsConfig,
+    /// `[aws]` for EventBridge only, key by key.
+    #[cfg(feature = "aws")]
+    pub eventbridge: Option<crate::connectors::aws::AwsConfig>,
     /// MQTT publish Tasks (`aws-sdk:iotdata:publish`): the broker they publish through.
     pub iotdata: crate::connectors::mqtt::IotDataConfig,
     /// HTTP routes, MQTT topics and schedules that start workflows.
@@ -312,6 +318,10 @@ impl Default for Config {
             brokers: BTreeMap::new(),
             connections: BTreeMap::new(),
             iotdata: Default::default(),
+            #[cfg(feature = "aws")]
+            aws: Default::default(),
+            #[cfg(feature = "aws")]
+            eventbridge: None,
             triggers: TriggersConfig::default(),
         }
     }
@@ -332,6 +342,8 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "brokers",
     "connections",
     "iotdata",
+    "aws",
+    "eventbridge",
     "triggers",
 ];
 

@@ -6,9 +6,19 @@
 //! then waits for its token (SendTaskSuccess / SendTaskFailure), parked if need be.
 
 pub mod activity;
+#[cfg(feature = "aws")]
+pub mod aws;
+#[cfg(feature = "aws")]
+pub mod dynamodb;
+#[cfg(feature = "aws")]
+pub mod eventbridge;
 pub mod function;
 pub mod http;
 pub mod mqtt;
+#[cfg(feature = "aws")]
+pub mod sns;
+#[cfg(feature = "aws")]
+pub mod sqs;
 pub mod states;
 
 use crate::error::Failure;
@@ -147,11 +157,31 @@ pub struct Built {
 pub fn build(config: &crate::config::Config, store: Arc<dyn crate::store::Store>) -> Built {
     let activities = Arc::new(activity::Activities::new(store));
     let nested = states::Nested::new();
-    let registry = Registry::new(function::build(config))
+    let mut registry = Registry::new(function::build(config))
         .with(Arc::new(http::build(config)))
         .with(Arc::new(mqtt::build(config)))
         .with(activities.clone())
         .with(nested.clone());
+    #[cfg(feature = "aws")]
+    {
+        let sdk = aws::Sdk::new(&config.aws, &config.region);
+        let events = config.eventbridge.as_ref().map_or_else(
+            || sdk.clone(),
+            |e| {
+                // [eventbridge] overrides [aws] for EventBridge, key by key.
+                let merged = aws::AwsConfig {
+                    endpoint_url: e.endpoint_url.clone().or_else(|| config.aws.endpoint_url.clone()),
+                    region: e.region.clone().or_else(|| config.aws.region.clone()),
+                };
+                aws::Sdk::new(&merged, &config.region)
+            },
+        );
+        registry = registry
+            .with(Arc::new(eventbridge::build(events)))
+            .with(Arc::new(sqs::build(sdk.clone())))
+            .with(Arc::new(sns::build(sdk.clone())))
+            .with(Arc::new(dynamodb::build(sdk)));
+    }
     Built { registry, activities, nested }
 }
 
@@ -200,35 +230,35 @@ pub fn unknown_resource(resource: &str) -> Failure {
 }
 
 /// The metadata AWS's SDK adds to an integration's answer (`SdkHttpMetadata`,
-/// `SdkResponseMetadata`): a 200 with the service's headers, `extra` ones first, for a body
-/// of `content_length` bytes of `content_type`. Workflows written for AWS read them.
-pub fn sdk_metadata_with(
-    extra: &[(&str, String)],
-    content_type: &str,
-    content_length: usize,
-) -> (Value, Value) {
-    let request_id = uuid::Uuid::new_v4().to_string();
-    let date = Utc::now().format("%a, %d %b %Y %H:%M:%S GMT").to_string();
-    let len = content_length.to_string();
+/// `SdkResponseMetadata`): a 200 with the service's `headers`, in its order and spelling.
+/// Workflows written for AWS read them.
+pub fn http_metadata(headers: &[(&str, String)], request_id: &str) -> (Value, Value) {
     let mut all = Map::new();
     let mut one = Map::new();
-    let mut header = |k: &str, v: String| {
+    for (k, v) in headers {
         all.insert(k.to_string(), json!([v]));
         one.insert(k.to_string(), json!(v));
-    };
-    for (k, v) in extra {
-        header(k, v.clone());
     }
-    header("x-amzn-RequestId", request_id.clone());
-    header("connection", "keep-alive".into());
-    header("Content-Length", len);
-    header("Date", date);
-    header("Content-Type", content_type.to_string());
     let http = json!({"AllHttpHeaders": all, "HttpHeaders": one, "HttpStatusCode": 200});
     (http, json!({"RequestId": request_id}))
 }
 
-/// [`sdk_metadata_with`] and no headers of the service's own.
+/// The date of an HTTP answer (`Date` header).
+pub fn http_date() -> String {
+    Utc::now().format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+}
+
+/// [`http_metadata`] of the services that answer with a request id, the connection, the
+/// length, the date and the content type (Step Functions, SQS, SNS) for a body of
+/// `content_length` bytes of `content_type`.
 pub fn sdk_metadata(content_type: &str, content_length: usize) -> (Value, Value) {
-    sdk_metadata_with(&[], content_type, content_length)
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let headers = [
+        ("x-amzn-RequestId", request_id.clone()),
+        ("connection", "keep-alive".to_string()),
+        ("Content-Length", content_length.to_string()),
+        ("Date", http_date()),
+        ("Content-Type", content_type.to_string()),
+    ];
+    http_metadata(&headers, &request_id)
 }

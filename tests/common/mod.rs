@@ -472,6 +472,62 @@ impl Drop for Daemon {
     }
 }
 
+/// A moto server (an AWS API emulator: `pip install 'moto[server]'`) of the test's own, on a
+/// free loopback port.
+pub struct Moto {
+    child: Child,
+    pub port: u16,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let port = free_port();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "moto_server does not start ({e}); the AWS integration tests need the AWS API emulator: \
+                     pip install 'moto[server]' (scripts/test's setup and .ci/run install it)"
+                )
+            });
+        assert!(wait_for_port(port, Duration::from_secs(30)), "moto_server did not listen on {port}");
+        Moto { child, port }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Runs a Python script with boto3 against moto: the script gets moto's endpoint as
+    /// `sys.argv[1]` and `args` after it, and prints JSON on its last line, which is returned.
+    pub fn boto3(&self, script: &str, args: &[&str]) -> Value {
+        let out = Command::new("python3")
+            .args(["-c", script, &self.endpoint()])
+            .args(args)
+            .envs(aws_env())
+            .output()
+            .expect("python3 runs (with boto3: pip install boto3)");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "the boto3 script failed: {}{stdout}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let last = stdout.lines().last().unwrap_or_default();
+        serde_json::from_str(last).unwrap_or_else(|e| panic!("the boto3 script printed {stdout:?}: {e}"))
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 // Callbacks: a local function that hands its token over, and the waits around it.
 
 /// A local function that hands its Task's token over: it writes the token to
