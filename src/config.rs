@@ -279,12 +279,31 @@ fn default_function_concurrency() -> usize {
 #[serde(deny_unknown_fields)]
 pub struct FunctionConfig {
     /// The program and its arguments; it reads the event on stdin, writes the result on stdout.
+    #[serde(default)]
     pub command: Vec<String>,
+    /// Or an HTTP endpoint the event is POSTed to, whose answer is the result.
+    #[serde(default)]
+    pub url: Option<String>,
     #[serde(default)]
     pub env: HashMap<String, String>,
+    /// The command's working directory. Default: the daemon's.
+    #[serde(default)]
+    pub cwd: Option<String>,
     /// The most calls of this function at once; more wait their turn.
     #[serde(default = "default_function_concurrency")]
     pub concurrency: usize,
+    /// The most calls waiting for a turn; past it a call fails with
+    /// Lambda.TooManyRequestsException.
+    #[serde(default = "default_function_queue")]
+    pub queue: usize,
+    /// How long one call may run before it fails as Lambda's timeout (Sandbox.Timedout).
+    /// Default: none (the Task's TimeoutSeconds bounds it).
+    #[serde(default)]
+    pub timeout_seconds: Option<u64>,
+}
+
+fn default_function_queue() -> usize {
+    crate::connectors::function::DEFAULT_QUEUE
 }
 
 impl Default for Config {

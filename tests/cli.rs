@@ -1484,17 +1484,24 @@ fn validate_config_names_each_task_resource_no_connector_serves() {
         }
     });
     write(&wf, "tasks.asl.json", &def.to_string());
-    let config = format!("[workflows]\ndir = \"{}\"\n[functions.echo]\ncommand = [\"cat\"]\n", wf.display());
+    let config = format!(
+        "[workflows]\ndir = \"{}\"\n[functions.echo]\ncommand = [\"cat\"]\n[functions.both]\ncommand = [\"cat\"]\nurl = \"http://127.0.0.1:9/x\"\n[functions.neither]\nconcurrency = 2\n[functions.ftp]\nurl = \"ftp://host/x\"\ntimeout_seconds = 0\n",
+        wf.display()
+    );
     let cfg = write(dir.path(), "stepgate.toml", &config);
     let out = stepgate(&["validate", "--config", cfg.to_str().unwrap()]);
     assert_eq!(code(&out), 1);
     let err = stderr(&out);
     for expected in [
-        "error[STATES.UNSERVED_RESOURCE] at /States/Fan/Branches/0/States/Ghost/Resource: the function ghost is not configured: add [functions.ghost] with its command (Lambda function ARNs and arn:aws:states:::lambda:invoke[.waitForTaskToken] with the local functions of [functions] (echo))",
+        "error[STATES.UNSERVED_RESOURCE] at /States/Fan/Branches/0/States/Ghost/Resource: the function ghost is not configured: add [functions.ghost] with its command or url (Lambda function ARNs and arn:aws:states:::lambda:invoke[.waitForTaskToken] with the local functions of [functions] (both, echo, ftp, neither))",
         "error[STATES.UNSERVED_RESOURCE] at /States/Each/ItemProcessor/States/Invoke/Resource: the function also-ghost is not configured",
         "error[STATES.UNSERVED_RESOURCE] at /States/Nowhere/Resource: no connector here serves arn:aws:states:::nowhere:doIt; the connectors here serve ",
         "activity ARNs",
         "arn:aws:states:::states:startExecution[.sync|.sync:2|.waitForTaskToken]",
+        "error[CONFIG] at functions.both.url: a function is a command or a url, not both",
+        "error[CONFIG] at functions.neither: needs a command or a url",
+        "error[CONFIG] at functions.ftp.url: 'ftp://host/x' is not an http:// or https:// URL",
+        "error[CONFIG] at functions.ftp.timeout_seconds: must be at least 1",
     ] {
         assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
     }

@@ -370,7 +370,7 @@ async fn run_nested(
     } else if source.contains("delegate_timeout") {
         functions.insert(
             "wait60",
-            Function::Command { argv: vec!["sleep".into(), "60".into()], env: Default::default() },
+            Function::Command { argv: vec!["sleep".into(), "60".into()], env: Default::default(), cwd: None },
         );
         let lambda = format!("arn:aws:lambda:us-east-1:{account}:function:wait60");
         json!({"StartAt": "Start", "States": {"Start": {"Type": "Task", "TimeoutSeconds": 1, "Resource": lambda, "Parameters": {"Payload.$": "$.Payload"}, "End": true}}})
@@ -528,6 +528,7 @@ fn lambdas(doc: &Value, dir: &Path) -> Functions {
             Function::Command {
                 argv: vec!["python3".into(), shim.display().to_string(), file.display().to_string()],
                 env: Default::default(),
+                cwd: None,
             },
         );
     }

@@ -6,13 +6,12 @@
 //! refuses, and HTTPS with a test CA given as `SSL_CERT_FILE`.
 
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{free_port, start, wait_for_status, workflows, Daemon};
+use common::{start, wait_for_status, workflows, Daemon, PythonServer};
 
 /// Answers every method with what it received (`/token`: an OAuth token endpoint counting its
 /// tokens; `/status/N`: status N; `/slow`: after 5 s; `/text`: plain text).
@@ -59,34 +58,10 @@ print("ready", flush=True)
 srv.serve_forever()
 "#;
 
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn start(dir: &Path, certs: Option<&Path>) -> Server {
-        let script = dir.join("server.py");
-        std::fs::write(&script, SERVER).unwrap();
-        let port = free_port();
-        let mut cmd = Command::new("python3");
-        cmd.arg(&script).arg(port.to_string());
-        if let Some(c) = certs {
-            cmd.arg(c);
-        }
-        let mut child = cmd.stdout(Stdio::piped()).spawn().expect("python3 runs the test's HTTP server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        assert_eq!(line.trim(), "ready", "the test's HTTP server did not start");
-        Server { child, port }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn server(dir: &Path, certs: Option<&Path>) -> PythonServer {
+    let certs = certs.map(|c| c.display().to_string());
+    let args: Vec<&str> = certs.iter().map(String::as_str).collect();
+    PythonServer::start(dir, "server", SERVER, &args)
 }
 
 fn http_task(params: Value, extra: Value) -> Value {
@@ -108,7 +83,7 @@ fn connection(name: &str) -> Value {
 #[test]
 fn http_tasks_call_a_local_server_as_aws_does() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), None);
+    let server = server(dir.path(), None);
     let base = format!("http://127.0.0.1:{}", server.port);
     // State names are unique across branches: each catcher is "<state>Caught".
     let caught = |state: &str, errors: &[&str]| json!({"Catch": [{"ErrorEquals": errors, "Next": format!("{state}Caught")}]});
@@ -208,7 +183,7 @@ oauth = {{ token_url = "{base}/token", client_id = "id", client_secret = "secret
 #[test]
 fn a_header_aws_refuses_fails_the_task_with_states_runtime() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), None);
+    let server = server(dir.path(), None);
     let def = json!({"StartAt": "Call", "States": {"Call": http_task(
         json!({"ApiEndpoint": format!("http://127.0.0.1:{}/x", server.port), "Method": "GET", "Headers": {"Authorization": "mine"}}),
         json!({"Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught"}], "End": true})),
@@ -286,7 +261,7 @@ fn https_endpoints_are_checked_against_the_system_roots_and_ssl_cert_file() {
     let certs = dir.path().join("certs");
     std::fs::create_dir(&certs).unwrap();
     test_ca(&certs);
-    let server = Server::start(dir.path(), Some(&certs));
+    let server = server(dir.path(), Some(&certs));
     let def = json!({"StartAt": "Call", "States": {"Call": http_task(
         json!({"ApiEndpoint": format!("https://127.0.0.1:{}/secure", server.port), "Method": "GET"}),
         json!({"Catch": [{"ErrorEquals": ["States.Http.Socket"], "Next": "Refused"}], "End": true})),

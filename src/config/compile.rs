@@ -170,6 +170,33 @@ pub fn compile(config: Config) -> Compiled {
             problems.push(Problem::new("iotdata.broker", format!("no [brokers.{b}] (configured: {known})")));
         }
     }
+    for (name, f) in &config.functions {
+        let key = |field: &str| format!("functions.{name}.{field}");
+        match (f.command.is_empty(), &f.url) {
+            (true, None) => {
+                problems.push(Problem::new(format!("functions.{name}"), "needs a command or a url"))
+            }
+            (false, Some(_)) => {
+                problems.push(Problem::new(key("url"), "a function is a command or a url, not both"))
+            }
+            (true, Some(url)) => {
+                if reqwest::Url::parse(url).map(|u| !matches!(u.scheme(), "http" | "https")).unwrap_or(true) {
+                    problems
+                        .push(Problem::new(key("url"), format!("'{url}' is not an http:// or https:// URL")));
+                }
+                if f.cwd.is_some() || !f.env.is_empty() {
+                    problems.push(Problem::new(
+                        key("url"),
+                        "cwd and env are a command's; an endpoint has neither",
+                    ));
+                }
+            }
+            (false, None) => {}
+        }
+        if f.timeout_seconds == Some(0) {
+            problems.push(Problem::new(key("timeout_seconds"), "must be at least 1"));
+        }
+    }
     for (name, c) in &config.connections {
         if let Some(why) = c.problem() {
             problems.push(Problem::new(format!("connections.{name}"), why));

@@ -1,8 +1,10 @@
-//! Local functions: Lambda ARNs (`arn:aws:lambda:REGION:ACCOUNT:function:NAME`) and the
-//! `arn:aws:states:::lambda:invoke` integration (with its `.waitForTaskToken` form) resolve
-//! to functions named in the config: a command that reads the event as JSON on stdin and
-//! writes the result as JSON on stdout, or a function registered in-process (benchmarks,
-//! embedders).
+//! Local functions, a Lambda stand-in: Lambda ARNs (`arn:aws:lambda:REGION:ACCOUNT:function:NAME`)
+//! and the `arn:aws:states:::lambda:invoke` integration (with its `.waitForTaskToken` form, and
+//! `InvocationType: "Event"` to start a call and not wait) resolve to functions named in the
+//! config: a command that reads the event as JSON on stdin and writes the result as JSON on
+//! stdout, an HTTP endpoint the event is POSTed to, or a function registered in-process
+//! (benchmarks, embedders). Each has its concurrency (calls beyond it queue, and past the
+//! queue's length are refused as Lambda throttles), its timeout, and Lambda's error names.
 
 use super::{Answer, Call, Connector, EventFamily};
 use crate::error::Failure;
@@ -10,42 +12,113 @@ use futures::future::BoxFuture;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::process::Stdio;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub type NativeFn = Arc<dyn Fn(Value) -> Result<Value, Failure> + Send + Sync>;
 
 #[derive(Clone)]
 pub enum Function {
-    /// argv: the program and its arguments.
+    /// argv: the program and its arguments, run in `cwd` (default: the daemon's).
     Command {
         argv: Vec<String>,
         env: HashMap<String, String>,
+        cwd: Option<String>,
     },
+    /// An HTTP endpoint that takes the event as a POSTed JSON body and answers the result.
+    Url(String),
     Native(NativeFn),
+}
+
+/// How many calls of a function run at once, and how many may wait for their turn.
+struct Gate {
+    permits: Arc<Semaphore>,
+    waiting: AtomicUsize,
+    queue: usize,
+}
+
+impl Gate {
+    /// A turn to run; `Lambda.TooManyRequestsException` when the queue is full.
+    async fn enter(&self) -> Result<OwnedSemaphorePermit, Failure> {
+        if let Ok(p) = self.permits.clone().try_acquire_owned() {
+            return Ok(p);
+        }
+        if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.queue {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(Failure::new(
+                "Lambda.TooManyRequestsException",
+                format!(
+                    "Rate Exceeded. (Service: AWSLambda; Status Code: 429; Error Code: TooManyRequestsException; Request ID: {}; Proxy: null)",
+                    uuid::Uuid::new_v4()
+                ),
+            ));
+        }
+        // Counted as waiting until it runs or its call is dropped.
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        let _waiting = Waiting(&self.waiting);
+        self.permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Failure::new("Lambda.ServiceException", "the function is closed"))
+    }
 }
 
 #[derive(Clone, Default)]
 pub struct Functions {
     table: HashMap<String, Function>,
     /// Calls of a function at once, by name: more wait their turn (in order).
-    limits: HashMap<String, Arc<Semaphore>>,
+    gates: HashMap<String, Arc<Gate>>,
+    /// How long one call of a function may run, by name.
+    timeouts: HashMap<String, Duration>,
+    /// The client of the functions that are HTTP endpoints, made at their first call.
+    client: Arc<OnceLock<reqwest::Client>>,
 }
+
+/// `functions.NAME.queue` unless set: calls that may wait for a turn before more are refused.
+pub const DEFAULT_QUEUE: usize = 1000;
 
 impl Functions {
     pub fn insert(&mut self, name: impl Into<String>, f: Function) {
         self.table.insert(name.into(), f);
     }
 
-    /// At most `concurrency` calls of `name` at once (at least one).
+    /// At most `concurrency` calls of `name` at once (at least one); `DEFAULT_QUEUE` more
+    /// wait their turn.
     pub fn limit(&mut self, name: &str, concurrency: usize) {
-        self.limits
-            .insert(name.to_string(), Arc::new(Semaphore::new(concurrency.clamp(1, Semaphore::MAX_PERMITS))));
+        self.limit_queue(name, concurrency, DEFAULT_QUEUE);
+    }
+
+    /// At most `concurrency` calls of `name` at once, and `queue` more waiting.
+    pub fn limit_queue(&mut self, name: &str, concurrency: usize, queue: usize) {
+        let permits = Arc::new(Semaphore::new(concurrency.clamp(1, Semaphore::MAX_PERMITS)));
+        self.gates.insert(name.to_string(), Arc::new(Gate { permits, waiting: AtomicUsize::new(0), queue }));
+    }
+
+    /// A call of `name` that runs longer than `t` fails as Lambda's timeout does.
+    pub fn timeout(&mut self, name: &str, t: Duration) {
+        self.timeouts.insert(name.to_string(), t);
     }
 
     pub fn get(&self, name: &str) -> Option<&Function> {
         self.table.get(name)
+    }
+
+    fn client(&self) -> reqwest::Client {
+        self.client
+            .get_or_init(|| {
+                super::http::install_tls_provider();
+                reqwest::Client::builder().build().unwrap_or_else(|_| reqwest::Client::new())
+            })
+            .clone()
     }
 }
 
@@ -81,8 +154,15 @@ fn is_lambda_arn(resource: &str) -> bool {
 pub fn build(config: &crate::config::Config) -> Functions {
     let mut f = Functions::default();
     for (name, c) in &config.functions {
-        f.insert(name.clone(), Function::Command { argv: c.command.clone(), env: c.env.clone() });
-        f.limit(name, c.concurrency);
+        let function = match &c.url {
+            Some(url) => Function::Url(url.clone()),
+            None => Function::Command { argv: c.command.clone(), env: c.env.clone(), cwd: c.cwd.clone() },
+        };
+        f.insert(name.clone(), function);
+        f.limit_queue(name, c.concurrency, c.queue);
+        if let Some(t) = c.timeout_seconds {
+            f.timeout(name, Duration::from_secs(t));
+        }
     }
     f
 }
@@ -108,7 +188,7 @@ impl Connector for Functions {
             Ok(())
         } else {
             Err(format!(
-                "the function {name} is not configured: add [functions.{name}] with its command ({})",
+                "the function {name} is not configured: add [functions.{name}] with its command or url ({})",
                 self.describe()
             ))
         }
@@ -132,6 +212,8 @@ impl Connector for Functions {
         // waits for SendTaskSuccess / SendTaskFailure.
         let callback = &*call.resource == INVOKE_WAIT;
         let integration = callback || &*call.resource == INVOKE;
+        // `InvocationType: "Event"`: Lambda queues the call and answers 202 at once.
+        let event = integration && call.params.get("InvocationType").and_then(Value::as_str) == Some("Event");
         let (name_field, payload) = if integration {
             let name =
                 call.params.get("FunctionName").and_then(Value::as_str).unwrap_or_default().to_string();
@@ -148,16 +230,13 @@ impl Connector for Functions {
         } else {
             (call.resource.to_string(), call.params)
         };
-        let f = self.table.get(function_name(&name_field)).cloned();
-        let limit = self.limits.get(function_name(&name_field)).cloned();
+        let name = function_name(&name_field).to_string();
+        let f = self.table.get(&name).cloned();
+        let gate = self.gates.get(&name).cloned();
+        let timeout = self.timeouts.get(&name).copied();
+        let client = matches!(f, Some(Function::Url(_))).then(|| self.client());
         Box::pin(async move {
-            // Held until the call is answered; dropped with the call if it is cancelled.
-            let _turn = match &limit {
-                Some(l) => l.clone().acquire_owned().await.ok(),
-                None => None,
-            };
             let Some(f) = f else {
-                let name = function_name(&name_field);
                 let arn = if name_field.starts_with("arn:") {
                     name_field.clone()
                 } else {
@@ -169,15 +248,52 @@ impl Connector for Functions {
                 );
                 return Err(Failure::new("Lambda.ResourceNotFoundException", cause));
             };
-            let (result, length) = match f {
-                Function::Native(f) => {
-                    let v = f(payload)?;
-                    let n =
-                        if integration { serde_json::to_string(&v).map(|s| s.len()).unwrap_or(0) } else { 0 };
-                    (v, n)
+            let run = async move {
+                // Held until the call is answered; dropped with the call if it is cancelled.
+                let _turn = match &gate {
+                    Some(g) => Some(g.enter().await?),
+                    None => None,
+                };
+                let work = async {
+                    match &f {
+                        Function::Native(f) => {
+                            let v = f(payload)?;
+                            let n = if integration {
+                                serde_json::to_string(&v).map(|s| s.len()).unwrap_or(0)
+                            } else {
+                                0
+                            };
+                            Ok((v, n))
+                        }
+                        Function::Command { argv, env, cwd } => {
+                            run_command(argv, env, cwd.as_deref(), &payload, integration).await
+                        }
+                        Function::Url(url) => {
+                            call_url(
+                                client.as_ref().expect("made for a URL function"),
+                                url,
+                                &payload,
+                                integration,
+                            )
+                            .await
+                        }
+                    }
+                };
+                match timeout {
+                    None => work.await,
+                    Some(t) => tokio::time::timeout(t, work).await.unwrap_or_else(|_| Err(timed_out(t))),
                 }
-                Function::Command { argv, env } => run_command(&argv, &env, &payload, integration).await?,
             };
+            if event {
+                let function = name.clone();
+                tokio::spawn(async move {
+                    if let Err(f) = run.await {
+                        tracing::warn!(function = %function, error = %f.error, cause = %f.cause, "A function invoked with InvocationType Event failed.");
+                    }
+                });
+                return Ok(Answer::Result(event_shape()));
+            }
+            let (result, length) = run.await?;
             Ok(match (integration, callback) {
                 (true, true) => Answer::Submitted(invoke_shape(result, length)),
                 (true, false) => Answer::Result(invoke_shape(result, length)),
@@ -185,6 +301,78 @@ impl Connector for Functions {
             })
         })
     }
+}
+
+/// Lambda's report of a call that ran past the function's timeout.
+fn timed_out(t: Duration) -> Failure {
+    let report = json!({
+        "errorType": "Sandbox.Timedout",
+        "errorMessage": format!("RequestId: {} Error: Task timed out after {:.2} seconds", uuid::Uuid::new_v4(), t.as_secs_f64()),
+    });
+    Failure::new("Sandbox.Timedout", report.to_string())
+}
+
+/// Lambda's answer to an `Event` invocation: accepted, nothing returned.
+fn event_shape() -> Value {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let headers = [
+        ("Connection", "keep-alive".to_string()),
+        ("x-amzn-RequestId", request_id.clone()),
+        ("Content-Length", "0".to_string()),
+        ("Date", super::http_date()),
+        ("Content-Type", "application/json".to_string()),
+    ];
+    let (mut http, response) = super::http_metadata(&headers, &request_id);
+    http["HttpStatusCode"] = json!(202);
+    json!({"Payload": "", "SdkHttpMetadata": http, "SdkResponseMetadata": response, "StatusCode": 202})
+}
+
+/// Calls a function that is an HTTP endpoint: the event POSTed as JSON, the answer's body the
+/// result; a failure is Lambda's error report in the body of an answer outside 2xx (or of
+/// one with `X-Amz-Function-Error`, as Lambda's runtime API marks it).
+async fn call_url(
+    client: &reqwest::Client,
+    url: &str,
+    event: &Value,
+    integration: bool,
+) -> Result<(Value, usize), Failure> {
+    let service = |why: String| Failure::new("Lambda.ServiceException", why);
+    let answer = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(event).unwrap_or_default())
+        .send()
+        .await
+        .map_err(|e| service(format!("The function's endpoint {url} could not be called: {e}")))?;
+    let status = answer.status();
+    let marked = answer.headers().contains_key("x-amz-function-error");
+    let text = answer
+        .text()
+        .await
+        .map_err(|e| service(format!("The function's endpoint {url} answered unreadably: {e}")))?;
+    let text = text.trim();
+    if status.is_success() && !marked {
+        if text.is_empty() {
+            return Ok((Value::Null, 0));
+        }
+        let v = serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()));
+        return Ok((v, text.len()));
+    }
+    if let Some(f) = function_error(text, integration) {
+        return Err(f);
+    }
+    Err(Failure::new("Lambda.Unknown", format!("The function's endpoint {url} answered {status}: {text}")))
+}
+
+/// Lambda's error report `{"errorType", "errorMessage", ...}` as the Task's failure: the type
+/// is the Error and the whole report the Cause. A Lambda ARN resource passes the report on as
+/// the function wrote it; the lambda:invoke integration re-serializes it compactly, as AWS does.
+fn function_error(text: &str, integration: bool) -> Option<Failure> {
+    let report @ Value::Object(_) = serde_json::from_str::<Value>(text).ok()? else { return None };
+    let kind = report.get("errorType").and_then(Value::as_str)?;
+    let cause =
+        if integration { serde_json::to_string(&report).unwrap_or_default() } else { text.to_string() };
+    Some(Failure::new(kind, cause))
 }
 
 /// `lambda:invoke` wraps the function's result the way the Lambda API answers, headers
@@ -223,13 +411,18 @@ fn invoke_shape(payload: Value, content_length: usize) -> Value {
 async fn run_command(
     argv: &[String],
     env: &HashMap<String, String>,
+    cwd: Option<&str>,
     event: &Value,
     integration: bool,
 ) -> Result<(Value, usize), Failure> {
     let (program, args) = argv
         .split_first()
         .ok_or_else(|| Failure::new("Lambda.Unknown", "the function's command is empty"))?;
-    let mut child = tokio::process::Command::new(program)
+    let mut command = tokio::process::Command::new(program);
+    if let Some(dir) = cwd {
+        command.current_dir(dir);
+    }
+    let mut child = command
         .args(args)
         .envs(env)
         .stdin(Stdio::piped())
@@ -258,19 +451,8 @@ async fn run_command(
         let v = serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()));
         return Ok((v, text.len()));
     }
-    // Lambda reports a function error as {"errorType", "errorMessage", ...}: the type is
-    // the Error and the whole report the Cause.
-    // A Lambda ARN resource passes the report on as the function wrote it; the
-    // lambda:invoke integration re-serializes it compactly, as AWS does.
-    if let Ok(report @ Value::Object(_)) = serde_json::from_str::<Value>(stdout.trim()) {
-        if let Some(kind) = report.get("errorType").and_then(Value::as_str) {
-            let cause = if integration {
-                serde_json::to_string(&report).unwrap_or_default()
-            } else {
-                stdout.trim().to_string()
-            };
-            return Err(Failure::new(kind, cause));
-        }
+    if let Some(f) = function_error(stdout.trim(), integration) {
+        return Err(f);
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
     Err(Failure::new(

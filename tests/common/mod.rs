@@ -472,6 +472,43 @@ impl Drop for Daemon {
     }
 }
 
+/// A Python program of a test's own that serves HTTP on a free loopback port: it gets the port
+/// as `sys.argv[1]` (and `args` after it) and prints `ready` once it listens.
+pub struct PythonServer {
+    child: Child,
+    pub port: u16,
+}
+
+impl PythonServer {
+    pub fn start(dir: &Path, name: &str, script: &str, args: &[&str]) -> PythonServer {
+        let file = dir.join(format!("{name}.py"));
+        std::fs::write(&file, script).unwrap();
+        let port = free_port();
+        let mut child = Command::new("python3")
+            .arg(&file)
+            .arg(port.to_string())
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs the test's HTTP server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ready", "the test's HTTP server {name} did not start");
+        PythonServer { child, port }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for PythonServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A moto server (an AWS API emulator: `pip install 'moto[server]'`) of the test's own, on a
 /// free loopback port.
 pub struct Moto {
