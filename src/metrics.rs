@@ -1,10 +1,14 @@
 //! Prometheus counters of the daemon, served at `/metrics`: executions started and
-//! finished (by status), state transitions, the total time executions took, and how many
-//! executions are parked (waiting in the store only, on a timer or a callback token).
+//! finished (by status), state transitions, the total time executions took, how many
+//! executions are parked (waiting in the store only, on a timer or a callback token), and
+//! the Task calls of each connector (calls by outcome, and how long they took).
 
 use crate::engine::Status;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
 
 /// What `/metrics` reads from elsewhere at each scrape.
 #[derive(Debug, Default)]
@@ -96,5 +100,126 @@ impl Metrics {
         let _ = writeln!(out, "# TYPE stepgate_commit_failures_total counter");
         let _ = writeln!(out, "stepgate_commit_failures_total {}", self.stalled.load(Ordering::Relaxed));
         out
+    }
+}
+
+/// How a Task call came out, as its connector answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallOutcome {
+    /// A result.
+    Ok,
+    /// Handed over: the Task waits for its token.
+    Submitted,
+    /// A failure (the service's, or the call's).
+    Error,
+    /// Given up before it answered (the Task timed out, the execution stopped).
+    Cancelled,
+}
+
+/// The bounds of the call duration histogram, in seconds.
+const CALL_BUCKETS: [f64; 8] = [0.001, 0.005, 0.025, 0.1, 0.5, 2.5, 10.0, 60.0];
+
+#[derive(Debug, Default, Clone)]
+struct CallCounts {
+    /// By outcome: ok, submitted, error, cancelled.
+    outcomes: [u64; 4],
+    /// Calls at or under each bound of `CALL_BUCKETS`.
+    buckets: [u64; 8],
+    seconds: f64,
+}
+
+/// Task calls by connector (the resource's type, as Task events name it: `lambda`, `http`,
+/// `sqs`, `states`, ...).
+#[derive(Debug, Default)]
+pub struct CallStats {
+    by_connector: Mutex<BTreeMap<String, CallCounts>>,
+}
+
+impl CallStats {
+    pub fn record(&self, connector: &str, took: Duration, outcome: CallOutcome) {
+        let mut all = self.by_connector.lock().unwrap_or_else(|e| e.into_inner());
+        let c = match all.get_mut(connector) {
+            Some(c) => c,
+            None => all.entry(connector.to_string()).or_default(),
+        };
+        c.outcomes[outcome as usize] += 1;
+        let secs = took.as_secs_f64();
+        c.seconds += secs;
+        for (b, bound) in c.buckets.iter_mut().zip(CALL_BUCKETS) {
+            if secs <= bound {
+                *b += 1;
+            }
+        }
+    }
+
+    /// The Prometheus text of the calls so far.
+    pub fn render(&self) -> String {
+        let all = self.by_connector.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut out = String::new();
+        let _ =
+            writeln!(out, "# HELP stepgate_task_calls_total Task calls answered, by connector and outcome.");
+        let _ = writeln!(out, "# TYPE stepgate_task_calls_total counter");
+        for (name, c) in &all {
+            for (outcome, n) in ["ok", "submitted", "error", "cancelled"].iter().zip(c.outcomes) {
+                let _ = writeln!(
+                    out,
+                    "stepgate_task_calls_total{{connector=\"{name}\",outcome=\"{outcome}\"}} {n}"
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP stepgate_task_call_duration_seconds How long Task calls took to answer, by connector."
+        );
+        let _ = writeln!(out, "# TYPE stepgate_task_call_duration_seconds histogram");
+        for (name, c) in &all {
+            for (bound, n) in CALL_BUCKETS.iter().zip(c.buckets) {
+                let _ = writeln!(
+                    out,
+                    "stepgate_task_call_duration_seconds_bucket{{connector=\"{name}\",le=\"{bound}\"}} {n}"
+                );
+            }
+            let count: u64 = c.outcomes.iter().sum();
+            let _ = writeln!(
+                out,
+                "stepgate_task_call_duration_seconds_bucket{{connector=\"{name}\",le=\"+Inf\"}} {count}"
+            );
+            let _ = writeln!(
+                out,
+                "stepgate_task_call_duration_seconds_sum{{connector=\"{name}\"}} {:.6}",
+                c.seconds
+            );
+            let _ =
+                writeln!(out, "stepgate_task_call_duration_seconds_count{{connector=\"{name}\"}} {count}");
+        }
+        out
+    }
+}
+
+/// Records a Task call when it ends: with its outcome once it answers, as cancelled if it is
+/// dropped first.
+pub struct CallTimer {
+    stats: std::sync::Arc<CallStats>,
+    connector: String,
+    began: std::time::Instant,
+    done: bool,
+}
+
+impl CallTimer {
+    pub fn start(stats: std::sync::Arc<CallStats>, connector: String) -> CallTimer {
+        CallTimer { stats, connector, began: std::time::Instant::now(), done: false }
+    }
+
+    pub fn answered(mut self, outcome: CallOutcome) {
+        self.done = true;
+        self.stats.record(&self.connector, self.began.elapsed(), outcome);
+    }
+}
+
+impl Drop for CallTimer {
+    fn drop(&mut self) {
+        if !self.done {
+            self.stats.record(&self.connector, self.began.elapsed(), CallOutcome::Cancelled);
+        }
     }
 }

@@ -174,6 +174,12 @@ oauth = {{ token_url = "{base}/token", client_id = "id", client_secret = "secret
     assert_eq!(out[5]["second"]["ResponseBody"]["tokens"], 1);
     assert_eq!(out[6], json!({"Error": "States.Http.StatusCode.404", "Cause": "Not Found"}));
     assert_eq!(out[7]["Error"], "States.Timeout");
+    // The calls in /metrics: by outcome, and a histogram of how long they took.
+    let calls = |outcome: &str| {
+        d.metric(&format!("stepgate_task_calls_total{{connector=\"http\",outcome=\"{outcome}\"}}"))
+    };
+    assert_eq!((calls("ok"), calls("error"), calls("cancelled")), (7.0, 1.0, 1.0));
+    assert_eq!(d.metric("stepgate_task_call_duration_seconds_count{connector=\"http\"}"), 9.0);
     let (_, h) = d.call("GetExecutionHistory", json!({"executionArn": arn, "maxResults": 1000}));
     let scheduled = h["events"].as_array().unwrap().iter().find(|e| e["type"] == "TaskScheduled").unwrap();
     assert_eq!(scheduled["taskScheduledEventDetails"]["resourceType"], "http");

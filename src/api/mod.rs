@@ -171,6 +171,7 @@ async fn metrics(State(api): State<Api>) -> Response {
     let (tasks_running, tasks_waiting) = api.service.engine().tasks();
     let gauges = crate::metrics::Gauges { parked: api.service.parked().ok(), tasks_running, tasks_waiting };
     let mut text = api.service.metrics().render(&gauges);
+    text.push_str(&api.service.engine().call_stats().render());
     api.connections.render(&mut text);
     api.triggers.render(&mut text);
     (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()

@@ -17,6 +17,7 @@ use crate::asl::compile::Machine;
 use crate::connectors::{self, Answer, Call, CancellationToken, EventFamily, Registry, TaskContext};
 use crate::error::Failure;
 use crate::interpreter::Limits;
+use crate::metrics::CallOutcome;
 use crate::time::Clock;
 use chrono::{DateTime, Utc};
 use core::{Action, Core, ExecState, Execution, Frame, FrameStatus, Input, Tick};
@@ -172,6 +173,8 @@ pub struct Engine {
     /// Task calls in flight, across executions (`limits.running_tasks`): a call waits for a
     /// turn before its connector runs.
     task_turns: Arc<tokio::sync::Semaphore>,
+    /// Task calls by connector, for /metrics.
+    call_stats: Arc<crate::metrics::CallStats>,
     task_limit: usize,
     /// Calls waiting for a turn, for `/metrics`.
     tasks_waiting: Arc<std::sync::atomic::AtomicU64>,
@@ -189,6 +192,7 @@ impl Engine {
             account: Arc::from(account),
             long_evaluations: Gate::new(cores),
             task_turns: Arc::new(tokio::sync::Semaphore::new(crate::config::DEFAULT_RUNNING_TASKS)),
+            call_stats: Arc::default(),
             task_limit: crate::config::DEFAULT_RUNNING_TASKS,
             tasks_waiting: Arc::default(),
         }
@@ -200,6 +204,11 @@ impl Engine {
         self.task_turns = Arc::new(tokio::sync::Semaphore::new(n));
         self.task_limit = n;
         self
+    }
+
+    /// Task calls answered so far, by connector.
+    pub fn call_stats(&self) -> &crate::metrics::CallStats {
+        &self.call_stats
     }
 
     /// Task calls in flight and calls waiting for their turn.
@@ -489,7 +498,14 @@ impl Engine {
     ) -> BoxFuture<'static, (String, u64, Result<Answer, Failure>)> {
         let core::Invocation { path, invocation, state_name, resource, params, token, deadline, .. } = inv;
         match self.registry.resolve(&resource) {
-            Some((c, _)) => {
+            Some((c, family)) => {
+                let label = match family {
+                    EventFamily::LambdaFunction => "lambda",
+                    EventFamily::Activity => "activity",
+                    EventFamily::Task => core::resource_parts(&resource).0,
+                }
+                .to_string();
+                let stats = self.call_stats.clone();
                 let context = TaskContext {
                     execution_arn: Arc::from(x.arn.as_str()),
                     state_machine_arn: Arc::from(x.state_machine_arn.as_str()),
@@ -513,6 +529,7 @@ impl Engine {
                     };
                     // Held until the connector answers (a callback's hand-over, not its token).
                     let _turn = turn.ok();
+                    let timer = crate::metrics::CallTimer::start(stats, label);
                     // A connector that panics fails its Task (States.Runtime, which nothing
                     // catches), not the daemon's task.
                     let r = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.invoke(call))) {
@@ -522,6 +539,12 @@ impl Engine {
                             .unwrap_or_else(|panic| Err(internal_error(panic.as_ref()))),
                         Err(panic) => Err(internal_error(panic.as_ref())),
                     };
+                    let outcome = match &r {
+                        Ok(Answer::Result(_)) => CallOutcome::Ok,
+                        Ok(Answer::Submitted(_)) => CallOutcome::Submitted,
+                        Err(_) => CallOutcome::Error,
+                    };
+                    timer.answered(outcome);
                     (path, invocation, r)
                 }
                 .boxed()
