@@ -41,7 +41,15 @@ const SUPPORTED: &[&str] = &[
     "activity",
     "stepfunctions",
     "sync",
+    // Against moto server, which the runner starts (see `Services`).
+    "sqs",
+    "sns",
+    "dynamodb",
+    "events",
 ];
+
+/// `needs` tags served by AWS's services, which the runner calls on moto server.
+const AWS_NEEDS: &[&str] = &["sqs", "sns", "dynamodb", "events"];
 
 const EXPECTED_FAILURES: &str = "tests/conformance/expected-failures.txt";
 
@@ -100,6 +108,7 @@ fn main() {
     let mut unexpected = Vec::new();
     let mut fixed = Vec::new();
     let mut skipped_needs: BTreeMap<String, usize> = BTreeMap::new();
+    let mut services: Option<Services> = None;
     for case in &cases {
         let id = format!("{}/{}", case.category, case.file);
         if filter.as_deref().is_some_and(|f| !id.contains(f)) {
@@ -118,7 +127,11 @@ fn main() {
             }
             continue;
         }
-        let result = rt.block_on(run_case(case, shim_dir.path()));
+        let calls_aws = needs.iter().any(|n| AWS_NEEDS.contains(n));
+        if calls_aws && services.is_none() {
+            services = Some(Services::start());
+        }
+        let result = rt.block_on(run_case(case, shim_dir.path(), services.as_ref().filter(|_| calls_aws)));
         match (result, expected.contains_key(&id)) {
             (Ok(()), false) => t.passed += 1,
             (Ok(()), true) => {
@@ -157,10 +170,130 @@ fn main() {
         println!("NOW PASSES (remove it from {EXPECTED_FAILURES}): {id}");
     }
     println!("{p} passed, {f} failed, {s} skipped");
+    drop(services);
     if !unexpected.is_empty() || !fixed.is_empty() {
         std::process::exit(1);
     }
 }
+
+/// moto server (an AWS API emulator: `pip install 'moto[server]'`) for the cases that call
+/// SQS, SNS, DynamoDB or EventBridge, under the recorded tests' account, and the connectors
+/// that call it.
+struct Services {
+    child: std::process::Child,
+    endpoint: String,
+    sdk: Arc<stepgate::connectors::aws::Sdk>,
+}
+
+impl Services {
+    fn start() -> Services {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = std::process::Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("MOTO_ACCOUNT_ID", "111111111111")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("moto_server does not start ({e}); the conformance cases of AWS services need it: pip install 'moto[server]'")
+            });
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < until, "moto_server did not listen on {port}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let endpoint = format!("http://127.0.0.1:{port}");
+        for (k, v) in [
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ] {
+            std::env::set_var(k, v);
+        }
+        let settings =
+            stepgate::connectors::aws::AwsConfig { endpoint_url: Some(endpoint.clone()), region: None };
+        let sdk = stepgate::connectors::aws::Sdk::new(&settings, "us-east-1");
+        Services { child, endpoint, sdk }
+    }
+
+    /// The connectors of the AWS services, calling moto.
+    fn with(&self, registry: Registry) -> Registry {
+        use stepgate::connectors::{dynamodb, eventbridge, sns, sqs};
+        registry
+            .with(Arc::new(eventbridge::build(self.sdk.clone())))
+            .with(Arc::new(sqs::build(self.sdk.clone())))
+            .with(Arc::new(sns::build(self.sdk.clone())))
+            .with(Arc::new(dynamodb::build(self.sdk.clone())))
+    }
+
+    /// Empties moto, then creates what the recorded test had created before it ran the case:
+    /// the queues, topics and tables its input names (a table keyed by `id`), except the one
+    /// the case shows missing.
+    fn prepare(&self, case: &Value) -> Result<(), String> {
+        let out = std::process::Command::new("python3")
+            .args([
+                "-c",
+                SERVICES_SETUP,
+                &self.endpoint,
+                &case["input"].to_string(),
+                case["name"].as_str().unwrap_or(""),
+            ])
+            .envs([
+                ("AWS_ACCESS_KEY_ID", "test"),
+                ("AWS_SECRET_ACCESS_KEY", "test"),
+                ("AWS_DEFAULT_REGION", "us-east-1"),
+            ])
+            .output()
+            .map_err(|e| format!("python3 with boto3 runs: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "the services could not be prepared: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Services {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const SERVICES_SETUP: &str = r#"
+import json, re, sys, urllib.request, boto3
+endpoint, doc, case = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+# Each case starts from empty services, as each recorded test did.
+urllib.request.urlopen(urllib.request.Request(endpoint + "/moto-api/reset", method="POST"))
+kw = dict(endpoint_url=endpoint, region_name="us-east-1")
+sqs, sns, ddb = boto3.client("sqs", **kw), boto3.client("sns", **kw), boto3.client("dynamodb", **kw)
+def strings(v):
+    if isinstance(v, str): yield v
+    elif isinstance(v, dict):
+        for k, x in v.items():
+            if k == "TableName" and isinstance(x, str): yield "table:" + x
+            yield from strings(x)
+    elif isinstance(v, list):
+        for x in v: yield from strings(x)
+for s in strings(doc):
+    m = re.match(r"https://sqs\.[^/]+/\d+/([^/]+)$", s)
+    if m:
+        name = m.group(1)
+        attrs = {"FifoQueue": "true", "ContentBasedDeduplication": "true"} if name.endswith(".fifo") else {}
+        sqs.create_queue(QueueName=name, Attributes=attrs)
+    m = re.match(r"arn:aws:sns:[^:]+:\d+:([^:]+)$", s)
+    if m and "error_topic_arn" not in case:
+        name = m.group(1)
+        attrs = {"FifoTopic": "true"} if name.endswith(".fifo") else {}
+        sns.create_topic(Name=name, Attributes=attrs)
+    if s.startswith("table:") and "no_such_table" not in case:
+        name = s[6:]
+        if name not in ddb.list_tables()["TableNames"]:
+            ddb.create_table(TableName=name, KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                             AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+"#;
 
 fn load(dir: &Path) -> Vec<Case> {
     let mut cases = Vec::new();
@@ -203,7 +336,7 @@ fn expected_failures() -> BTreeMap<String, String> {
         .collect()
 }
 
-async fn run_case(case: &Case, shim_dir: &Path) -> Result<(), String> {
+async fn run_case(case: &Case, shim_dir: &Path, services: Option<&Services>) -> Result<(), String> {
     let d = &case.doc;
     let expected = &d["expected"];
     let want_status = expected["status"].as_str().unwrap_or_default();
@@ -287,13 +420,13 @@ async fn run_case(case: &Case, shim_dir: &Path) -> Result<(), String> {
     let execution_name = uuid::Uuid::new_v4().to_string();
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let activities = Arc::new(Activities::new(store.clone()));
-    let engine = Engine::new(
-        Registry::new(lambdas(d, shim_dir)).with(activities.clone()),
-        Arc::new(Clock::new(0.0)),
-        Limits::default(),
-        "us-east-1",
-        "111111111111",
-    );
+    let mut registry = Registry::new(lambdas(d, shim_dir)).with(activities.clone());
+    if let Some(services) = services {
+        services.prepare(d)?;
+        registry = services.with(registry);
+    }
+    let engine =
+        Engine::new(registry, Arc::new(Clock::new(0.0)), Limits::default(), "us-east-1", "111111111111");
     let inbox = activity_worker(case, &engine, &store, &activities, &name, &execution_name, &input).await;
     let start = Start {
         state_machine_name: name,

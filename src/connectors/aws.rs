@@ -106,3 +106,22 @@ where
         ),
     }
 }
+
+/// A refusal in the service's own words, for a request AWS refuses whatever the service's
+/// state (a required member missing): `kind` is the exception name's stem, `code` the error
+/// code the service answers.
+pub fn refused(service: &Service, name: &str, code: &str, message: &str) -> Failure {
+    Failure::new(
+        format!("{}.{name}", service.prefix),
+        format!(
+            "{message} (Service: {}; Status Code: 400; Error Code: {code}; Request ID: {}; Proxy: null)",
+            service.name,
+            uuid::Uuid::new_v4()
+        ),
+    )
+}
+
+/// AWS's validation message for a required member that is missing.
+pub fn missing(member: &str) -> String {
+    format!("1 validation error detected: Value null at '{member}' failed to satisfy constraint: Member must not be null")
+}

@@ -3,7 +3,7 @@
 //! DynamoDB's JSON (`{"id": {"S": "a1"}}`), the answer with the SDK's metadata, as on AWS; a
 //! refusal is `DynamoDB.<Exception>` (`DynamoDB.ConditionalCheckFailedException`).
 
-use super::aws::{failure, Sdk, Service};
+use super::aws::{failure, missing, refused, Sdk, Service};
 use super::{http_date, http_metadata, Answer, Call, Connector};
 use crate::error::Failure;
 use aws_sdk_dynamodb::primitives::Blob;
@@ -43,14 +43,30 @@ impl Connector for DynamoDb {
             let client = aws_sdk_dynamodb::Client::new(sdk.config().await);
             let p = &call.params;
             let s = |k: &str| p.get(k).and_then(Value::as_str).map(str::to_string);
-            let map = |k: &str| p.get(k).map(item).transpose();
+            let map = |k: &str| p.get(k).filter(|v| !v.is_null()).map(item).transpose();
+            let op = call.resource.strip_prefix(PREFIX).unwrap_or_default();
+            // DynamoDB refuses a request without its required members before anything else.
+            let required: &[(&str, &str)] = match op {
+                "putItem" => &[("TableName", "tableName"), ("Item", "item")],
+                _ => &[("TableName", "tableName"), ("Key", "key")],
+            };
+            for (param, member) in required {
+                if p.get(*param).is_none_or(Value::is_null) {
+                    return Err(refused(
+                        &DYNAMODB,
+                        DYNAMODB.base_exception,
+                        "ValidationException",
+                        &missing(member),
+                    ));
+                }
+            }
             let names = p.get("ExpressionAttributeNames").and_then(Value::as_object).map(|m| {
                 m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect()
             });
             let values = map("ExpressionAttributeValues")?;
             let returns = s("ReturnValues").map(|r| ReturnValue::from(r.as_str()));
             let mut answer = Map::new();
-            match call.resource.strip_prefix(PREFIX).unwrap_or_default() {
+            match op {
                 "getItem" => {
                     let out = client
                         .get_item()

@@ -2,7 +2,7 @@
 //! endpoint and credentials as `[aws]` says. A Message that is not text is sent as its JSON,
 //! as AWS's integration does; the answer is Publish's, with the SDK's metadata.
 
-use super::aws::{failure, Sdk, Service};
+use super::aws::{failure, refused, Sdk, Service};
 use super::sqs::text;
 use super::{sdk_metadata, Answer, Call, Connector};
 use crate::error::Failure;
@@ -37,9 +37,14 @@ impl Connector for Sns {
     fn invoke(&self, call: Call) -> BoxFuture<'static, Result<Answer, Failure>> {
         let sdk = self.sdk.clone();
         async move {
-            let client = aws_sdk_sns::Client::new(sdk.config().await);
             let p = &call.params;
             let s = |k: &str| p.get(k).and_then(Value::as_str).map(str::to_string);
+            // A FIFO topic (its name ends in .fifo) takes only messages of a group.
+            if s("TopicArn").is_some_and(|t| t.ends_with(".fifo")) && s("MessageGroupId").is_none() {
+                let why = "Invalid parameter: The MessageGroupId parameter is required for FIFO topics";
+                return Err(refused(&SNS, "InvalidParameterException", "InvalidParameter", why));
+            }
+            let client = aws_sdk_sns::Client::new(sdk.config().await);
             let mut req = client
                 .publish()
                 .set_topic_arn(s("TopicArn"))

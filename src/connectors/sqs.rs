@@ -2,7 +2,7 @@
 //! over in the message for a consumer to answer) with the SQS SDK, endpoint and credentials
 //! as `[aws]` says. The answer is SendMessage's, with the SDK's metadata, as on AWS.
 
-use super::aws::{failure, Sdk, Service};
+use super::aws::{failure, refused, Sdk, Service};
 use super::{sdk_metadata, Answer, Call, Connector};
 use crate::error::Failure;
 use aws_sdk_sqs::types::MessageAttributeValue;
@@ -36,8 +36,13 @@ impl Connector for Sqs {
     fn invoke(&self, call: Call) -> BoxFuture<'static, Result<Answer, Failure>> {
         let sdk = self.sdk.clone();
         async move {
-            let client = aws_sdk_sqs::Client::new(sdk.config().await);
             let p = &call.params;
+            // SQS takes an empty body for a missing one.
+            if p.get("MessageBody").is_none_or(|b| b.is_null() || b.as_str() == Some("")) {
+                let why = "The request must contain the parameter MessageBody.";
+                return Err(refused(&SQS, SQS.base_exception, "MissingParameter", why));
+            }
+            let client = aws_sdk_sqs::Client::new(sdk.config().await);
             let mut req = client
                 .send_message()
                 .set_queue_url(p.get("QueueUrl").and_then(Value::as_str).map(str::to_string))
