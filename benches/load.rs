@@ -22,13 +22,20 @@
 //!   message; reports messages/s from the first publish until the daemon has started them all,
 //!   and how many were lost (started less than published) or doubled.
 //!
+//! - `http-task`, `nested`, `mqtt-publish`: the connectors. One execution's Map makes N Task
+//!   calls, C at a time (HTTP Tasks POSTing to the bare echo; nested `.sync:2` executions of
+//!   the 3-state Express workflow, N/10 of them, from a Standard parent; MQTT publishes at QoS 1
+//!   through a Mosquitto of its own); then the bare client makes the same calls C at a time
+//!   (keep-alive POSTs to the echo; StartSyncExecution of that workflow; a rumqttc publisher
+//!   with C in flight). Reports both rates: what the daemon adds to a call.
+//!
 //! Run with `cargo bench --bench load` (optionally `-- standard`, `-- map` or `-- sync`). Sizes come
 //! from environment variables (defaults in brackets): `STEPGATE_LOAD_STD_CLIENTS` [64],
 //! `STEPGATE_LOAD_STD_EXECUTIONS` [4000], `STEPGATE_LOAD_STD_STATES` [10],
 //! `STEPGATE_LOAD_SYNC_CONNECTIONS` [16,64], `STEPGATE_LOAD_SYNC_SECONDS` [5],
 //! `STEPGATE_LOAD_SYNC_WARMUP_SECONDS` [1], `STEPGATE_LOAD_SYNC_MAX_REQUESTS` [2000000],
 //! `STEPGATE_LOAD_CLIENT_THREADS` [1], `STEPGATE_LOAD_TIMEOUT_SECONDS` [300] (per phase),
-//! `STEPGATE_LOAD_MQTT_MESSAGES` [express 50000, standard 25000], `STEPGATE_LOAD_MOSQUITTO`
+//! `STEPGATE_LOAD_MQTT_MESSAGES` [express 50000, standard 25000], `STEPGATE_LOAD_CONNECTOR_CALLS` [10000], `STEPGATE_LOAD_MOSQUITTO`
 //! [mosquitto on the PATH or /usr/sbin], `STEPGATE_LOAD_BIN` [the crate's own binary], `STEPGATE_LOAD_PERF` [unset; a folder for
 //! `perf record` profiles of the daemon]. Everything is bounded by count and time; the
 //! daemons are stopped at the end of each phase. Each result line ends with the cores the
@@ -82,6 +89,8 @@ struct Settings {
     sync_max_requests: u64,
     /// Messages per MQTT phase; `None`: the phase's default.
     mqtt_messages: Option<usize>,
+    /// Calls per connector phase (a tenth of it for `nested`).
+    connector_calls: usize,
     client_threads: usize,
     /// Upper bound on one phase: past it the phase fails instead of waiting on.
     phase_timeout: Duration,
@@ -119,6 +128,7 @@ impl Settings {
                     .parse()
                     .unwrap_or_else(|_| panic!("STEPGATE_LOAD_MQTT_MESSAGES={v:?} is not a count"))
             }),
+            connector_calls: env_or("STEPGATE_LOAD_CONNECTOR_CALLS", 10_000),
             client_threads: env_or("STEPGATE_LOAD_CLIENT_THREADS", 1),
             phase_timeout: Duration::from_secs_f64(env_or("STEPGATE_LOAD_TIMEOUT_SECONDS", 300.0)),
             perf_dir: std::env::var_os("STEPGATE_LOAD_PERF").map(PathBuf::from),
@@ -177,11 +187,11 @@ struct Daemon {
 
 impl Daemon {
     async fn start(s: &Settings, phase: &str) -> Result<Daemon> {
-        Daemon::start_with(s, phase, "").await
+        Daemon::start_with(s, phase, "", &[]).await
     }
 
-    /// A daemon whose config also holds `extra` (triggers, brokers).
-    async fn start_with(s: &Settings, phase: &str, extra: &str) -> Result<Daemon> {
+    /// A daemon whose config also holds `extra` (triggers, brokers), and `more` workflows.
+    async fn start_with(s: &Settings, phase: &str, extra: &str, more: &[(&str, Value)]) -> Result<Daemon> {
         let dir = tempfile::Builder::new().prefix("stepgate-load-").tempdir()?;
         let workflows = dir.path().join("workflows");
         std::fs::create_dir_all(&workflows)?;
@@ -193,6 +203,9 @@ impl Daemon {
         write(EXPRESS_WORKFLOW, chain(EXPRESS_STATES))?;
         write(DURABLE3_WORKFLOW, chain(EXPRESS_STATES))?;
         write(QUIET_WORKFLOW, chain(EXPRESS_STATES))?;
+        for (name, def) in more {
+            write(name, def.clone())?;
+        }
         let quoted = |p: &Path| serde_json::to_string(&p.display().to_string());
         let config = format!(
             "[server]\nlisten = \"127.0.0.1:0\"\n\n[storage]\nstate_dir = {}\n\n[workflows]\ndir = {}\n\n\
@@ -808,6 +821,15 @@ fn echo_server() -> Result<()> {
 }
 
 async fn echo(s: &Settings, connections: usize) -> Result<SyncResult> {
+    let (mut child, addr) = spawn_echo().await?;
+    let pid = child.id().unwrap_or(0);
+    let result = run_sync(s, addr, pid, connections, post_load(ROUTE)).await;
+    let _ = child.kill().await;
+    result
+}
+
+/// The bare echo server, as a process of its own, and its address.
+async fn spawn_echo() -> Result<(Child, SocketAddr)> {
     let mut child = Command::new(std::env::current_exe()?)
         .env(ECHO_ENV, "1")
         .stdin(Stdio::null())
@@ -822,10 +844,7 @@ async fn echo(s: &Settings, connections: usize) -> Result<SyncResult> {
         .strip_prefix("echo listening on ")
         .and_then(|a| a.parse().ok())
         .ok_or_else(|| format!("the echo server said {line:?}"))?;
-    let pid = child.id().unwrap_or(0);
-    let result = run_sync(s, addr, pid, connections, post_load(ROUTE)).await;
-    let _ = child.kill().await;
-    result
+    Ok((child, addr))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -866,8 +885,8 @@ async fn trigger_counter(conn: &mut Conn, family: &str) -> Result<u64> {
         .unwrap_or(0))
 }
 
-async fn mqtt(s: &Settings, workflow: &str, messages: usize) -> Result<MqttResult> {
-    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+/// A Mosquitto of the bench's own on a free port (unlimited queue, a wide in-flight window).
+async fn spawn_mosquitto() -> Result<(Child, u16, tempfile::TempDir)> {
     let dir = tempfile::Builder::new().prefix("stepgate-load-broker-").tempdir()?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let conf = dir.path().join("mosquitto.conf");
@@ -878,7 +897,7 @@ async fn mqtt(s: &Settings, workflow: &str, messages: usize) -> Result<MqttResul
              max_inflight_messages 1000\nlog_dest none\n"
         ),
     )?;
-    let mut broker = Command::new(mosquitto_binary())
+    let broker = Command::new(mosquitto_binary())
         .arg("-c")
         .arg(&conf)
         .stdout(Stdio::null())
@@ -886,11 +905,25 @@ async fn mqtt(s: &Settings, workflow: &str, messages: usize) -> Result<MqttResul
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("mosquitto: {e} (apt-get install mosquitto, or set STEPGATE_LOAD_MOSQUITTO)"))?;
+    // Listening before anyone connects.
+    let until = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        if Instant::now() > until {
+            return Err("mosquitto did not listen within 10 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok((broker, port, dir))
+}
+
+async fn mqtt(s: &Settings, workflow: &str, messages: usize) -> Result<MqttResult> {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    let (mut broker, port, _dir) = spawn_mosquitto().await?;
     let extra = format!(
         "[brokers.load]\nhost = \"127.0.0.1\"\nport = {port}\nclient_id = \"stepgate-load\"\n\n\
          [[triggers.mqtt]]\nname = \"load\"\nbroker = \"load\"\nsql = \"SELECT * FROM 'load/#'\"\nworkflow = \"{workflow}\"\n"
     );
-    let daemon = Daemon::start_with(s, &format!("mqtt-{workflow}"), &extra).await?;
+    let daemon = Daemon::start_with(s, &format!("mqtt-{workflow}"), &extra, &[]).await?;
     let mut conn = Conn::connect(daemon.addr).await?;
     let connected = Instant::now() + Duration::from_secs(20);
     while !conn.get("/healthz").await?.text().contains(": connected") {
@@ -963,6 +996,243 @@ async fn mqtt(s: &Settings, workflow: &str, messages: usize) -> Result<MqttResul
         errors,
         cores,
     })
+}
+
+// ---------------------------------------------------------------------------------------
+// Connectors: N Task calls of a Map (MaxConcurrency C), and the bare client making the same N
+// calls C at a time, in one run against the same server.
+
+struct ConnectorResult {
+    calls: usize,
+    concurrency: usize,
+    daemon_seconds: f64,
+    bare_seconds: f64,
+    /// Calls whose answer was not the one expected.
+    failed: usize,
+    cores: Cores,
+}
+
+impl ConnectorResult {
+    fn line(&self, phase: &str, what: &str, bare: &str) -> String {
+        format!(
+            "{phase}: {} {what}, C={}: {:.0} calls/s through the daemon ({:.2} s), the bare client {bare}: {:.0} calls/s \
+             ({:.2} s), the daemon at {:.0} % of it; {} failed; {}",
+            self.calls,
+            self.concurrency,
+            self.calls as f64 / self.daemon_seconds,
+            self.daemon_seconds,
+            self.calls as f64 / self.bare_seconds,
+            self.bare_seconds,
+            100.0 * self.bare_seconds / self.daemon_seconds,
+            self.failed,
+            self.cores,
+        )
+    }
+}
+
+/// A workflow that makes `task` once per item of `$.items`, `$.c` at a time; each item gets
+/// `$.url` and its number.
+fn map_of(task: Value) -> Value {
+    json!({
+        "Comment": "stepgate load bench: a Map of Task calls",
+        "StartAt": "Each",
+        "States": {"Each": {
+            "Type": "Map", "ItemsPath": "$.items", "MaxConcurrencyPath": "$.c",
+            "ItemSelector": {"url.$": "$.url", "n.$": "$$.Map.Item.Value"},
+            "ItemProcessor": {"StartAt": "Call", "States": {"Call": task}},
+            "End": true
+        }}
+    })
+}
+
+/// Runs an Express workflow of the daemon to its end; its output, and how long it took.
+async fn run_express(daemon: &Daemon, workflow: &str, input: Value) -> Result<(Value, f64)> {
+    let mut conn = Conn::connect(daemon.addr).await?;
+    let body = json!({"stateMachineArn": machine_arn(workflow), "input": input.to_string()}).to_string();
+    let began = Instant::now();
+    let r = conn.call("StartSyncExecution", &body).await?.json()?;
+    let took = began.elapsed().as_secs_f64();
+    if r["status"] != "SUCCEEDED" {
+        return Err(format!("{workflow} ended {}: {} {}", r["status"], r["error"], r["cause"]).into());
+    }
+    Ok((serde_json::from_str(r["output"].as_str().unwrap_or("null"))?, took))
+}
+
+/// `n` requests, `c` connections at a time, each its own bytes; how long they all took and how
+/// many were not answered 200.
+async fn bare_http(
+    addr: SocketAddr,
+    n: usize,
+    c: usize,
+    request: fn(usize) -> Vec<u8>,
+) -> Result<(f64, usize)> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let began = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..c {
+        let (next, failed) = (next.clone(), failed.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Conn::connect(addr).await?;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return Ok::<_, Box<dyn std::error::Error + Send + Sync>>(());
+                }
+                if conn.send(&request(i)).await?.status != 200 {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok((began.elapsed().as_secs_f64(), failed.load(Ordering::Relaxed)))
+}
+
+/// HTTP Tasks (`http:invoke`) POSTing to the bare echo, against the same POSTs from the bare
+/// client.
+async fn http_tasks(s: &Settings, n: usize, c: usize) -> Result<ConnectorResult> {
+    let (mut echo, addr) = spawn_echo().await?;
+    let task = json!({"Type": "Task", "Resource": "arn:aws:states:::http:invoke",
+        "Parameters": {"ApiEndpoint.$": "$.url", "Method": "POST", "RequestBody": {"n.$": "$.n"}},
+        "ResultSelector": {"s.$": "$.StatusCode"}, "End": true});
+    let extra = "[workflow.calls]\ntype = \"EXPRESS\"\nhistory = false\n";
+    let daemon = Daemon::start_with(s, "http-task", extra, &[("calls", map_of(task))]).await?;
+    let input = json!({"url": format!("http://{addr}{ROUTE}"), "items": (0..n).collect::<Vec<_>>(), "c": c});
+    let start = CpuMark::now(daemon.pid());
+    let (out, daemon_seconds) = run_express(&daemon, "calls", input).await?;
+    let cores = CpuMark::now(daemon.pid()).cores_since(&start);
+    let failed = out.as_array().map_or(n, |a| a.iter().filter(|r| r["s"] != 200).count());
+    let (bare_seconds, bare_failed) = bare_http(addr, n, c, |i| {
+        let body = format!("{{\"n\":{i}}}");
+        format!("POST {ROUTE} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+            .into_bytes()
+    })
+    .await?;
+    daemon.stop().await;
+    let _ = echo.kill().await;
+    Ok(ConnectorResult {
+        calls: n,
+        concurrency: c,
+        daemon_seconds,
+        bare_seconds,
+        failed: failed + bare_failed,
+        cores,
+    })
+}
+
+/// Nested `.sync:2` executions of the 3-state Express workflow from a Standard parent,
+/// against StartSyncExecution of that workflow from the bare client.
+async fn nested(s: &Settings, n: usize, c: usize) -> Result<ConnectorResult> {
+    let task = json!({"Type": "Task", "Resource": "arn:aws:states:::states:startExecution.sync:2",
+        "Parameters": {"StateMachineArn": machine_arn(EXPRESS_WORKFLOW), "Input": {"n.$": "$.n"}},
+        "ResultSelector": {"s.$": "$.Status"}, "End": true});
+    let daemon = Daemon::start_with(s, "nested", "", &[("parent", map_of(task))]).await?;
+    let mut conn = Conn::connect(daemon.addr).await?;
+    let input = json!({"url": "", "items": (0..n).collect::<Vec<_>>(), "c": c});
+    let body = json!({"stateMachineArn": machine_arn("parent"), "input": input.to_string()}).to_string();
+    let start = CpuMark::now(daemon.pid());
+    let began = Instant::now();
+    let arn = conn.call("StartExecution", &body).await?.json()?["executionArn"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let describe = json!({"executionArn": arn}).to_string();
+    let ended = loop {
+        let e = conn.call("DescribeExecution", &describe).await?.json()?;
+        if e["status"] != "RUNNING" {
+            break e;
+        }
+        if began.elapsed() > s.phase_timeout {
+            return Err("the nested executions did not end in time".into());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let daemon_seconds = began.elapsed().as_secs_f64();
+    let cores = CpuMark::now(daemon.pid()).cores_since(&start);
+    if ended["status"] != "SUCCEEDED" {
+        return Err(
+            format!("the parent ended {}: {} {}", ended["status"], ended["error"], ended["cause"]).into()
+        );
+    }
+    let out: Value = serde_json::from_str(ended["output"].as_str().unwrap_or("null"))?;
+    let failed = out.as_array().map_or(n, |a| a.iter().filter(|r| r["s"] != "SUCCEEDED").count());
+    let addr = daemon.addr;
+    let (bare_seconds, bare_failed) = bare_http(addr, n, c, |i| {
+        let body =
+            json!({"stateMachineArn": machine_arn(EXPRESS_WORKFLOW), "input": json!({"n": i}).to_string()})
+                .to_string();
+        format!(
+            "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-amz-json-1.0\r\n\
+             X-Amz-Target: AWSStepFunctions.StartSyncExecution\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    })
+    .await?;
+    daemon.stop().await;
+    Ok(ConnectorResult {
+        calls: n,
+        concurrency: c,
+        daemon_seconds,
+        bare_seconds,
+        failed: failed + bare_failed,
+        cores,
+    })
+}
+
+/// MQTT publish Tasks at QoS 1 through Mosquitto, against a rumqttc client publishing the same
+/// messages C at a time and waiting for their acknowledgements.
+async fn mqtt_publish(s: &Settings, n: usize, c: usize) -> Result<ConnectorResult> {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    let (broker, port, _dir) = spawn_mosquitto().await?;
+    let task = json!({"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:iotdata:publish",
+        "Parameters": {"Topic": "load/out", "Qos": 1, "Payload": {"n.$": "$.n"}}, "End": true});
+    let extra = format!(
+        "[brokers.load]\nhost = \"127.0.0.1\"\nport = {port}\nclient_id = \"stepgate-load\"\n\n\
+         [workflow.pub]\ntype = \"EXPRESS\"\nhistory = false\n"
+    );
+    let daemon = Daemon::start_with(s, "mqtt-publish", &extra, &[("pub", map_of(task))]).await?;
+    let input = json!({"url": "", "items": (0..n).collect::<Vec<_>>(), "c": c});
+    let start = CpuMark::now(daemon.pid());
+    let (out, daemon_seconds) = run_express(&daemon, "pub", input).await?;
+    let cores = CpuMark::now(daemon.pid()).cores_since(&start);
+    let failed = out.as_array().map_or(n, |a| a.iter().filter(|r| *r != &json!({})).count());
+    let mut options = MqttOptions::new("stepgate-load-publisher", "127.0.0.1", port);
+    options.set_inflight(c.clamp(1, u16::MAX as usize) as u16);
+    let (client, mut eventloop) = AsyncClient::new(options, c.max(1));
+    let acked = Arc::new(AtomicUsize::new(0));
+    let all = Arc::new(tokio::sync::Notify::new());
+    let poller = {
+        let (acked, all) = (acked.clone(), all.clone());
+        tokio::spawn(async move {
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::PubAck(_))) => {
+                        if acked.fetch_add(1, Ordering::Relaxed) + 1 == n {
+                            all.notify_one();
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        })
+    };
+    let began = Instant::now();
+    for i in 0..n {
+        client.publish("load/out", QoS::AtLeastOnce, false, format!("{{\"n\":{i}}}")).await?;
+    }
+    tokio::time::timeout(s.phase_timeout, all.notified())
+        .await
+        .map_err(|_| "the bare publisher timed out")?;
+    let bare_seconds = began.elapsed().as_secs_f64();
+    poller.abort();
+    daemon.stop().await;
+    drop(broker);
+    Ok(ConnectorResult { calls: n, concurrency: c, daemon_seconds, bare_seconds, failed, cores })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1060,6 +1330,37 @@ fn main() -> Result<()> {
                     r.latencies.last().map_or(f64::NAN, |&l| l as f64 / 1000.0),
                     r.errors,
                     r.cores,
+                );
+                println!("{line}");
+                summary.push(line);
+            }
+        }
+        let connector_calls = s.connector_calls;
+        for &c in &s.sync_connections {
+            if wanted("http-task") {
+                let line = http_tasks(&s, connector_calls, c).await?.line(
+                    "http-task",
+                    "HTTP Tasks (http:invoke POST) to the bare echo from one Express Map",
+                    "(keep-alive POSTs)",
+                );
+                println!("{line}");
+                summary.push(line);
+            }
+            if wanted("nested") {
+                let n = connector_calls / 10;
+                let line = nested(&s, n, c).await?.line(
+                    "nested",
+                    "nested startExecution.sync:2 of the 3-state Express workflow from one Standard Map",
+                    "(StartSyncExecution of that workflow)",
+                );
+                println!("{line}");
+                summary.push(line);
+            }
+            if wanted("mqtt-publish") {
+                let line = mqtt_publish(&s, connector_calls, c).await?.line(
+                    "mqtt-publish",
+                    "MQTT publish Tasks (QoS 1) through Mosquitto from one Express Map",
+                    "(rumqttc, QoS 1, C in flight)",
                 );
                 println!("{line}");
                 summary.push(line);
