@@ -9,11 +9,20 @@ use std::fmt;
 pub struct Failure {
     pub error: String,
     pub cause: String,
+    /// Whether the error and the cause were given at all: SendTaskFailure may leave either out,
+    /// and a Catch's error output then holds null for it, where an empty one is "".
+    pub given: (bool, bool),
 }
 
 impl Failure {
     pub fn new(error: impl Into<String>, cause: impl Into<String>) -> Self {
-        Failure { error: error.into(), cause: cause.into() }
+        Failure { error: error.into(), cause: cause.into(), given: (true, true) }
+    }
+
+    /// A failure whose error or cause may not have been given.
+    pub fn from_parts(error: Option<String>, cause: Option<String>) -> Self {
+        let given = (error.is_some(), cause.is_some());
+        Failure { given, ..Failure::new(error.unwrap_or_default(), cause.unwrap_or_default()) }
     }
 
     pub fn runtime(cause: impl Into<String>) -> Self {

@@ -46,6 +46,9 @@ const SUPPORTED: &[&str] = &[
     "sns",
     "dynamodb",
     "events",
+    // Tokens handed over through SQS or SNS, answered by a consumer as the recorded test's
+    // (see `token_consumer`).
+    "taskToken",
 ];
 
 /// `needs` tags served by AWS's services, which the runner calls on moto server.
@@ -288,6 +291,10 @@ for s in strings(doc):
         name = m.group(1)
         attrs = {"FifoTopic": "true"} if name.endswith(".fifo") else {}
         sns.create_topic(Name=name, Attributes=attrs)
+    if m and "wait_for_task_token" in case:
+        consumer = sqs.create_queue(QueueName="sns-consumer")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=consumer, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=s, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
     if s.startswith("table:") and "no_such_table" not in case:
         name = s[6:]
         if name not in ddb.list_tables()["TableNames"]:
@@ -427,7 +434,10 @@ async fn run_case(case: &Case, shim_dir: &Path, services: Option<&Services>) -> 
     }
     let engine =
         Engine::new(registry, Arc::new(Clock::new(0.0)), Limits::default(), "us-east-1", "111111111111");
-    let inbox = activity_worker(case, &engine, &store, &activities, &name, &execution_name, &input).await;
+    let inbox = match services {
+        Some(services) => token_consumer(case, services, &input),
+        None => activity_worker(case, &engine, &store, &activities, &name, &execution_name, &input).await,
+    };
     let start = Start {
         state_machine_name: name,
         execution_name,
@@ -615,6 +625,61 @@ async fn activity_worker(
     });
     Some(rx)
 }
+
+/// For a case whose Task hands its token over through SQS (or SNS to an SQS subscription), a
+/// consumer of the queue that answers each token as the recorded test's consumer did: with
+/// the message's `Message` (`..._call_chain`), with a failure that gives no error or cause
+/// (`..._no_error_field`), with `{}` (the SNS case); the timeout cases have none.
+fn token_consumer(case: &Case, services: &Services, input: &Value) -> Option<Inbox> {
+    let needs = case.doc["needs"].as_array()?;
+    if !needs.iter().any(|n| n == "taskToken") {
+        return None;
+    }
+    let stem = case.file.trim_end_matches(".json").to_string();
+    let answer: fn(&Value) -> Result<Value, Failure> = if stem.contains("call_chain") {
+        |body| Ok(body["Message"].clone())
+    } else if stem.contains("no_error_field") {
+        |_| Err(Failure::from_parts(None, None))
+    } else if stem.contains("sns_publish_wait_for_task_token") {
+        |_| Ok(json!({}))
+    } else {
+        return None;
+    };
+    let queue = match input["QueueUrl"].as_str() {
+        Some(q) => q.to_string(),
+        None => format!("https://sqs.us-east-1.amazonaws.com/111111111111/{SNS_CONSUMER}"),
+    };
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let sdk = services.sdk.clone();
+    tokio::spawn(async move {
+        let sqs = aws_sdk_sqs::Client::new(sdk.config().await);
+        for _ in 0..60 {
+            let Ok(got) = sqs.receive_message().queue_url(&queue).wait_time_seconds(1).send().await else {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                continue;
+            };
+            for m in got.messages() {
+                let body: Value = serde_json::from_str(m.body().unwrap_or_default()).unwrap_or(Value::Null);
+                // Through SNS the message is the text the Task published.
+                let body = match body.get("TaskToken") {
+                    Some(_) => body,
+                    None => {
+                        body["Message"].as_str().and_then(|t| serde_json::from_str(t).ok()).unwrap_or(body)
+                    }
+                };
+                let Some(token) = body["TaskToken"].as_str() else { continue };
+                let done = Input::TokenDone { token: token.to_string(), result: answer(&body) };
+                if tx.send(Message { input: done, taken: None }).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    Some(rx)
+}
+
+/// The queue subscribed to a case's SNS topic, where its consumer reads.
+const SNS_CONSUMER: &str = "sns-consumer";
 
 /// AWS omits an empty error or cause; treat "" and null alike.
 fn nullable(v: &Value) -> Value {

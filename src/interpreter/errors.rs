@@ -79,7 +79,7 @@ pub fn recover(
 /// `States.Timeout`.
 pub fn shown(failure: Failure) -> Failure {
     if failure.error == names::HEARTBEAT_TIMEOUT {
-        Failure::new(names::TIMEOUT, failure.cause)
+        Failure { error: names::TIMEOUT.into(), ..failure }
     } else {
         failure
     }
@@ -108,9 +108,12 @@ fn catch(ctx: &Ctx<'_>, catchers: &[Catcher], failure: Failure, raw: Value) -> R
         return Recovery::Fail(shown(failure));
     };
     let failure = shown(failure);
+    // An error or cause that was never given (SendTaskFailure without them) is null, as AWS
+    // writes it; one given empty stays "".
+    let shown = |t: &str, given: bool| if given { Value::String(t.to_string()) } else { Value::Null };
     let mut err = Map::new();
-    err.insert("Error".into(), Value::String(failure.error.clone()));
-    err.insert("Cause".into(), Value::String(failure.cause.clone()));
+    err.insert("Error".into(), shown(&failure.error, failure.given.0));
+    err.insert("Cause".into(), shown(&failure.cause, failure.given.1));
     let err = Value::Object(err);
     if c.output.is_some() || matches!(c.assign, Some(crate::asl::compile::Assign::Jsonata(_))) {
         // JSONata: Output (default: the error output) and Assign read `$states.errorOutput`.

@@ -31,7 +31,7 @@ impl Service {
         error: Option<String>,
         cause: Option<String>,
     ) -> Result<(), ApiError> {
-        let f = Failure::new(error.unwrap_or_default(), cause.unwrap_or_default());
+        let f = Failure::from_parts(error, cause);
         self.send_to_task(token, Input::TokenDone { token: token.to_string(), result: Err(f) }).await
     }
 
