@@ -100,8 +100,10 @@ fn sqs_sns_dynamodb_and_eventbridge_tasks_reach_the_services() {
             "Events": task("events:putEvents", json!({"Entries": [
                 {"Source": "edge.sensors", "DetailType": "reading", "Detail": {"temp": 30}, "Resources": ["device/d-1"]}
             ]}), json!({"ResultPath": "$.events", "Next": "BadEvent"})),
+            // Retried once, then caught.
             "BadEvent": task("events:putEvents", json!({"Entries": [{"DetailType": "reading", "Detail": {"temp": 1}}]}),
-                json!({"Catch": [{"ErrorEquals": ["EventBridge.FailedEntry"], "ResultPath": "$.failedEntry", "Next": "NoQueue"}], "Next": "NoQueue"})),
+                json!({"Retry": [{"ErrorEquals": ["EventBridge.FailedEntry"], "IntervalSeconds": 1, "MaxAttempts": 1}],
+                       "Catch": [{"ErrorEquals": ["EventBridge.FailedEntry"], "ResultPath": "$.failedEntry", "Next": "NoQueue"}], "Next": "NoQueue"})),
             "NoQueue": task("sqs:sendMessage", json!({"QueueUrl": format!("{}/123456789012/nowhere", moto.endpoint()), "MessageBody": "x"}),
                 json!({"Catch": [{"ErrorEquals": ["SQS.QueueDoesNotExistException"], "ResultPath": "$.noQueue", "Next": "Done"}], "Next": "Done"})),
             "Done": {"Type": "Pass", "End": true}
@@ -151,6 +153,12 @@ fn sqs_sns_dynamodb_and_eventbridge_tasks_reach_the_services() {
     let failed: Value = serde_json::from_str(out["failedEntry"]["Cause"].as_str().unwrap()).unwrap();
     assert_eq!(failed["FailedEntryCount"], 1);
     assert_eq!(out["noQueue"]["Error"], "SQS.QueueDoesNotExistException");
+    // Each connector's calls in /metrics: the good event, and the bad one twice.
+    let calls = |c: &str, outcome: &str| {
+        d.metric(&format!("stepgate_task_calls_total{{connector=\"{c}\",outcome=\"{outcome}\"}}"))
+    };
+    assert_eq!((calls("events", "ok"), calls("events", "error")), (1.0, 2.0));
+    assert_eq!((calls("dynamodb", "ok"), calls("dynamodb", "error")), (5.0, 1.0));
 }
 
 /// A consumer of the queue answers the token it finds in the message.

@@ -1274,6 +1274,26 @@ fn run_ignores_stepgate_variables_that_are_not_config_keys() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
 }
 
+/// Regression: a Map whose iterations reached limits.history_events went on starting
+/// iterations on a Map that had failed, and the execution failed with the cause "lost".
+#[test]
+fn a_map_that_reaches_the_history_limit_fails_with_that_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(dir.path(), "stepgate.toml", "[limits]\nhistory_events = 30\n");
+    let def = r#"{"StartAt": "Each", "States": {"Each": {"Type": "Map", "MaxConcurrency": 1,
+        "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}, "End": true}}}"#;
+    let items: Vec<u32> = (0..20).collect();
+    let input = serde_json::to_string(&items).unwrap();
+    let (rc, v) =
+        run_definition(dir.path(), "wide", def, &["--config", config.to_str().unwrap(), "--input", &input]);
+    assert_eq!(
+        v,
+        json!({"status": "FAILED", "error": "States.Runtime",
+               "cause": "The execution reached the limit of 30 history events (limits.history_events)."})
+    );
+    assert_eq!(rc, 1);
+}
+
 /// The history's timestamps are on the workflow's clock, like `$$.State.EnteredTime`: with
 /// `--time-scale 0` the events after an hour's Wait are an hour later, as on AWS.
 #[test]

@@ -38,7 +38,13 @@ fn a_sync_child_survives_a_sigkill_and_its_end_reaches_the_parent() {
     let parent = json!({
         "StartAt": "Run",
         "States": {
-            "Run": start_child("startExecution.sync:2", "child", "kid", json!({"n": 1}), json!({"End": true}))
+            "Run": start_child(
+                "startExecution.sync:2",
+                "child",
+                "kid",
+                json!({"n": 1, "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID.$": "$$.Execution.Id"}),
+                json!({"End": true})
+            )
         }
     });
     workflows(dir.path(), &[("child", child), ("parent", parent)]);
@@ -78,7 +84,8 @@ fn a_sync_child_survives_a_sigkill_and_its_end_reaches_the_parent() {
         ]
     );
     assert_eq!(out["ExecutionArn"], kid.as_str());
-    assert_eq!(out["Input"], json!({"n": 1}));
+    // The parent's ARN reaches the child the way AWS's console links them.
+    assert_eq!(out["Input"], json!({"n": 1, "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID": arn}));
     assert_eq!(out["Output"], json!({"done": true}));
     assert_eq!(out["Status"], "SUCCEEDED");
     assert!(out["StartDate"].is_i64() && out["StopDate"].is_i64(), "dates in epoch milliseconds: {out}");

@@ -66,7 +66,8 @@ impl Connector for DynamoDb {
             let values = map("ExpressionAttributeValues")?;
             let returns = s("ReturnValues").map(|r| ReturnValue::from(r.as_str()));
             let mut answer = Map::new();
-            match op {
+            // The item read, or what the write answers (ReturnValues).
+            let (key, found) = match op {
                 "getItem" => {
                     let out = client
                         .get_item()
@@ -78,9 +79,7 @@ impl Connector for DynamoDb {
                         .send()
                         .await
                         .map_err(|e| failure(&DYNAMODB, e))?;
-                    if let Some(i) = out.item() {
-                        answer.insert("Item".into(), json_item(i));
-                    }
+                    ("Item", out.item)
                 }
                 "putItem" => {
                     let out = client
@@ -94,9 +93,7 @@ impl Connector for DynamoDb {
                         .send()
                         .await
                         .map_err(|e| failure(&DYNAMODB, e))?;
-                    if let Some(a) = out.attributes() {
-                        answer.insert("Attributes".into(), json_item(a));
-                    }
+                    ("Attributes", out.attributes)
                 }
                 "updateItem" => {
                     let out = client
@@ -111,9 +108,7 @@ impl Connector for DynamoDb {
                         .send()
                         .await
                         .map_err(|e| failure(&DYNAMODB, e))?;
-                    if let Some(a) = out.attributes() {
-                        answer.insert("Attributes".into(), json_item(a));
-                    }
+                    ("Attributes", out.attributes)
                 }
                 _ => {
                     let out = client
@@ -127,10 +122,11 @@ impl Connector for DynamoDb {
                         .send()
                         .await
                         .map_err(|e| failure(&DYNAMODB, e))?;
-                    if let Some(a) = out.attributes() {
-                        answer.insert("Attributes".into(), json_item(a));
-                    }
+                    ("Attributes", out.attributes)
                 }
+            };
+            if let Some(item) = found {
+                answer.insert(key.into(), json_item(&item));
             }
             // DynamoDB's own answer is these fields; the metadata reports its length and CRC.
             let body = Value::Object(answer.clone()).to_string();

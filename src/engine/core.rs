@@ -852,7 +852,8 @@ impl<'m> Core<'m> {
     ) {
         let Some(machine) = machine_at(self.x.machine, path) else { return };
         let state = &machine.states[index];
-        if self.state.last_event_id >= self.x.limits.history_events {
+        // Express executions keep no history on AWS, and no limit on it.
+        if !self.x.express && self.state.last_event_id >= self.x.limits.history_events {
             let f = Failure::runtime(format!(
                 "The execution reached the limit of {} history events (limits.history_events).",
                 self.x.limits.history_events
@@ -1148,7 +1149,7 @@ impl<'m> Core<'m> {
             Recovery::Retry { delay_seconds, retrier } => {
                 // Each attempt adds events: a state retried without end meets the history
                 // limit here, not only when the next state is entered.
-                if self.state.last_event_id >= self.x.limits.history_events {
+                if !self.x.express && self.state.last_event_id >= self.x.limits.history_events {
                     let f = Failure::runtime(format!(
                         "The execution reached the limit of {} history events (limits.history_events).",
                         self.x.limits.history_events
@@ -1734,6 +1735,14 @@ impl Core<'_> {
         let plain =
             spec.item_selector.is_none() && spec.item_selector_jsonata.is_none() && spec.batcher.is_none();
         loop {
+            // An iteration entered just now may have ended the Map or the execution (the
+            // history's limit reached, say): nothing more starts then.
+            let open = self.state.frames.get(path).is_some_and(|f| {
+                matches!(&f.status, FrameStatus::Children(Children { of: ChildrenOf::Map { .. }, .. }))
+            });
+            if w.end.is_some() || !open {
+                break;
+            }
             let c = self.counts.get(path).copied().unwrap_or_default();
             let running = c.begun - c.ended;
             if c.begun >= total || (limit > 0 && running >= limit) {

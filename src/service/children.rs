@@ -54,10 +54,10 @@ impl Service {
         if started.existing.is_some() {
             // The same child again: the parent's Task ran again (after a restart) and waits
             // with a new token, or the child has ended and its end is the answer.
-            let (record, _) = self.find_execution(&started.execution_arn)?;
+            let (record, express) = self.find_execution(&started.execution_arn)?;
             if record.status != ExecutionStatus::Running {
                 child.ended = Some(record);
-            } else if parent.is_some() && record.parent != parent {
+            } else if !express && parent.is_some() && record.parent != parent {
                 let link = Write::Link { execution_arn: record.arn.clone(), parent };
                 self.store.commit(vec![link]).await.map_err(ApiError::internal)?;
             }

@@ -172,20 +172,7 @@ impl Daemon {
     /// gets the endpoint as `sys.argv[1]` and `args` after it, and prints JSON on its last
     /// line of output, which is returned.
     pub fn boto3(&self, script: &str, args: &[&str]) -> Value {
-        let out = Command::new("python3")
-            .args(["-c", script, &self.endpoint()])
-            .args(args)
-            .envs(aws_env())
-            .output()
-            .expect("python3 runs (with boto3: pip install boto3)");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "the boto3 script failed: {}{stdout}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let last = stdout.lines().last().unwrap_or_default();
-        serde_json::from_str(last).unwrap_or_else(|e| panic!("the boto3 script printed {stdout:?}: {e}"))
+        boto3(script, &self.endpoint(), args)
     }
 
     /// A raw HTTP request; the status and the body text.
@@ -193,6 +180,25 @@ impl Daemon {
         let (status, _, body) = http(&self.addr, method, path, headers, body);
         (status, body)
     }
+}
+
+/// Runs a Python script with boto3 (`pip install boto3`): it gets `endpoint` as `sys.argv[1]`
+/// and `args` after it, and prints JSON on its last line of output, which is returned.
+pub fn boto3(script: &str, endpoint: &str, args: &[&str]) -> Value {
+    let out = Command::new("python3")
+        .args(["-c", script, endpoint])
+        .args(args)
+        .envs(aws_env())
+        .output()
+        .expect("python3 runs (with boto3: pip install boto3)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the boto3 script failed: {}{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("the boto3 script printed {stdout:?}: {e}"))
 }
 
 /// What the aws CLI and boto3 need to call the daemon.
@@ -541,20 +547,7 @@ impl Moto {
     /// Runs a Python script with boto3 against moto: the script gets moto's endpoint as
     /// `sys.argv[1]` and `args` after it, and prints JSON on its last line, which is returned.
     pub fn boto3(&self, script: &str, args: &[&str]) -> Value {
-        let out = Command::new("python3")
-            .args(["-c", script, &self.endpoint()])
-            .args(args)
-            .envs(aws_env())
-            .output()
-            .expect("python3 runs (with boto3: pip install boto3)");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "the boto3 script failed: {}{stdout}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let last = stdout.lines().last().unwrap_or_default();
-        serde_json::from_str(last).unwrap_or_else(|e| panic!("the boto3 script printed {stdout:?}: {e}"))
+        boto3(script, &self.endpoint(), args)
     }
 }
 
