@@ -24,6 +24,12 @@ pub trait Env: Sync {
     /// The value a path's root stands for: `$` is handled by the caller; this answers
     /// `$$` and `$name`. `None` when a variable is not defined.
     fn context(&self) -> Cow<'_, Value>;
+    /// The context object with only its field `key` (`Map`, `Execution`, ...): all a path
+    /// that starts there reads, without building the rest (the execution's input is large).
+    fn context_part(&self, key: &str) -> Cow<'_, Value> {
+        let _ = key;
+        self.context()
+    }
     fn variable(&self, name: &str) -> Option<Cow<'_, Value>>;
     /// A fresh random 64-bit number (States.UUID, States.MathRandom without a seed).
     fn random(&self) -> u64;

@@ -117,6 +117,14 @@ impl Path {
         &self.root
     }
 
+    /// The field the path reads first (`Map` of `$$.Map.Item.Value`), when it starts with one.
+    pub fn first_field(&self) -> Option<&str> {
+        match self.segs.first() {
+            Some(Seg::Field(f)) => Some(f),
+            _ => None,
+        }
+    }
+
     pub fn text(&self) -> &str {
         &self.text
     }

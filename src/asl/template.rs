@@ -127,7 +127,10 @@ fn has_dynamic(v: &Value) -> bool {
 pub fn select(path: &Path, input: &Value, env: &dyn Env) -> Result<Value, PathMiss> {
     match path.root() {
         Root::Input => path.select(input),
-        Root::Context => path.select(&env.context()),
+        Root::Context => match path.first_field() {
+            Some(key) => path.select(&env.context_part(key)),
+            None => path.select(&env.context()),
+        },
         Root::Variable(name) => match env.variable(name) {
             Some(v) => path.select(&v),
             None => Err(PathMiss {

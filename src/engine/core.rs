@@ -573,36 +573,60 @@ impl<'a> StateEnv<'a> {
     }
 }
 
+impl StateEnv<'_> {
+    /// One field of the context object, built only when read.
+    fn context_field(&self, key: &str) -> Option<Value> {
+        let x = self.x;
+        Some(match key {
+            "Execution" => {
+                let mut e = Map::new();
+                e.insert("Id".into(), json!(x.arn));
+                e.insert("Input".into(), x.input.clone());
+                e.insert("StartTime".into(), json!(iso(x.start_time)));
+                e.insert("Name".into(), json!(x.name));
+                e.insert("RoleArn".into(), json!(x.role_arn));
+                if !x.express {
+                    e.insert("RedriveCount".into(), Value::from(x.redrive_count));
+                }
+                Value::Object(e)
+            }
+            "StateMachine" => json!({"Id": x.state_machine_arn, "Name": x.state_machine_name}),
+            "State" => {
+                let mut state = Map::new();
+                state.insert("EnteredTime".into(), Value::String(iso(self.entered_at)));
+                state.insert("Name".into(), Value::String(self.state.name.to_string()));
+                if let Some(n) = self.retry_count {
+                    state.insert("RetryCount".into(), Value::from(n));
+                }
+                Value::Object(state)
+            }
+            "Map" => {
+                let (i, v) = self.item?;
+                json!({"Item": {"Index": i, "Value": v.clone()}})
+            }
+            "Task" => json!({"Token": self.token?}),
+            _ => return None,
+        })
+    }
+}
+
 impl Env for StateEnv<'_> {
     fn context(&self) -> Cow<'_, Value> {
-        let x = self.x;
-        let mut state = Map::new();
-        state.insert("EnteredTime".into(), Value::String(iso(self.entered_at)));
-        state.insert("Name".into(), Value::String(self.state.name.to_string()));
-        if let Some(n) = self.retry_count {
-            state.insert("RetryCount".into(), Value::from(n));
+        let mut ctx = Map::new();
+        for key in ["Execution", "StateMachine", "State", "Map", "Task"] {
+            if let Some(v) = self.context_field(key) {
+                ctx.insert(key.into(), v);
+            }
         }
-        let mut ctx = json!({
-            "Execution": {
-                "Id": x.arn,
-                "Input": x.input,
-                "StartTime": iso(x.start_time),
-                "Name": x.name,
-                "RoleArn": x.role_arn,
-            },
-            "StateMachine": {"Id": x.state_machine_arn, "Name": x.state_machine_name},
-            "State": state,
-        });
-        if !x.express {
-            ctx["Execution"]["RedriveCount"] = Value::from(x.redrive_count);
+        Cow::Owned(Value::Object(ctx))
+    }
+
+    fn context_part(&self, key: &str) -> Cow<'_, Value> {
+        let mut ctx = Map::new();
+        if let Some(v) = self.context_field(key) {
+            ctx.insert(key.into(), v);
         }
-        if let Some((i, v)) = self.item {
-            ctx["Map"] = json!({"Item": {"Index": i, "Value": v}});
-        }
-        if let Some(t) = self.token {
-            ctx["Task"] = json!({"Token": t});
-        }
-        Cow::Owned(ctx)
+        Cow::Owned(Value::Object(ctx))
     }
 
     fn variable(&self, name: &str) -> Option<Cow<'_, Value>> {
