@@ -157,6 +157,7 @@ pub struct Built {
 pub fn build(config: &crate::config::Config, store: Arc<dyn crate::store::Store>) -> Built {
     let activities = Arc::new(activity::Activities::new(store));
     let nested = states::Nested::new();
+    #[cfg_attr(not(feature = "aws"), allow(unused_mut))]
     let mut registry = Registry::new(function::build(config))
         .with(Arc::new(http::build(config)))
         .with(Arc::new(mqtt::build(config)))
