@@ -51,9 +51,15 @@ fn a_sync_child_survives_a_sigkill_and_its_end_reaches_the_parent() {
     let d = Daemon::start(dir.path(), &functions, &[]);
     let arn = start(&d, "parent", "p1", json!({}));
     let t = token(dir.path(), "1", Duration::from_secs(20));
-    // Both wait: the child on its callback, the parent on the child.
+    // Both wait, parked: the child on its callback (its hand-over committed, so the token
+    // read stays its token across the kill), the parent on the child.
     let kid = child_arn("child", "kid");
     assert_eq!(d.describe(&kid)["status"], "RUNNING");
+    let until = Instant::now() + Duration::from_secs(10);
+    while d.metric("stepgate_executions_parked") < 2.0 {
+        assert!(Instant::now() < until, "parent and child never parked");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let mut d = d;
     d.child.kill().unwrap();
     d.child.wait().unwrap();

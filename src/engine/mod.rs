@@ -452,8 +452,10 @@ impl Engine {
                 (a, b) => a.or(b),
             };
             let unread = inbox.as_ref().is_some_and(|rx| !rx.is_empty());
-            if let (Some(after), true, true, false) = (park_after, inflight.is_empty(), core.idle(), unread) {
-                if journal.is_some() && next.is_none_or(|t| t - self.clock.now() > after) {
+            // `idle` looks at every frame: asked last, only when parking is possible at all.
+            let parks = park_after.filter(|_| journal.is_some() && inflight.is_empty() && !unread);
+            if let Some(after) = parks.filter(|_| core.idle()) {
+                if next.is_none_or(|t| t - self.clock.now() > after) {
                     return Progress::Parked {
                         until: next,
                         history,
