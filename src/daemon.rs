@@ -211,6 +211,14 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     check("http.listen", serde_json::to_value(&old.http), serde_json::to_value(&new.http));
     check("limits", serde_json::to_value(&old.limits), serde_json::to_value(&new.limits));
     check("functions", serde_json::to_value(&old.functions), serde_json::to_value(&new.functions));
+    // The connectors are built once, at start.
+    check("connections", serde_json::to_value(&old.connections), serde_json::to_value(&new.connections));
+    check("iotdata", serde_json::to_value(&old.iotdata), serde_json::to_value(&new.iotdata));
+    #[cfg(feature = "aws")]
+    {
+        check("aws", serde_json::to_value(&old.aws), serde_json::to_value(&new.aws));
+        check("eventbridge", serde_json::to_value(&old.eventbridge), serde_json::to_value(&new.eventbridge));
+    }
     check("log", serde_json::to_value(&old.log), serde_json::to_value(&new.log));
     check("region", serde_json::to_value(&old.region), serde_json::to_value(&new.region));
     check("account", serde_json::to_value(&old.account), serde_json::to_value(&new.account));
@@ -562,5 +570,7 @@ mod tests {
             missed: Default::default(),
         });
         assert_eq!(needs_restart(&old, &new), ["server", "limits"]);
+        new.connections.insert("billing".into(), Default::default());
+        assert_eq!(needs_restart(&old, &new), ["server", "limits", "connections"]);
     }
 }
