@@ -276,6 +276,20 @@ pub struct Core<'m> {
     family: &'m (dyn Fn(&Arc<str>) -> EventFamily + Sync),
     /// Once ended, inputs change nothing.
     ended: bool,
+    /// The soonest timers (workflow clock, real clock) as last found, kept as timers are set
+    /// (see [`Core::soonest_timers`]); `None`: look at every frame again. Spares a wide Map a
+    /// scan of all its iterations after every answer.
+    soonest: std::cell::Cell<Option<Timers>>,
+}
+
+/// The soonest timer on the workflow's clock and on the real clock.
+type Timers = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+fn sooner(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// The transient work of one [`Core::advance`].
@@ -677,7 +691,8 @@ impl<'m> Core<'m> {
         state: ExecState,
         family: &'m (dyn Fn(&Arc<str>) -> EventFamily + Sync),
     ) -> Self {
-        let mut core = Core { x, state, counts: Default::default(), family, ended: false };
+        let mut core =
+            Core { x, state, counts: Default::default(), family, ended: false, soonest: Default::default() };
         core.recount();
         core
     }
@@ -704,6 +719,10 @@ impl<'m> Core<'m> {
         if late {
             self.time_out(&mut w);
             return self.actions(w);
+        }
+        // Frames read back or timers fired: the soonest ones are found anew.
+        if matches!(input, Input::Start { .. } | Input::Resume { .. } | Input::Timers) {
+            self.soonest.set(None);
         }
         match input {
             Input::Start { input } => self.start(&mut w, input),
@@ -736,6 +755,29 @@ impl<'m> Core<'m> {
 
     /// The soonest time something is due: (on the workflow's clock, on the real clock).
     pub fn next_timers(&self) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+        let t = self.scan_timers();
+        self.soonest.set(Some(t));
+        t
+    }
+
+    /// [`Core::next_timers`] as last found and kept since, without looking at every frame:
+    /// never later than the soonest timer, possibly earlier (a timer whose frame moved on), in
+    /// which case waking then finds nothing due and the next answer is exact again.
+    pub fn soonest_timers(&self) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+        match self.soonest.get() {
+            Some(t) => t,
+            None => self.next_timers(),
+        }
+    }
+
+    /// A timer was set: the soonest ones known take it in.
+    fn timer_set(&self, workflow: Option<DateTime<Utc>>, real: Option<DateTime<Utc>>) {
+        if let Some((w, r)) = self.soonest.get() {
+            self.soonest.set(Some((sooner(w, workflow), sooner(r, real))));
+        }
+    }
+
+    fn scan_timers(&self) -> Timers {
         let mut workflow = self.x.deadline;
         let mut real = None;
         let min = |a: Option<DateTime<Utc>>, b: DateTime<Utc>| Some(a.map_or(b, |a| a.min(b)));
@@ -984,6 +1026,7 @@ impl<'m> Core<'m> {
                 if let Some(f) = self.state.frames.get_mut(path) {
                     f.status = FrameStatus::Waiting { until: t, after };
                 }
+                self.timer_set(Some(t), None);
                 self.put(w, path);
                 // A wait already over (a timestamp in the past) ends at once.
                 if t <= w.tick.now {
@@ -1192,6 +1235,7 @@ impl<'m> Core<'m> {
                     }
                     f.status = FrameStatus::Backoff { until };
                 }
+                self.timer_set(Some(until), None);
                 self.put(w, path);
                 if until <= w.tick.now {
                     self.timers_of(w, path);
@@ -1271,6 +1315,7 @@ impl<'m> Core<'m> {
         let after =
             |s: u64| real.checked_add_signed(chrono::Duration::seconds(s.min(i64::MAX as u64) as i64));
         let deadline = timeout_seconds.and_then(after);
+        let heartbeat_deadline = heartbeat_seconds.and_then(after);
         if let Some(f) = self.state.frames.get_mut(path) {
             f.last_event_id = last;
             f.status = FrameStatus::Task(TaskWait {
@@ -1278,11 +1323,12 @@ impl<'m> Core<'m> {
                 raw,
                 deadline,
                 heartbeat_seconds,
-                heartbeat_deadline: heartbeat_seconds.and_then(after),
+                heartbeat_deadline,
                 token: token.clone(),
                 submitted: false,
             });
         }
+        self.timer_set(None, sooner(deadline, heartbeat_deadline));
         self.put(w, path);
         w.invokes.push(Action::Invoke(Box::new(Invocation {
             path: path.to_string(),
@@ -1976,6 +2022,8 @@ impl Core<'_> {
             if let Some(h) = t.heartbeat_seconds {
                 t.heartbeat_deadline =
                     real.checked_add_signed(chrono::Duration::seconds(h.min(i64::MAX as u64) as i64));
+                let next = t.heartbeat_deadline;
+                self.timer_set(None, next);
             }
         }
         self.put(w, &path);

@@ -444,17 +444,22 @@ impl Engine {
                     }
                 }
             }
-            let (workflow_timer, real_timer) = core.next_timers();
             // The real clock's deadlines (Task timeouts) as the workflow's clock reads them.
-            let real_timer = real_timer.map(|t| self.clock.now() + (t - Utc::now()));
-            let next = match (workflow_timer, real_timer) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
+            let next_of = |(workflow, real): (Option<DateTime<Utc>>, Option<DateTime<Utc>>)| {
+                let real = real.map(|t| self.clock.now() + (t - Utc::now()));
+                match (workflow, real) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
             };
+            // Never later than the soonest timer; waking early finds nothing due.
+            let next = next_of(core.soonest_timers());
             let unread = inbox.as_ref().is_some_and(|rx| !rx.is_empty());
-            // `idle` looks at every frame: asked last, only when parking is possible at all.
+            // `idle` and the exact timers look at every frame: asked last, only when parking is
+            // possible at all.
             let parks = park_after.filter(|_| journal.is_some() && inflight.is_empty() && !unread);
             if let Some(after) = parks.filter(|_| core.idle()) {
+                let next = next_of(core.next_timers());
                 if next.is_none_or(|t| t - self.clock.now() > after) {
                     return Progress::Parked {
                         until: next,
