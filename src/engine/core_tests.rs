@@ -426,6 +426,15 @@ fn play(d: &mut Driver, name: &str, steps: &[Line], timers: &[(usize, Timers)]) 
     for (i, (tick, input, want)) in steps.iter().enumerate() {
         let got = d.step(*tick, input.clone());
         assert_eq!(got, *want, "row '{name}', step {i}");
+        // What the runtime sleeps on is never later than the exact soonest timers (taken
+        // first: the exact scan refreshes it).
+        let (kept, exact) = (d.core.soonest_timers(), d.core.next_timers());
+        let not_later =
+            |k: Option<DateTime<Utc>>, e: Option<DateTime<Utc>>| e.is_none_or(|e| k.is_some_and(|k| k <= e));
+        assert!(
+            not_later(kept.0, exact.0) && not_later(kept.1, exact.1),
+            "row '{name}', step {i}: soonest_timers {kept:?} later than next_timers {exact:?}"
+        );
         for (_, (wf, real)) in timers.iter().filter(|(s, _)| *s == i) {
             let want = (wf.map(time), real.map(time));
             assert_eq!(d.core.next_timers(), want, "row '{name}', next_timers after step {i}");
