@@ -142,6 +142,11 @@ mode = "sync"
     wait_until("the burst is under way", Duration::from_secs(30), || {
         d.metric("stepgate_trigger_executions_started_total{kind=\"mqtt\",trigger=\"burst\"}") >= 50.0
     });
+    // The request is in progress (it reached its route) before the signal: one that had not
+    // reached the daemon yet would rightly be refused.
+    wait_until("the request is in progress", Duration::from_secs(30), || {
+        d.metric("stepgate_trigger_events_total{kind=\"http\",trigger=\"POST /slow\"}") >= 1.0
+    });
     d.signal("TERM");
     let status = d.wait_exit(Duration::from_secs(30));
     assert!(status.success(), "exit status {status}");
