@@ -916,8 +916,37 @@ async fn spawn_mosquitto() -> Result<(Child, u16, tempfile::TempDir)> {
     Ok((broker, port, dir))
 }
 
+/// Polls a publisher's event loop, counting the broker's acknowledgements: notified once `n`
+/// have come.
+fn count_acks(
+    mut eventloop: rumqttc::EventLoop,
+    n: usize,
+) -> (Arc<tokio::sync::Notify>, tokio::task::JoinHandle<()>) {
+    use rumqttc::{Event, Packet};
+    let all = Arc::new(tokio::sync::Notify::new());
+    let acked = AtomicUsize::new(0);
+    let notify = all.clone();
+    let poller = tokio::spawn(async move {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::PubAck(_))) => {
+                    if acked.fetch_add(1, Ordering::Relaxed) + 1 == n {
+                        notify.notify_one();
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    eprintln!("publisher: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    });
+    (all, poller)
+}
+
 async fn mqtt(s: &Settings, workflow: &str, messages: usize) -> Result<MqttResult> {
-    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    use rumqttc::{AsyncClient, MqttOptions, QoS};
     let (mut broker, port, _dir) = spawn_mosquitto().await?;
     let extra = format!(
         "[brokers.load]\nhost = \"127.0.0.1\"\nport = {port}\nclient_id = \"stepgate-load\"\n\n\
@@ -934,28 +963,8 @@ async fn mqtt(s: &Settings, workflow: &str, messages: usize) -> Result<MqttResul
     }
     let mut options = MqttOptions::new("stepgate-load-publisher", "127.0.0.1", port);
     options.set_inflight(1000).set_max_packet_size(1 << 20, 1 << 20);
-    let (client, mut eventloop) = AsyncClient::new(options, 1024);
-    let acked = Arc::new(AtomicUsize::new(0));
-    let all_acked = Arc::new(tokio::sync::Notify::new());
-    let poller = {
-        let (acked, all_acked) = (acked.clone(), all_acked.clone());
-        tokio::spawn(async move {
-            loop {
-                match eventloop.poll().await {
-                    Ok(Event::Incoming(Packet::PubAck(_))) => {
-                        if acked.fetch_add(1, Ordering::Relaxed) + 1 == messages {
-                            all_acked.notify_one();
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        eprintln!("publisher: {e}");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                }
-            }
-        })
-    };
+    let (client, eventloop) = AsyncClient::new(options, 1024);
+    let (all_acked, poller) = count_acks(eventloop, messages);
     let start = CpuMark::now(daemon.pid());
     let began = Instant::now();
     let publish = async {
@@ -1186,7 +1195,7 @@ async fn nested(s: &Settings, n: usize, c: usize) -> Result<ConnectorResult> {
 /// MQTT publish Tasks at QoS 1 through Mosquitto, against a rumqttc client publishing the same
 /// messages C at a time and waiting for their acknowledgements.
 async fn mqtt_publish(s: &Settings, n: usize, c: usize) -> Result<ConnectorResult> {
-    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    use rumqttc::{AsyncClient, MqttOptions, QoS};
     let (broker, port, _dir) = spawn_mosquitto().await?;
     let task = json!({"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:iotdata:publish",
         "Parameters": {"Topic": "load/out", "Qos": 1, "Payload": {"n.$": "$.n"}}, "End": true});
@@ -1202,25 +1211,8 @@ async fn mqtt_publish(s: &Settings, n: usize, c: usize) -> Result<ConnectorResul
     let failed = out.as_array().map_or(n, |a| a.iter().filter(|r| *r != &json!({})).count());
     let mut options = MqttOptions::new("stepgate-load-publisher", "127.0.0.1", port);
     options.set_inflight(c.clamp(1, u16::MAX as usize) as u16);
-    let (client, mut eventloop) = AsyncClient::new(options, c.max(1));
-    let acked = Arc::new(AtomicUsize::new(0));
-    let all = Arc::new(tokio::sync::Notify::new());
-    let poller = {
-        let (acked, all) = (acked.clone(), all.clone());
-        tokio::spawn(async move {
-            loop {
-                match eventloop.poll().await {
-                    Ok(Event::Incoming(Packet::PubAck(_))) => {
-                        if acked.fetch_add(1, Ordering::Relaxed) + 1 == n {
-                            all.notify_one();
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-                }
-            }
-        })
-    };
+    let (client, eventloop) = AsyncClient::new(options, c.max(1));
+    let (all, poller) = count_acks(eventloop, n);
     let began = Instant::now();
     for i in 0..n {
         client.publish("load/out", QoS::AtLeastOnce, false, format!("{{\"n\":{i}}}")).await?;
