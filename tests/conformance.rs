@@ -221,12 +221,7 @@ impl Services {
 
     /// The connectors of the AWS services, calling moto.
     fn with(&self, registry: Registry) -> Registry {
-        use stepgate::connectors::{dynamodb, eventbridge, sns, sqs};
-        registry
-            .with(Arc::new(eventbridge::build(self.sdk.clone())))
-            .with(Arc::new(sqs::build(self.sdk.clone())))
-            .with(Arc::new(sns::build(self.sdk.clone())))
-            .with(Arc::new(dynamodb::build(self.sdk.clone())))
+        stepgate::connectors::with_aws(registry, self.sdk.clone(), self.sdk.clone())
     }
 
     /// Empties moto, then creates what the recorded test had created before it ran the case:

@@ -379,32 +379,25 @@ fn function_error(text: &str, integration: bool) -> Option<Failure> {
 /// included, so workflows that read them keep working.
 fn invoke_shape(payload: Value, content_length: usize) -> Value {
     let request_id = uuid::Uuid::new_v4().to_string();
-    let date = chrono::Utc::now().format("%a, %d %b %Y %H:%M:%S GMT").to_string();
     let id = uuid::Uuid::new_v4().simple().to_string();
-    let trace = format!("Root=1-{}-{};Sampled=0", &id[..8], &id[8..]);
-    let len = content_length.to_string();
-    let mut m = Map::new();
-    m.insert("ExecutedVersion".into(), json!("$LATEST"));
-    m.insert("Payload".into(), payload);
-    m.insert(
-        "SdkHttpMetadata".into(),
-        json!({
-            "AllHttpHeaders": {
-                "X-Amz-Executed-Version": ["$LATEST"], "x-amzn-Remapped-Content-Length": ["0"],
-                "Connection": ["keep-alive"], "x-amzn-RequestId": [request_id], "Content-Length": [len],
-                "Date": [date], "X-Amzn-Trace-Id": [trace], "Content-Type": ["application/json"]
-            },
-            "HttpHeaders": {
-                "Connection": "keep-alive", "Content-Length": len, "Content-Type": "application/json",
-                "Date": date, "X-Amz-Executed-Version": "$LATEST", "x-amzn-Remapped-Content-Length": "0",
-                "x-amzn-RequestId": request_id, "X-Amzn-Trace-Id": trace
-            },
-            "HttpStatusCode": 200
-        }),
-    );
-    m.insert("SdkResponseMetadata".into(), json!({"RequestId": request_id}));
-    m.insert("StatusCode".into(), json!(200));
-    Value::Object(m)
+    let headers = [
+        ("X-Amz-Executed-Version", "$LATEST".to_string()),
+        ("x-amzn-Remapped-Content-Length", "0".to_string()),
+        ("Connection", "keep-alive".to_string()),
+        ("x-amzn-RequestId", request_id.clone()),
+        ("Content-Length", content_length.to_string()),
+        ("Date", super::http_date()),
+        ("X-Amzn-Trace-Id", format!("Root=1-{}-{};Sampled=0", &id[..8], &id[8..])),
+        ("Content-Type", "application/json".to_string()),
+    ];
+    let (http, response) = super::http_metadata(&headers, &request_id);
+    json!({
+        "ExecutedVersion": "$LATEST",
+        "Payload": payload,
+        "SdkHttpMetadata": http,
+        "SdkResponseMetadata": response,
+        "StatusCode": 200,
+    })
 }
 
 /// Runs a command function; returns its result and the length of its output in bytes.

@@ -177,13 +177,20 @@ pub fn build(config: &crate::config::Config, store: Arc<dyn crate::store::Store>
                 aws::Sdk::new(&merged, &config.region)
             },
         );
-        registry = registry
-            .with(Arc::new(eventbridge::build(events)))
-            .with(Arc::new(sqs::build(sdk.clone())))
-            .with(Arc::new(sns::build(sdk.clone())))
-            .with(Arc::new(dynamodb::build(sdk)));
+        registry = with_aws(registry, sdk, events);
     }
     Built { registry, activities, nested }
+}
+
+/// `registry` with the AWS services' connectors: EventBridge as `events` says, SQS, SNS and
+/// DynamoDB as `sdk` says.
+#[cfg(feature = "aws")]
+pub fn with_aws(registry: Registry, sdk: Arc<aws::Sdk>, events: Arc<aws::Sdk>) -> Registry {
+    registry
+        .with(Arc::new(eventbridge::build(events)))
+        .with(Arc::new(sqs::build(sdk.clone())))
+        .with(Arc::new(sns::build(sdk.clone())))
+        .with(Arc::new(dynamodb::build(sdk)))
 }
 
 /// Every Task state of a definition, at any depth (Parallel branches, Map iterations): its

@@ -285,7 +285,7 @@ pub struct Core<'m> {
 /// The soonest timer on the workflow's clock and on the real clock.
 type Timers = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
 
-fn sooner(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+pub fn sooner(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
@@ -780,20 +780,12 @@ impl<'m> Core<'m> {
     fn scan_timers(&self) -> Timers {
         let mut workflow = self.x.deadline;
         let mut real = None;
-        let min = |a: Option<DateTime<Utc>>, b: DateTime<Utc>| Some(a.map_or(b, |a| a.min(b)));
         for f in self.state.frames.values() {
             match &f.status {
                 FrameStatus::Waiting { until, .. } | FrameStatus::Backoff { until } => {
-                    workflow = min(workflow, *until)
+                    workflow = sooner(workflow, Some(*until))
                 }
-                FrameStatus::Task(t) => {
-                    if let Some(d) = t.deadline {
-                        real = min(real, d);
-                    }
-                    if let Some(d) = t.heartbeat_deadline {
-                        real = min(real, d);
-                    }
-                }
+                FrameStatus::Task(t) => real = sooner(real, sooner(t.deadline, t.heartbeat_deadline)),
                 _ => {}
             }
         }

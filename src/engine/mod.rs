@@ -446,11 +446,7 @@ impl Engine {
             }
             // The real clock's deadlines (Task timeouts) as the workflow's clock reads them.
             let next_of = |(workflow, real): (Option<DateTime<Utc>>, Option<DateTime<Utc>>)| {
-                let real = real.map(|t| self.clock.now() + (t - Utc::now()));
-                match (workflow, real) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                }
+                core::sooner(workflow, real.map(|t| self.clock.now() + (t - Utc::now())))
             };
             // Never later than the soonest timer; waking early finds nothing due.
             let next = next_of(core.soonest_timers());

@@ -96,12 +96,9 @@ impl Service {
             _ => {}
         }
         let unlink = Write::Link { execution_arn: child.arn.clone(), parent: None };
-        // An Express child lives in memory only.
-        let store = if self.store.get_execution(&child.arn).ok().flatten().is_some() {
-            &self.store
-        } else {
-            &self.express
-        };
+        // An Express child (its ARN says `express`) lives in memory only.
+        let express = child.arn.split(':').nth(5) == Some("express");
+        let store = if express { &self.express } else { &self.store };
         if let Err(e) = store.commit(vec![unlink]).await {
             tracing::warn!(execution = %child.arn, error = %e, "A child's end reached its parent, but its link could not be cleared; it is reported again at the next start.");
         }
