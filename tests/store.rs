@@ -1,12 +1,17 @@
 //! The store contract, run against every implementation: the same behavioural suite for
-//! `MemoryStore` and `SqliteStore`, then what only the durable one promises (surviving a
-//! reopen, group commit under many concurrent committers, visibility once answered).
+//! `MemoryStore`, `SqliteStore` and `PostgresStore` (on the PostgreSQL server the tests use,
+//! each test in a schema of its own), then what only the durable ones promise (surviving a
+//! reopen, group commit under many concurrent committers, visibility once answered) and what
+//! only the shared one does (leases and fencing, claims, ticks, messages between daemons).
+
+mod common;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use stepgate::store::memory::MemoryStore;
+use stepgate::store::postgres::PostgresStore;
 use stepgate::store::sqlite::SqliteStore;
 use stepgate::store::{
     ActivityRecord, Created, Event, ExecutionRecord, ExecutionStatus, Frame, MachineType, ParentLink,
@@ -609,7 +614,27 @@ macro_rules! suite {
                 }
             )*
         }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let schema = super::common::PgSchema::new();
+                    let store = super::postgres_store(&schema, "node-a");
+                    super::$name(&store).await;
+                }
+            )*
+        }
     };
+}
+
+fn postgres_store(schema: &common::PgSchema, node: &str) -> PostgresStore {
+    PostgresStore::open(&stepgate::store::postgres::Settings {
+        url: schema.url.clone(),
+        pool_size: 4,
+        lease: std::time::Duration::from_secs(15),
+        node: node.into(),
+    })
+    .unwrap()
 }
 
 suite!(
@@ -699,15 +724,14 @@ fn sqlite_refuses_a_newer_schema() {
     assert!(err.to_string().contains("newer"), "{err}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_group_commits_many_concurrent_committers() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(&dir.path().join("state.db")).unwrap());
+/// Many executions committing at once share transactions; `transactions` reads the store's
+/// count of them.
+async fn group_commits_many_concurrent_committers<S: Store>(store: Arc<S>, transactions: fn(&S) -> u64) {
     let (tasks, commits) = (200u64, 20u64);
     for t in 0..tasks {
         create(store.as_ref(), &execution("m", &format!("t{t}"), t0() + Duration::seconds(t as i64))).await;
     }
-    let before = store.transactions();
+    let before = transactions(&store);
     let handles: Vec<_> = (0..tasks)
         .map(|t| {
             let store = store.clone();
@@ -722,7 +746,7 @@ async fn sqlite_group_commits_many_concurrent_committers() {
     for h in handles {
         h.await.unwrap();
     }
-    let transactions = store.transactions() - before;
+    let transactions = transactions(&store) - before;
     let total = tasks * commits;
     assert!(transactions * 4 < total, "{transactions} transactions for {total} commits: no grouping");
     for t in 0..tasks {
@@ -733,12 +757,9 @@ async fn sqlite_group_commits_many_concurrent_committers() {
     eprintln!("{total} commits in {transactions} transactions");
 }
 
-#[tokio::test]
-async fn sqlite_a_bad_commit_fails_alone_in_its_group() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("state.db")).unwrap();
+async fn a_bad_commit_fails_alone_in_its_group(store: &dyn Store) {
     let e = execution("m", "good", t0());
-    create(&store, &e).await;
+    create(store, &e).await;
     // All queued before any is awaited, so the writer takes most of them in one group.
     let mut pending: Vec<_> = (1..=40).map(|i| store.commit(vec![event(&e.arn, i)])).collect();
     let bad = store.commit(vec![event(&format!("{EX}m:nope"), 1)]);
@@ -748,6 +769,118 @@ async fn sqlite_a_bad_commit_fails_alone_in_its_group() {
     }
     assert!(bad.await.is_err());
     assert_eq!(store.last_event_id(&e.arn).unwrap(), 80);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_group_commits_many_concurrent_committers() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("state.db")).unwrap());
+    group_commits_many_concurrent_committers(store, SqliteStore::transactions).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_group_commits_many_concurrent_committers() {
+    let schema = common::PgSchema::new();
+    let store = Arc::new(postgres_store(&schema, "node-a"));
+    group_commits_many_concurrent_committers(store, PostgresStore::transactions).await;
+}
+
+#[tokio::test]
+async fn sqlite_a_bad_commit_fails_alone_in_its_group() {
+    let dir = tempfile::tempdir().unwrap();
+    a_bad_commit_fails_alone_in_its_group(&SqliteStore::open(&dir.path().join("state.db")).unwrap()).await;
+}
+
+#[tokio::test]
+async fn postgres_a_bad_commit_fails_alone_in_its_group() {
+    let schema = common::PgSchema::new();
+    a_bad_commit_fails_alone_in_its_group(&postgres_store(&schema, "node-a")).await;
+}
+
+/// A daemon whose lease ran out loses its executions to the one that claims them, and from
+/// then on every write of the first is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_daemon_past_its_lease_is_fenced_by_the_one_that_takes_over() {
+    let schema = common::PgSchema::new();
+    let a = postgres_store(&schema, "node-a");
+    let b = postgres_store(&schema, "node-b");
+    let (ca, cb) = (a.cluster().unwrap(), b.cluster().unwrap());
+    let e = execution("m", "x", t0());
+    create(&a, &e).await;
+    a.commit(vec![event(&e.arn, 2)]).await.unwrap();
+    // A lives: B cannot take its execution, and B's start-up claims nothing of it.
+    assert_eq!(cb.claim(&e.arn).unwrap(), Some("node-a".to_string()));
+    assert!(b.running().unwrap().is_empty());
+    assert!(b.commit(vec![event(&e.arn, 3)]).await.is_err(), "B wrote to A's execution");
+    // A stops renewing (paused): its lease runs out, and B takes its executions.
+    schema.sql("UPDATE daemons SET lease_until = now() - interval '1 second' WHERE id = 'node-a'");
+    let taken: Vec<String> = b.running().unwrap().into_iter().map(|e| e.arn).collect();
+    assert_eq!(taken, vec![e.arn.clone()]);
+    let refused = a.commit(vec![event(&e.arn, 3)]).await.expect_err("A wrote after B took over");
+    assert!(refused.to_string().contains("taken over"), "{refused}");
+    b.commit(vec![event(&e.arn, 3)]).await.unwrap();
+    assert_eq!(b.last_event_id(&e.arn).unwrap(), 3);
+    // Nor can A take it back while B lives.
+    assert_eq!(ca.claim(&e.arn).unwrap(), Some("node-b".to_string()));
+}
+
+/// A parked execution is nobody's: the first daemon to claim it gets it, the other is told
+/// who has it; an ended one is nobody's to claim.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_parked_execution_goes_to_the_first_daemon_that_claims_it() {
+    let schema = common::PgSchema::new();
+    let a = postgres_store(&schema, "node-a");
+    let b = postgres_store(&schema, "node-b");
+    let e = execution("m", "parked", t0());
+    create(&a, &e).await;
+    a.commit(vec![Write::Park { execution_arn: e.arn.clone(), until: Some(t0()) }]).await.unwrap();
+    assert_eq!(b.due_timers(10).unwrap().len(), 1, "a parked timer is every daemon's to see");
+    assert_eq!(b.cluster().unwrap().claim(&e.arn).unwrap(), None);
+    assert_eq!(a.cluster().unwrap().claim(&e.arn).unwrap(), Some("node-b".to_string()));
+    b.commit(vec![Write::Unpark { execution_arn: e.arn.clone() }, event(&e.arn, 2)]).await.unwrap();
+    b.commit(vec![finish(&e.arn, ExecutionStatus::Succeeded, t0())]).await.unwrap();
+    assert_eq!(a.cluster().unwrap().claim(&e.arn).unwrap(), Some(String::new()));
+}
+
+/// Each tick of a schedule goes to one daemon, however many ask at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_schedule_tick_is_claimed_once() {
+    let schema = common::PgSchema::new();
+    let stores: Vec<_> = ["a", "b", "c"].iter().map(|n| postgres_store(&schema, n)).collect();
+    for s in 0..20 {
+        let tick = t0() + Duration::seconds(s);
+        let claims = futures::future::join_all(
+            stores.iter().map(|st| st.cluster().unwrap().claim_tick("every", tick)),
+        )
+        .await;
+        let won = claims.into_iter().filter(|c| *c.as_ref().unwrap()).count();
+        assert_eq!(won, 1, "tick {s}");
+    }
+    assert_eq!(stores[0].last_tick("every").unwrap(), Some(t0() + Duration::seconds(19)));
+}
+
+/// A message for an execution that another daemon runs reaches it through the database and
+/// comes back with its answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_commands_reach_the_owner_and_bring_its_answer_back() {
+    let schema = common::PgSchema::new();
+    let a = postgres_store(&schema, "node-a");
+    let b = postgres_store(&schema, "node-b");
+    let sent = b.cluster().unwrap().send_command("node-a", "arn:x", r#"{"stop":{}}"#.into());
+    let owner = async {
+        loop {
+            let cmds = a.cluster().unwrap().commands().await.unwrap();
+            if let Some(c) = cmds.into_iter().next() {
+                assert_eq!((c.execution_arn.as_str(), c.body.as_str()), ("arn:x", r#"{"stop":{}}"#));
+                a.cluster().unwrap().answer_command(c.id, true).await.unwrap();
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    };
+    let (answer, ()) = tokio::join!(sent, owner);
+    assert_eq!(answer.unwrap(), Some(true));
+    assert!(b.cluster().unwrap().commands().await.unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

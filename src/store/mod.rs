@@ -12,8 +12,14 @@
 //! reads are index lookups that never sync the disk. A parked row exists exactly while the
 //! execution's committed frames are a parked state: the first commit after it is read back
 //! removes it ([`Write::Unpark`]), and its end does too.
+//!
+//! `postgres` is the store several daemons share; what sharing adds (leases, the owner of
+//! each running execution, messages for executions another daemon runs, schedule ticks
+//! claimed once) is the [`Cluster`] side of it, which a store of one daemon has not.
 
 pub mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod sqlite;
 
 use crate::time::iso;
@@ -365,4 +371,49 @@ pub trait Store: Send + Sync + 'static {
         &self,
         activity_arn: &str,
     ) -> BoxFuture<'static, Result<Option<ActivityTask>, StoreError>>;
+
+    /// Where several daemons share this store: this daemon's part in it. `None`: the store
+    /// is this daemon's alone, and every execution in it is this daemon's to run.
+    fn cluster(&self) -> Option<&dyn Cluster> {
+        None
+    }
+}
+
+/// A message from another daemon for an execution this one runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Command {
+    pub id: i64,
+    pub execution_arn: String,
+    pub body: String,
+}
+
+/// A store shared by several daemons. Each RUNNING execution that is not parked is owned by
+/// one daemon, which alone writes for it; a daemon holds a lease, and one whose lease runs
+/// out loses its executions to the others ([`Store::running`] claims them) and is fenced
+/// from writing. A parked execution is nobody's until a daemon claims it.
+pub trait Cluster: Send + Sync {
+    /// This daemon's id among those sharing the store.
+    fn node(&self) -> &str;
+    /// How long a lease lasts without renewal.
+    fn lease(&self) -> std::time::Duration;
+    /// Takes a RUNNING execution for this daemon, unless another live daemon owns it:
+    /// `None` when it is ours now, else the owner's id ("" when it has ended).
+    fn claim(&self, arn: &str) -> Result<Option<String>, StoreError>;
+    /// Hands `body` to the daemon `owner` for its execution `arn` and waits for its answer
+    /// (whether the execution took it); `None` when no answer came in time.
+    fn send_command(
+        &self,
+        owner: &str,
+        arn: &str,
+        body: String,
+    ) -> BoxFuture<'static, Result<Option<bool>, StoreError>>;
+    /// Messages other daemons sent to this one, oldest first.
+    fn commands(&self) -> BoxFuture<'static, Result<Vec<Command>, StoreError>>;
+    fn answer_command(&self, id: i64, taken: bool) -> BoxFuture<'static, Result<(), StoreError>>;
+    /// Takes the tick `tick` of schedule `name` for this daemon: `true` for exactly one of
+    /// the daemons that ask.
+    fn claim_tick(&self, name: &str, tick: DateTime<Utc>) -> BoxFuture<'static, Result<bool, StoreError>>;
+    /// Changes each time this daemon's lease was taken over while it lived (it was paused
+    /// or cut off): what it held in memory is another daemon's now.
+    fn lost(&self) -> tokio::sync::watch::Receiver<u64>;
 }

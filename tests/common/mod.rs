@@ -625,3 +625,65 @@ pub fn start(d: &Daemon, machine: &str, name: &str, input: Value) -> String {
     assert_eq!(status, 200, "{r}");
     r["executionArn"].as_str().unwrap().to_string()
 }
+
+/// A schema of its own on the PostgreSQL server the tests use (`STEPGATE_TEST_POSTGRES`,
+/// default `postgres://postgres@127.0.0.1:5432/test`, the one this machine runs), dropped with
+/// everything in it when the value goes. `url` points a store at it.
+pub struct PgSchema {
+    pub url: String,
+    base: String,
+    name: String,
+}
+
+pub fn postgres_base() -> String {
+    std::env::var("STEPGATE_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// Runs SQL on the test server with psql; a server that cannot be reached fails the test
+/// with the way to get one.
+pub fn psql(url: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args([url, "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .output()
+        .unwrap_or_else(|e| panic!("psql could not run ({e}): install PostgreSQL's client (Debian: apt-get install postgresql-client)"));
+    assert!(
+        out.status.success(),
+        "PostgreSQL at {url} refused {sql:?}: {}\nThese tests need a PostgreSQL server: on Debian, \
+         apt-get install postgresql, then let the user connect (trust auth on 127.0.0.1) to a database \
+         named in STEPGATE_TEST_POSTGRES (default postgres://postgres@127.0.0.1:5432/test).",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+impl PgSchema {
+    pub fn new() -> PgSchema {
+        let base = postgres_base();
+        let name = format!("sg_{}", uuid_like());
+        psql(&base, &format!("CREATE SCHEMA {name}"));
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}options=-csearch_path%3D{name}");
+        PgSchema { url, base, name }
+    }
+
+    /// Runs SQL inside the schema.
+    pub fn sql(&self, sql: &str) -> String {
+        psql(&self.base, &format!("SET search_path = {}; {sql}", self.name))
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args([&self.base, "-XAtq", "-c", &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name)])
+            .output();
+    }
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    format!("{}_{}_{}", std::process::id(), t.subsec_nanos(), N.fetch_add(1, Ordering::Relaxed))
+}
