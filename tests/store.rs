@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use stepgate::store::memory::MemoryStore;
+#[cfg(feature = "postgres")]
 use stepgate::store::postgres::PostgresStore;
 use stepgate::store::sqlite::SqliteStore;
 use stepgate::store::{
@@ -614,6 +615,7 @@ macro_rules! suite {
                 }
             )*
         }
+        #[cfg(feature = "postgres")]
         mod postgres {
             $(
                 #[tokio::test]
@@ -627,6 +629,7 @@ macro_rules! suite {
     };
 }
 
+#[cfg(feature = "postgres")]
 fn postgres_store(schema: &common::PgSchema, node: &str) -> PostgresStore {
     PostgresStore::open(&stepgate::store::postgres::Settings {
         url: schema.url.clone(),
@@ -778,6 +781,7 @@ async fn sqlite_group_commits_many_concurrent_committers() {
     group_commits_many_concurrent_committers(store, SqliteStore::transactions).await;
 }
 
+#[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_group_commits_many_concurrent_committers() {
     let schema = common::PgSchema::new();
@@ -791,6 +795,7 @@ async fn sqlite_a_bad_commit_fails_alone_in_its_group() {
     a_bad_commit_fails_alone_in_its_group(&SqliteStore::open(&dir.path().join("state.db")).unwrap()).await;
 }
 
+#[cfg(feature = "postgres")]
 #[tokio::test]
 async fn postgres_a_bad_commit_fails_alone_in_its_group() {
     let schema = common::PgSchema::new();
@@ -799,6 +804,7 @@ async fn postgres_a_bad_commit_fails_alone_in_its_group() {
 
 /// A daemon whose lease ran out loses its executions to the one that claims them, and from
 /// then on every write of the first is refused.
+#[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_daemon_past_its_lease_is_fenced_by_the_one_that_takes_over() {
     let schema = common::PgSchema::new();
@@ -826,6 +832,7 @@ async fn postgres_a_daemon_past_its_lease_is_fenced_by_the_one_that_takes_over()
 
 /// A parked execution is nobody's: the first daemon to claim it gets it, the other is told
 /// who has it; an ended one is nobody's to claim.
+#[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_parked_execution_goes_to_the_first_daemon_that_claims_it() {
     let schema = common::PgSchema::new();
@@ -843,6 +850,7 @@ async fn postgres_a_parked_execution_goes_to_the_first_daemon_that_claims_it() {
 }
 
 /// Each tick of a schedule goes to one daemon, however many ask at once.
+#[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_schedule_tick_is_claimed_once() {
     let schema = common::PgSchema::new();
@@ -861,6 +869,7 @@ async fn postgres_a_schedule_tick_is_claimed_once() {
 
 /// A message for an execution that another daemon runs reaches it through the database and
 /// comes back with its answer.
+#[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_commands_reach_the_owner_and_bring_its_answer_back() {
     let schema = common::PgSchema::new();
