@@ -138,6 +138,23 @@ fn default_shutdown_grace() -> u64 {
     20
 }
 
+/// Where Standard executions are kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    #[default]
+    Sqlite,
+    Postgres,
+}
+
+fn default_pool_size() -> usize {
+    16
+}
+
+fn default_lease_seconds() -> u64 {
+    15
+}
+
 fn default_cache_bytes() -> usize {
     crate::store::sqlite::DEFAULT_CACHE_BYTES
 }
@@ -197,7 +214,27 @@ impl std::fmt::Debug for AccessKey {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
-    /// The folder of the embedded SQLite store.
+    /// Where Standard executions are kept: the embedded SQLite file, or a PostgreSQL database
+    /// that several daemons share.
+    #[serde(default)]
+    pub backend: Backend,
+    /// postgres: the database, as a libpq URL (`postgres://user:password@host:port/db`).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// postgres: connections for reads (the writer has one more).
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+    /// postgres: how long a daemon's lease lasts; a daemon that does not renew it for this
+    /// long has its executions taken over by the others.
+    #[serde(default = "default_lease_seconds")]
+    pub lease_seconds: u64,
+    /// postgres: this daemon's name among those sharing the database; stable across
+    /// restarts so that a restarted daemon takes its own executions back at once. Default:
+    /// the host name and the state folder.
+    #[serde(default)]
+    pub node_id: Option<String>,
+    /// The folder of the embedded SQLite store (and, with postgres, of the daemon's marker of
+    /// a clean shutdown).
     pub state_dir: String,
     /// Finished executions are purged after this many days.
     pub retention_days: u32,
@@ -322,6 +359,11 @@ impl Default for Config {
             functions: BTreeMap::new(),
             server: ServerConfig::on("127.0.0.1:8083"),
             storage: StorageConfig {
+                backend: Backend::Sqlite,
+                url: None,
+                pool_size: default_pool_size(),
+                lease_seconds: default_lease_seconds(),
+                node_id: None,
                 state_dir: "state".into(),
                 retention_days: 90,
                 express_executions: 10_000,

@@ -248,8 +248,7 @@ pub async fn serve(config_file: PathBuf, compiled: Compiled) -> Result<(), Daemo
     // Execution data lives here: private to the daemon's user when the daemon creates it.
     crate::store::sqlite::private_dir(&state_dir)
         .map_err(|source| DaemonError::StateDir { path: state_dir.display().to_string(), source })?;
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open_with_cache(&state_dir.join("stepgate.db"), config.storage.cache_bytes)?);
+    let store = open_store(&config.storage, &state_dir)?;
     let express: Arc<dyn Store> = Arc::new(MemoryStore::bounded_in_memory(
         config.storage.express_executions,
         config.storage.express_memory_bytes,
@@ -300,6 +299,7 @@ pub async fn serve(config_file: PathBuf, compiled: Compiled) -> Result<(), Daemo
         Ok(n) => tracing::info!(executions = n, "Resumed the executions that were running."),
         Err(e) => tracing::error!(error = %e.message, "Running executions could not be resumed."),
     }
+    service.start_cluster();
     match service.report_unreported() {
         Ok(0) => {}
         Ok(n) => tracing::info!(executions = n, "Reporting the ends of child executions to their parents."),
@@ -433,6 +433,50 @@ fn announce(line: &str) {
 }
 
 /// Finished executions older than the retention are purged now and then every hour.
+/// The store `[storage]` names: the embedded SQLite file in the state folder, or the
+/// PostgreSQL database several daemons share.
+fn open_store(
+    storage: &crate::config::StorageConfig,
+    state_dir: &std::path::Path,
+) -> Result<Arc<dyn Store>, DaemonError> {
+    match storage.backend {
+        crate::config::Backend::Sqlite => {
+            Ok(Arc::new(SqliteStore::open_with_cache(&state_dir.join("stepgate.db"), storage.cache_bytes)?))
+        }
+        #[cfg(feature = "postgres")]
+        crate::config::Backend::Postgres => {
+            let node = storage.node_id.clone().unwrap_or_else(|| default_node_id(state_dir));
+            let settings = crate::store::postgres::Settings {
+                url: storage.url.clone().unwrap_or_default(),
+                pool_size: storage.pool_size,
+                lease: Duration::from_secs(storage.lease_seconds),
+                node: node.clone(),
+            };
+            let store = crate::store::postgres::PostgresStore::open(&settings)?;
+            tracing::info!(daemon = %node, lease_seconds = storage.lease_seconds, "Opened the PostgreSQL store shared with other daemons.");
+            Ok(Arc::new(store))
+        }
+        #[cfg(not(feature = "postgres"))]
+        crate::config::Backend::Postgres => Err(DaemonError::Config(vec![
+            "storage.backend: this stepgate was built without the postgres feature".into(),
+        ])),
+    }
+}
+
+/// A daemon's name among those sharing a database when the config gives none: the host's
+/// name and the state folder, the same at every restart and different for two daemons of one
+/// host (each has its own state folder).
+#[cfg(feature = "postgres")]
+fn default_node_id(state_dir: &std::path::Path) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string());
+    let dir = std::fs::canonicalize(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
+    format!("{host}:{}", dir.display())
+}
+
 fn spawn_purge(store: Arc<dyn Store>, retention_days: u32) {
     let retention = chrono::Duration::days(i64::from(retention_days));
     tokio::spawn(async move {

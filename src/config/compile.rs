@@ -163,6 +163,7 @@ pub fn compile(config: Config) -> Compiled {
             ));
         }
     }
+    storage_problems(&config.storage, &mut problems);
     if let Some(b) = &config.iotdata.broker {
         if !config.brokers.contains_key(b) {
             let known: Vec<&str> = config.brokers.keys().map(String::as_str).collect();
@@ -313,4 +314,31 @@ pub fn is_loopback(listen: &str) -> Option<bool> {
         return None;
     }
     Some(addrs.iter().all(|a| a.ip().to_canonical().is_loopback()))
+}
+
+/// The `[storage]` keys that only make sense together.
+fn storage_problems(storage: &crate::config::StorageConfig, problems: &mut Vec<Problem>) {
+    use crate::config::Backend;
+    match storage.backend {
+        Backend::Sqlite => {}
+        Backend::Postgres if !cfg!(feature = "postgres") => problems.push(Problem::new(
+            "storage.backend",
+            "this stepgate was built without the postgres feature (cargo build --features postgres)",
+        )),
+        Backend::Postgres => {
+            if storage.url.as_deref().is_none_or(str::is_empty) {
+                problems.push(Problem::new(
+                    "storage.url",
+                    "backend = \"postgres\" needs the database's URL (postgres://user@host:5432/db), \
+                     here or in STEPGATE_STORAGE__URL",
+                ));
+            }
+            if storage.pool_size == 0 {
+                problems.push(Problem::new("storage.pool_size", "must be at least 1"));
+            }
+            if storage.lease_seconds < 2 {
+                problems.push(Problem::new("storage.lease_seconds", "must be at least 2"));
+            }
+        }
+    }
 }

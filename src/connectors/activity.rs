@@ -56,7 +56,13 @@ impl Activities {
             if let Some(t) = self.store.take_activity_task(activity_arn).await? {
                 return Ok(Some(t));
             }
-            if tokio::time::timeout_at(until, rung).await.is_err() {
+            // Where daemons share the store, a task another daemon queued rings no bell
+            // here: the poll looks again every second.
+            let wake = match self.store.cluster() {
+                Some(_) => until.min(tokio::time::Instant::now() + std::time::Duration::from_secs(1)),
+                None => until,
+            };
+            if tokio::time::timeout_at(wake, rung).await.is_err() && tokio::time::Instant::now() >= until {
                 return Ok(None);
             }
         }

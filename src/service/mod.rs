@@ -9,6 +9,7 @@
 pub mod activities;
 pub mod callbacks;
 pub mod children;
+pub mod cluster;
 pub mod registry;
 pub mod run;
 pub mod start;

@@ -23,7 +23,7 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    fn new(record: StateMachineRecord, machine: Arc<Machine>, history: bool) -> Arc<Self> {
+    pub(super) fn new(record: StateMachineRecord, machine: Arc<Machine>, history: bool) -> Arc<Self> {
         let definition: Arc<str> = Arc::from(record.definition.as_str());
         Arc::new(Loaded { hash: definition_hash(&definition), definition, record, machine, history })
     }
@@ -129,9 +129,19 @@ impl Service {
     /// A state machine by ARN.
     pub fn state_machine(&self, arn: &str) -> Result<Arc<Loaded>, ApiError> {
         check_arn(arn, &["stateMachine"])?;
-        self.machines.read().unwrap_or_else(|e| e.into_inner()).get(arn).cloned().ok_or_else(|| {
-            ApiError::new("StateMachineDoesNotExist", format!("State Machine Does Not Exist: '{arn}'"))
-        })
+        if let Some(l) = self.machines.read().unwrap_or_else(|e| e.into_inner()).get(arn).cloned() {
+            return Ok(l);
+        }
+        // Created through another daemon that shares the store: usable here at once.
+        if self.cluster().is_some() {
+            if let Some(record) = self.store.get_state_machine(arn).map_err(ApiError::internal)? {
+                let m = compile(&record.definition, record.machine_type)?;
+                let l = Loaded::new(record, Arc::new(m), true);
+                self.machines.write().unwrap_or_else(|e| e.into_inner()).insert(arn.to_string(), l.clone());
+                return Ok(l);
+            }
+        }
+        Err(ApiError::new("StateMachineDoesNotExist", format!("State Machine Does Not Exist: '{arn}'")))
     }
 
     /// Every state machine, in no order.

@@ -57,7 +57,12 @@ impl Service {
                 // gone, is not woken again for the same time.)
                 let recent = |w: &(DateTime<Utc>, std::time::Instant)| w.1.elapsed().as_secs() < 5;
                 let pending = next.is_none() && woken.values().any(recent);
-                let until = if pending { Some(now + chrono::Duration::milliseconds(100)) } else { next };
+                let mut until = if pending { Some(now + chrono::Duration::milliseconds(100)) } else { next };
+                // Other daemons park executions too, and this daemon hears nothing of it.
+                if this.cluster().is_some() {
+                    let look = now + chrono::Duration::seconds(1);
+                    until = Some(until.map_or(look, |u| u.min(look)));
+                }
                 match until {
                     None => changed.await,
                     Some(t) => {
@@ -109,6 +114,17 @@ impl Service {
     /// Goes on with an execution claimed (`inbox`) from what the store holds of it; one that
     /// has ended is let go.
     fn read_back(self: &Arc<Self>, arn: &str, inbox: Inbox) {
+        match self.take(arn) {
+            Ok(super::cluster::Owner::Here) => {}
+            Ok(super::cluster::Owner::Elsewhere(owner)) => return self.send_away(arn, inbox, owner),
+            Ok(super::cluster::Owner::Ended) => return self.release_ended(arn, Some(inbox)),
+            Err(e) => {
+                tracing::error!(execution = %arn, error = %e.message, "An execution could not be claimed; trying again in 5 seconds.");
+                self.release(arn);
+                self.retry_later(arn.to_string());
+                return;
+            }
+        }
         let record = match self.store.get_execution(arn) {
             Ok(Some(r)) if r.status == ExecutionStatus::Running => r,
             Ok(_) => return self.release(arn),
@@ -391,6 +407,20 @@ impl Service {
             ));
         };
         self.unwatch(arn);
+        // Run by another daemon: the stop goes there, and the answer waits for its end.
+        match self.take(arn) {
+            Ok(super::cluster::Owner::Elsewhere(owner)) => {
+                self.release(arn);
+                let stop = Input::Stop { error: error.clone(), cause: cause.clone() };
+                self.forward(arn, &owner, Message { input: stop, taken: None });
+                return self.stopped_elsewhere(arn).await;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                self.release(arn);
+                return Err(e);
+            }
+        }
         // Parked: nothing of it is in memory; its end is written here while it is claimed
         // (unless it ended before it could be claimed).
         let stopped = match self.store.get_execution(arn).map_err(ApiError::internal)? {
@@ -399,6 +429,17 @@ impl Service {
         };
         self.release(arn);
         stopped
+    }
+
+    /// Waits for the end of an execution that another daemon was asked to stop.
+    async fn stopped_elsewhere(&self, arn: &str) -> Result<DateTime<Utc>, ApiError> {
+        for _ in 0..300 {
+            if let Some(e) = self.ended_record(arn)? {
+                return Ok(e.stop.unwrap_or_else(|| self.engine.clock().now()));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        Err(ApiError::internal("the execution did not stop within 30 seconds; it stops when it can"))
     }
 
     async fn stop_parked(
@@ -505,6 +546,21 @@ impl Service {
     /// `storage.resume_limit` is failed instead: the step may be what brought the daemon down.
     pub fn resume_all(self: &Arc<Self>, unclean: bool) -> Result<usize, ApiError> {
         let running = self.store.running().map_err(ApiError::internal)?;
+        self.resume_records(running, unclean)
+    }
+
+    /// Resumes the executions of other daemons whose lease ran out, claimed for this one.
+    pub(super) fn take_over(self: &Arc<Self>) -> Result<usize, ApiError> {
+        let Some(c) = self.cluster() else { return Ok(0) };
+        let orphans = c.orphans().map_err(ApiError::internal)?;
+        self.resume_records(orphans, true)
+    }
+
+    fn resume_records(
+        self: &Arc<Self>,
+        running: Vec<ExecutionRecord>,
+        unclean: bool,
+    ) -> Result<usize, ApiError> {
         let n = running.len();
         for record in running {
             let Some(inbox) = self.claim(&record.arn) else { continue };

@@ -138,9 +138,10 @@ impl Starter {
                 Started { execution_arn: record.arn.clone(), start_date: record.start, existing: None }
             }
         };
+        let ended = self.service.until_ended(&started.execution_arn, ended);
         let got = match wait {
-            None => ended.await.ok(),
-            Some(d) => tokio::time::timeout(d, ended).await.ok().and_then(Result::ok),
+            None => ended.await,
+            Some(d) => tokio::time::timeout(d, ended).await.ok().flatten(),
         };
         Ok(match got {
             Some(e) => Waited::Ended(Box::new(e)),
@@ -251,6 +252,30 @@ impl Service {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.waiters.lock().unwrap_or_else(|e| e.into_inner()).entry(arn.to_string()).or_default().push(tx);
         rx
+    }
+
+    /// The end of a Standard execution, told by `ended` (from [`Service::watch`]); where
+    /// daemons share the store, the execution may end on another one (it parked and was
+    /// read back there), so the store is asked too, every half second.
+    pub(super) async fn until_ended(
+        &self,
+        arn: &str,
+        mut ended: tokio::sync::oneshot::Receiver<Ended>,
+    ) -> Option<Ended> {
+        if self.cluster().is_none() {
+            return ended.await.ok();
+        }
+        loop {
+            match tokio::time::timeout(Duration::from_millis(500), &mut ended).await {
+                Ok(r) => return r.ok(),
+                Err(_) => {
+                    if let Ok(Some(e)) = self.ended_record(arn) {
+                        self.unwatch(arn);
+                        return Some(e);
+                    }
+                }
+            }
+        }
     }
 
     /// Forgets the waiters of an execution that have stopped waiting.

@@ -399,6 +399,9 @@ pub trait Cluster: Send + Sync {
     /// Takes a RUNNING execution for this daemon, unless another live daemon owns it:
     /// `None` when it is ours now, else the owner's id ("" when it has ended).
     fn claim(&self, arn: &str) -> Result<Option<String>, StoreError>;
+    /// Claims the RUNNING executions, not parked, of daemons whose lease ran out (fencing
+    /// those daemons first) and returns them: the ones this daemon is to resume now.
+    fn orphans(&self) -> Result<Vec<ExecutionRecord>, StoreError>;
     /// Hands `body` to the daemon `owner` for its execution `arn` and waits for its answer
     /// (whether the execution took it); `None` when no answer came in time.
     fn send_command(

@@ -122,10 +122,11 @@ CREATE TABLE commands (
     owner TEXT NOT NULL,
     execution_arn TEXT NOT NULL,
     body TEXT NOT NULL,
+    seen BOOLEAN NOT NULL DEFAULT false,
     answer BOOLEAN,
     created TIMESTAMPTZ NOT NULL DEFAULT now()
 );
-CREATE INDEX commands_open ON commands (owner, id) WHERE answer IS NULL;
+CREATE INDEX commands_unseen ON commands (owner, id) WHERE NOT seen;
 "#];
 
 /// Most jobs folded into one transaction.
@@ -740,9 +741,14 @@ async fn reconnect(inner: &Inner) -> Result<Conn, tokio_postgres::Error> {
     Ok(c)
 }
 
+/// Tells every job of a batch that it failed, with the same message.
 fn fail_all(jobs: Vec<Job>, e: &StoreError) {
+    let message = match e {
+        StoreError::Backend(m) => m.clone(),
+        other => other.to_string(),
+    };
     for job in jobs {
-        let _ = job.reply.send(Err(StoreError::Backend(e.to_string())));
+        let _ = job.reply.send(Err(StoreError::Backend(message.clone())));
     }
 }
 
@@ -1226,6 +1232,68 @@ async fn other_statements<'t>(
     Ok(calls)
 }
 
+impl PostgresStore {
+    /// Claims the RUNNING executions, not parked, of no daemon and of daemons whose lease has
+    /// run out (fenced first, so that nothing they still had in flight lands after the
+    /// claim), with this daemon's own when `own`.
+    fn claim_running(&self, own: bool) -> Result<Vec<ExecutionRecord>, StoreError> {
+        let inner = self.inner.clone();
+        self.read(move |c| async move {
+            let me = &inner.node.id;
+            // Bumping an expired daemon's epoch waits for its transaction in flight (its
+            // writer holds its row FOR SHARE) and refuses every later one.
+            c.client.batch_execute("BEGIN; SET LOCAL lock_timeout = '2s'").await.map_err(backend)?;
+            let claimed = async {
+                c.execute(
+                    "UPDATE daemons SET epoch = epoch + 1, lease_until = now()
+                     WHERE id <> $1 AND lease_until < now() AND EXISTS
+                         (SELECT 1 FROM executions e WHERE e.owner = daemons.id AND e.status = 'RUNNING')",
+                    &[me],
+                )
+                .await?;
+                let mut rows = c
+                    .query(
+                        "UPDATE executions e SET owner = $1, epoch = e.epoch + 1
+                         WHERE e.status = 'RUNNING' AND e.owner IS DISTINCT FROM $1
+                           AND NOT EXISTS (SELECT 1 FROM parked p WHERE p.execution = e.seq)
+                           AND (e.owner IS NULL OR NOT EXISTS
+                               (SELECT 1 FROM daemons d WHERE d.id = e.owner AND d.lease_until > now()))
+                         RETURNING arn, name, state_machine_arn, state_machine_name, status, input, output, error,
+                             cause, start, stop, redrive_count, parent",
+                        &[me],
+                    )
+                    .await?;
+                if own {
+                    rows.extend(
+                        c.query(
+                            "SELECT arn, name, state_machine_arn, state_machine_name, status, input, output, error,
+                                 cause, start, stop, redrive_count, parent FROM executions e
+                             WHERE e.owner = $1 AND e.status = 'RUNNING'
+                               AND NOT EXISTS (SELECT 1 FROM parked p WHERE p.execution = e.seq)",
+                            &[me],
+                        )
+                        .await?,
+                    );
+                }
+                Ok::<_, tokio_postgres::Error>(rows)
+            }
+            .await;
+            match claimed {
+                Ok(rows) => {
+                    c.client.batch_execute("COMMIT").await.map_err(backend)?;
+                    let mut v = executions(rows)?;
+                    v.sort_by(|a, b| (a.start, &a.arn).cmp(&(b.start, &b.arn)));
+                    Ok(v)
+                }
+                Err(e) => {
+                    let _ = c.client.batch_execute("ROLLBACK").await;
+                    Err(backend(e))
+                }
+            }
+        })
+    }
+}
+
 impl Store for PostgresStore {
     fn put_state_machine(&self, sm: &StateMachineRecord) -> Result<(), StoreError> {
         let record = serde_json::to_string(sm).map_err(|e| StoreError::Backend(e.to_string()))?;
@@ -1337,49 +1405,9 @@ impl Store for PostgresStore {
     }
 
     /// Claims and returns the RUNNING executions, not parked, that this daemon is to run:
-    /// its own, those of no daemon, and those of daemons whose lease has run out (fenced
-    /// first, so that nothing they still had in flight lands after the claim).
+    /// its own, those of no daemon, and those of daemons whose lease has run out.
     fn running(&self) -> Result<Vec<ExecutionRecord>, StoreError> {
-        let inner = self.inner.clone();
-        self.read(move |c| async move {
-            let me = &inner.node.id;
-            // Bumping an expired daemon's epoch waits for its transaction in flight (its
-            // writer holds its row FOR SHARE) and refuses every later one.
-            c.client.batch_execute("BEGIN; SET LOCAL lock_timeout = '2s'").await.map_err(backend)?;
-            let claimed = async {
-                c.execute(
-                    "UPDATE daemons SET epoch = epoch + 1, lease_until = now()
-                     WHERE id <> $1 AND lease_until < now() AND EXISTS
-                         (SELECT 1 FROM executions e WHERE e.owner = daemons.id AND e.status = 'RUNNING')",
-                    &[me],
-                )
-                .await?;
-                c.query(
-                    "UPDATE executions e SET owner = $1, epoch = e.epoch + 1
-                     WHERE e.status = 'RUNNING'
-                       AND NOT EXISTS (SELECT 1 FROM parked p WHERE p.execution = e.seq)
-                       AND (e.owner IS NULL OR e.owner = $1 OR NOT EXISTS
-                           (SELECT 1 FROM daemons d WHERE d.id = e.owner AND d.lease_until > now()))
-                     RETURNING arn, name, state_machine_arn, state_machine_name, status, input, output, error,
-                         cause, start, stop, redrive_count, parent",
-                    &[me],
-                )
-                .await
-            }
-            .await;
-            match claimed {
-                Ok(rows) => {
-                    c.client.batch_execute("COMMIT").await.map_err(backend)?;
-                    let mut v = executions(rows)?;
-                    v.sort_by(|a, b| (a.start, &a.arn).cmp(&(b.start, &b.arn)));
-                    Ok(v)
-                }
-                Err(e) => {
-                    let _ = c.client.batch_execute("ROLLBACK").await;
-                    Err(backend(e))
-                }
-            }
-        })
+        self.claim_running(true)
     }
 
     fn children(&self, parent_arn: &str) -> Result<Vec<ExecutionRecord>, StoreError> {
@@ -1685,6 +1713,10 @@ impl Cluster for PostgresStore {
         self.inner.node.lease
     }
 
+    fn orphans(&self) -> Result<Vec<ExecutionRecord>, StoreError> {
+        self.claim_running(false)
+    }
+
     fn claim(&self, arn: &str) -> Result<Option<String>, StoreError> {
         let inner = self.inner.clone();
         let arn = arn.to_string();
@@ -1751,12 +1783,20 @@ impl Cluster for PostgresStore {
         self.spawn(move |c| async move {
             let rows = c
                 .query(
-                    "SELECT id, execution_arn, body FROM commands WHERE owner = $1 AND answer IS NULL ORDER BY id LIMIT 256",
+                    // Each message is handed out once: it is marked seen as it is read.
+                    "UPDATE commands SET seen = true WHERE id IN (SELECT id FROM commands
+                         WHERE owner = $1 AND NOT seen ORDER BY id LIMIT 256)
+                     RETURNING id, execution_arn, body",
                     &[&inner.node.id],
                 )
                 .await
                 .map_err(backend)?;
-            Ok(rows.iter().map(|r| Command { id: r.get(0), execution_arn: r.get(1), body: r.get(2) }).collect())
+            let mut v: Vec<Command> = rows
+                .iter()
+                .map(|r| Command { id: r.get(0), execution_arn: r.get(1), body: r.get(2) })
+                .collect();
+            v.sort_by_key(|c| c.id);
+            Ok(v)
         })
     }
 

@@ -244,6 +244,18 @@ async fn run(s: Schedule, ctx: Context, mut stop: watch::Receiver<bool>) {
 
 /// Starts the execution of one tick (named after it) and records the tick.
 async fn fire(s: &Schedule, ctx: &Context, counters: &Counters, tick: DateTime<Utc>) {
+    // Daemons sharing a store each wake for the tick; the one whose claim lands fires it.
+    let shared = ctx.store.cluster();
+    if let Some(c) = shared {
+        match c.claim_tick(&s.name, tick).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::error!(schedule = %s.name, tick = %tick, error = %e, "A schedule's tick could not be claimed in the shared store; it is skipped.");
+                return;
+            }
+        }
+    }
     Counters::add(&counters.received);
     let execution_name = format!("{}-{}", s.name, tick.format("%Y%m%dT%H%M%SZ"));
     let input = schedule_expr::fill_placeholders(
@@ -273,6 +285,9 @@ async fn fire(s: &Schedule, ctx: &Context, counters: &Counters, tick: DateTime<U
                 return;
             }
         }
+    }
+    if shared.is_some() {
+        return;
     }
     if let Err(e) = ctx.store.record_tick(&s.name, tick).await {
         tracing::error!(schedule = %s.name, tick = %tick, error = %e, "A schedule's tick could not be recorded; its execution's name keeps it from running twice.");
