@@ -29,6 +29,13 @@
 //!   (keep-alive POSTs to the echo; StartSyncExecution of that workflow; a rumqttc publisher
 //!   with C in flight). Reports both rates: what the daemon adds to a call.
 //!
+//! - `shared`: the `standard` workload on SQLite with one daemon, then on PostgreSQL through
+//!   1, 2 and 4 daemons sharing one database (`STEPGATE_LOAD_SHARED_DAEMONS` [1,2,4]), the
+//!   clients spread over them; `takeover`: 1,000 executions started on one of two daemons on
+//!   PostgreSQL, SIGKILLed at once, and the time until the other has finished them all
+//!   (`STEPGATE_LOAD_LEASE_SECONDS` [5], `STEPGATE_LOAD_TAKEOVER_EXECUTIONS` [1000]). Each
+//!   makes a schema of its own on `STEPGATE_LOAD_POSTGRES` [postgres://postgres@127.0.0.1:5432/test].
+//!
 //! Run with `cargo bench --bench load` (optionally `-- standard`, `-- map` or `-- sync`). Sizes come
 //! from environment variables (defaults in brackets): `STEPGATE_LOAD_STD_CLIENTS` [64],
 //! `STEPGATE_LOAD_STD_EXECUTIONS` [4000], `STEPGATE_LOAD_STD_STATES` [10],
@@ -192,6 +199,17 @@ impl Daemon {
 
     /// A daemon whose config also holds `extra` (triggers, brokers), and `more` workflows.
     async fn start_with(s: &Settings, phase: &str, extra: &str, more: &[(&str, Value)]) -> Result<Daemon> {
+        Daemon::start_env(s, phase, extra, more, &[]).await
+    }
+
+    /// [`Daemon::start_with`] with `env` set for the daemon (`STEPGATE_*` config keys).
+    async fn start_env(
+        s: &Settings,
+        phase: &str,
+        extra: &str,
+        more: &[(&str, Value)],
+        env: &[(&str, &str)],
+    ) -> Result<Daemon> {
         let dir = tempfile::Builder::new().prefix("stepgate-load-").tempdir()?;
         let workflows = dir.path().join("workflows");
         std::fs::create_dir_all(&workflows)?;
@@ -224,6 +242,7 @@ impl Daemon {
             .arg("--config")
             .arg(&config_file)
             .env("STEPGATE_LOG", "warn")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
@@ -514,9 +533,14 @@ impl std::fmt::Display for Cores {
 
 impl CpuMark {
     fn now(daemon_pid: u32) -> CpuMark {
+        CpuMark::now_all(&[daemon_pid])
+    }
+
+    /// With the daemon's cores summed over several daemons.
+    fn now_all(daemon_pids: &[u32]) -> CpuMark {
         CpuMark {
             at: Instant::now(),
-            daemon: cpu_seconds(daemon_pid),
+            daemon: daemon_pids.iter().map(|&p| cpu_seconds(p)).sum(),
             client: cpu_seconds(std::process::id()),
             machine: machine_busy_seconds(),
         }
@@ -547,7 +571,8 @@ async fn standard(s: &Settings, w: &Workload) -> Result<StandardResult> {
         w.workflow,
         w.transitions
     );
-    let result = tokio::time::timeout(s.phase_timeout, run_standard(s, w, daemon.addr, daemon.pid())).await;
+    let result =
+        tokio::time::timeout(s.phase_timeout, run_standard(s, w, &[daemon.addr], &[daemon.pid()])).await;
     daemon.stop().await;
     match result {
         Ok(r) => r,
@@ -555,20 +580,24 @@ async fn standard(s: &Settings, w: &Workload) -> Result<StandardResult> {
     }
 }
 
+/// Starts the executions through `addrs` in turn (client k talks to `addrs[k % n]`) and waits
+/// for their ends through the first.
 async fn run_standard(
     s: &Settings,
     w: &Workload,
-    addr: SocketAddr,
-    daemon_pid: u32,
+    addrs: &[SocketAddr],
+    daemon_pids: &[u32],
 ) -> Result<StandardResult> {
     let sm = machine_arn(w.workflow);
     let make_input = w.input;
     let next = Arc::new(AtomicUsize::new(0));
-    let cpu0 = CpuMark::now(daemon_pid);
+    let cpu0 = CpuMark::now_all(daemon_pids);
     let t0_wall = SystemTime::now();
     let t0 = Instant::now();
     let mut clients = Vec::new();
-    for _ in 0..s.std_clients {
+    let addr = addrs[0];
+    for k in 0..s.std_clients {
+        let addr = addrs[k % addrs.len()];
         let (next, sm, total) = (next.clone(), sm.clone(), s.std_executions);
         clients.push(tokio::spawn(async move {
             let mut conn = Conn::connect(addr).await?;
@@ -625,7 +654,7 @@ async fn run_standard(
         }
     }
     let observed_seconds = t0.elapsed().as_secs_f64();
-    let cores = CpuMark::now(daemon_pid).cores_since(&cpu0);
+    let cores = CpuMark::now_all(daemon_pids).cores_since(&cpu0);
     let server_seconds = last_stop - wall_seconds(t0_wall);
     let metrics = conn.get("/metrics").await?.text();
     let transitions_metric = metrics
@@ -642,6 +671,158 @@ async fn run_standard(
         not_succeeded,
         transitions_metric,
         cores,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Several daemons on one PostgreSQL database.
+
+/// A schema of its own on the PostgreSQL server (`STEPGATE_LOAD_POSTGRES`), dropped at the end.
+struct PgSchema {
+    base: String,
+    name: String,
+    url: String,
+}
+
+fn psql(url: &str, sql: &str) -> Result<()> {
+    let out = std::process::Command::new("psql")
+        .args([url, "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .output()?;
+    if !out.status.success() {
+        return Err(format!("psql {url}: {}", String::from_utf8_lossy(&out.stderr)).into());
+    }
+    Ok(())
+}
+
+impl PgSchema {
+    fn new(tag: &str) -> Result<PgSchema> {
+        let base = std::env::var("STEPGATE_LOAD_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let name = format!("stepgate_load_{tag}_{}", std::process::id());
+        psql(&base, &format!("DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"))?;
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}options=-csearch_path%3D{name}");
+        Ok(PgSchema { base, name, url })
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let _ = psql(&self.base, &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
+    }
+}
+
+async fn start_shared(
+    s: &Settings,
+    schema: &PgSchema,
+    phase: &str,
+    n: usize,
+    lease: u64,
+    more: &[(&str, Value)],
+) -> Result<Vec<Daemon>> {
+    let lease = lease.to_string();
+    let env = [
+        ("STEPGATE_STORAGE__BACKEND", "postgres"),
+        ("STEPGATE_STORAGE__URL", schema.url.as_str()),
+        ("STEPGATE_STORAGE__LEASE_SECONDS", lease.as_str()),
+    ];
+    let mut daemons = Vec::with_capacity(n);
+    for i in 0..n {
+        daemons.push(Daemon::start_env(s, &format!("{phase}-{i}"), "", more, &env).await?);
+    }
+    Ok(daemons)
+}
+
+/// The `standard` workload through `n` daemons sharing one PostgreSQL database, the clients
+/// spread over them.
+async fn shared(s: &Settings, w: &Workload, n: usize) -> Result<StandardResult> {
+    let schema = PgSchema::new("shared")?;
+    let daemons = start_shared(s, &schema, &format!("shared-{n}"), n, 15, &[]).await?;
+    let addrs: Vec<SocketAddr> = daemons.iter().map(|d| d.addr).collect();
+    let pids: Vec<u32> = daemons.iter().map(Daemon::pid).collect();
+    eprintln!(
+        "shared: {n} daemon(s) on PostgreSQL, pids {pids:?}; {} clients start {} executions",
+        s.std_clients, s.std_executions
+    );
+    let result = tokio::time::timeout(s.phase_timeout, run_standard(s, w, &addrs, &pids)).await;
+    for d in daemons {
+        d.stop().await;
+    }
+    match result {
+        Ok(r) => r,
+        Err(_) => {
+            Err(format!("the shared phase with {n} daemons took longer than {:?}", s.phase_timeout).into())
+        }
+    }
+}
+
+struct TakeoverResult {
+    executions: usize,
+    lease: u64,
+    /// From the SIGKILL to the last execution's end on the survivor.
+    seconds: f64,
+    /// From the SIGKILL to when the executions' waits ran out (they could end no sooner).
+    waits_end: f64,
+    not_succeeded: usize,
+}
+
+/// Two daemons on one database: `n` executions (Pass, a 2-second Wait, Pass) started on the
+/// first, which is SIGKILLed as soon as they are all started; the second takes them over
+/// once the first's lease has run out and finishes them.
+async fn takeover(s: &Settings, n: usize, lease: u64) -> Result<TakeoverResult> {
+    const NAP: f64 = 2.0;
+    let nap = json!({"StartAt": "A", "States": {
+        "A": {"Type": "Pass", "Next": "Nap"},
+        "Nap": {"Type": "Wait", "Seconds": NAP as u64, "Next": "B"},
+        "B": {"Type": "Pass", "End": true}
+    }});
+    let schema = PgSchema::new("takeover")?;
+    let mut daemons = start_shared(s, &schema, "takeover", 2, lease, &[("nap", nap)]).await?;
+    let survivor = daemons.pop().ok_or("no survivor")?;
+    let victim = daemons.pop().ok_or("no victim")?;
+    let sm = machine_arn("nap");
+    let mut conn = Conn::connect(victim.addr).await?;
+    let mut arns = Vec::with_capacity(n);
+    let t0 = wall_seconds(SystemTime::now());
+    for i in 0..n {
+        let body = json!({"stateMachineArn": sm, "name": format!("nap-{i}"), "input": "{}"}).to_string();
+        let r = conn.call("StartExecution", &body).await?;
+        if r.status != 200 {
+            return Err(format!("StartExecution: HTTP {}: {}", r.status, r.text()).into());
+        }
+        arns.push(r.json()?["executionArn"].as_str().ok_or("no executionArn")?.to_string());
+    }
+    signal(victim.pid(), "-KILL");
+    let killed = wall_seconds(SystemTime::now());
+    let mut conn = Conn::connect(survivor.addr).await?;
+    let (mut last_stop, mut not_succeeded) = (0.0f64, 0);
+    let until = Instant::now() + s.phase_timeout;
+    for arn in &arns {
+        let body = json!({"executionArn": arn}).to_string();
+        loop {
+            let v = conn.call("DescribeExecution", &body).await?.json()?;
+            let status = v["status"].as_str().unwrap_or("");
+            if status == "RUNNING" {
+                if Instant::now() > until {
+                    return Err("the takeover phase timed out".into());
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+            not_succeeded += usize::from(status != "SUCCEEDED");
+            last_stop = last_stop.max(v["stopDate"].as_f64().unwrap_or(0.0));
+            break;
+        }
+    }
+    victim.stop().await;
+    survivor.stop().await;
+    let _ = t0;
+    Ok(TakeoverResult {
+        executions: n,
+        lease,
+        seconds: last_stop - killed,
+        waits_end: (t0 + NAP - killed).max(0.0),
+        not_succeeded,
     })
 }
 
@@ -1288,6 +1469,48 @@ fn main() -> Result<()> {
                 r.transitions_metric.map_or("?".into(), |n| n.to_string()),
                 r.not_succeeded,
                 r.cores,
+            );
+            println!("{line}");
+            summary.push(line);
+        }
+        if wanted("shared") {
+            let counts: Vec<usize> = std::env::var("STEPGATE_LOAD_SHARED_DAEMONS")
+                .unwrap_or_else(|_| "1,2,4".into())
+                .split(',')
+                .filter_map(|n| n.trim().parse().ok())
+                .collect();
+            // SQLite on one daemon first, in the same run, to hold PostgreSQL against.
+            let mut runs = vec![("SQLite", 1, standard(&s, &chain).await?)];
+            for n in counts {
+                runs.push(("PostgreSQL", n, shared(&s, &chain, n).await?));
+            }
+            for (store, n, r) in runs {
+                let transitions = r.executions * r.states;
+                let line = format!(
+                    "shared: {store}, {n} daemon(s), {} clients, {} executions x {} states: {:.0} transitions/s, \
+                     {:.0} executions/s (last stopDate {:.2} s after the first start); {} not SUCCEEDED; {} \
+                     (others: PostgreSQL and the rest)",
+                    r.clients,
+                    r.executions,
+                    r.states,
+                    transitions as f64 / r.server_seconds,
+                    r.executions as f64 / r.server_seconds,
+                    r.server_seconds,
+                    r.not_succeeded,
+                    r.cores,
+                );
+                println!("{line}");
+                summary.push(line);
+            }
+        }
+        if wanted("takeover") {
+            let lease = env_or("STEPGATE_LOAD_LEASE_SECONDS", 5u64);
+            let r = takeover(&s, env_or("STEPGATE_LOAD_TAKEOVER_EXECUTIONS", 1000usize), lease).await?;
+            let line = format!(
+                "takeover: {} executions (Pass, Wait 2 s, Pass) on a daemon SIGKILLed right after starting them, \
+                 lease {} s: the survivor finished them all {:.2} s after the kill (their waits ran out {:.2} s \
+                 after it); {} not SUCCEEDED",
+                r.executions, r.lease, r.seconds, r.waits_end, r.not_succeeded
             );
             println!("{line}");
             summary.push(line);

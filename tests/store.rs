@@ -1220,3 +1220,42 @@ async fn a_failed_commit_stops_the_execution_before_its_task_and_it_goes_on_late
         .collect();
     assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>());
 }
+
+/// TLS as libpq's sslmode asks: `require` encrypts (the server's self-signed certificate is
+/// taken as it is), `verify-full` against the system's CAs refuses that certificate.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_speaks_tls_as_sslmode_asks() {
+    let schema = common::PgSchema::new();
+    let base = common::postgres_base();
+    assert_eq!(
+        common::psql(&base, "SHOW ssl"),
+        "on",
+        "the test server must accept TLS (ssl = on, as Debian's postgresql package sets up with its snakeoil certificate)"
+    );
+    let app = format!("sg_tls_{}", std::process::id());
+    let url = format!("{}&sslmode=require&application_name={app}", schema.url);
+    let open = |url: String| {
+        PostgresStore::open(&stepgate::store::postgres::Settings {
+            url,
+            pool_size: 1,
+            lease: std::time::Duration::from_secs(15),
+            node: "tls".into(),
+        })
+    };
+    let store = open(url).unwrap();
+    store.put_state_machine(&machine("over-tls")).unwrap();
+    assert_eq!(store.list_state_machines().unwrap().len(), 1);
+    let encrypted = common::psql(
+        &base,
+        &format!(
+            "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE a.application_name = '{app}' AND s.ssl"
+        ),
+    );
+    assert!(encrypted.parse::<u32>().unwrap() >= 2, "{encrypted} encrypted connections (writer and reader)");
+    let refused = open(format!("{}&sslmode=verify-full", schema.url))
+        .err()
+        .expect("an untrusted certificate was taken");
+    assert!(refused.to_string().contains("certificate"), "{refused}");
+}

@@ -20,6 +20,8 @@
 pub mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "postgres")]
+pub mod postgres_tls;
 pub mod sqlite;
 
 use crate::time::iso;

@@ -30,7 +30,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, NoTls, Row, Statement};
+use tokio_postgres::{Client, Row, Statement};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// Schema migrations, in order: `schema_version` records how many are applied, and `open`
 /// applies the rest under an advisory lock, so daemons starting together migrate once.
@@ -158,6 +159,21 @@ fn open_error(url: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Open { path: redact(url), message: e.to_string() }
 }
 
+/// An error with its sources ("error performing TLS handshake: invalid peer certificate:
+/// UnknownIssuer"): tokio-postgres's own message alone seldom says what to fix.
+fn with_sources(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        source = s.source();
+    }
+    text
+}
+
 /// The URL without its password, for messages and logs.
 fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -221,8 +237,8 @@ impl Conn {
 }
 
 /// Opens one connection, driven on the store's runtime.
-async fn connect(config: &tokio_postgres::Config) -> Result<Conn, tokio_postgres::Error> {
-    let (client, connection) = config.connect(NoTls).await?;
+async fn connect(inner: &Inner) -> Result<Conn, tokio_postgres::Error> {
+    let (client, connection) = inner.config.connect(inner.tls.clone()).await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::warn!(error = %e, "A PostgreSQL connection closed; it is opened again when next needed.");
@@ -242,6 +258,7 @@ struct Node {
 
 struct Inner {
     config: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
     url: String,
     handle: tokio::runtime::Handle,
     /// The read connections, used in turn; one that has closed is opened again.
@@ -458,21 +475,15 @@ impl PostgresStore {
     /// (a new epoch, which fences any earlier run of it that is still writing) and starts
     /// the writer and the lease's renewal.
     pub fn open(settings: &Settings) -> Result<PostgresStore, StoreError> {
-        let mut config: tokio_postgres::Config =
-            settings.url.parse().map_err(|e| open_error(&settings.url, e))?;
+        let tls = super::postgres_tls::split(&settings.url).map_err(|e| open_error(&settings.url, e))?;
+        let mut config: tokio_postgres::Config = tls.url.parse().map_err(|e| open_error(&settings.url, e))?;
         if config.get_application_name().is_none() {
             config.application_name("stepgate");
         }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
-        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-            return Err(open_error(
-                &settings.url,
-                "sslmode=require is not supported by this build: connect over a local socket, a \
-                 loopback address or a TLS tunnel (stunnel, an SSH tunnel), and leave sslmode out",
-            ));
-        }
+        let connector = super::postgres_tls::connector(&tls).map_err(|e| open_error(&settings.url, e))?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -490,6 +501,7 @@ impl PostgresStore {
         let (lost, _) = watch::channel(0);
         let inner = Arc::new(Inner {
             config,
+            tls: connector,
             url: settings.url.clone(),
             handle,
             readers: (0..settings.pool_size.max(1)).map(|_| tokio::sync::Mutex::new(None)).collect(),
@@ -507,7 +519,7 @@ impl PostgresStore {
         };
         let setup = inner.clone();
         let writer_conn = store.block(async move {
-            let conn = connect(&setup.config).await.map_err(|e| open_error(&setup.url, e))?;
+            let conn = connect(&setup).await.map_err(|e| open_error(&setup.url, with_sources(&e)))?;
             migrate(&conn).await.map_err(|e| open_error(&setup.url, e))?;
             let epoch = register(&conn, &setup.node).await.map_err(|e| open_error(&setup.url, e))?;
             setup.node.epoch.store(epoch, Ordering::SeqCst);
@@ -589,7 +601,7 @@ impl Inner {
         if let Some(c) = slot.as_ref().filter(|c| !c.client.is_closed()) {
             return Ok(c.clone());
         }
-        let c = Arc::new(connect(&self.config).await.map_err(backend)?);
+        let c = Arc::new(connect(self).await.map_err(backend)?);
         *slot = Some(c.clone());
         Ok(c)
     }
@@ -736,7 +748,7 @@ async fn writer(inner: Arc<Inner>, conn: Conn, mut jobs: mpsc::UnboundedReceiver
 }
 
 async fn reconnect(inner: &Inner) -> Result<Conn, tokio_postgres::Error> {
-    let c = connect(&inner.config).await?;
+    let c = connect(inner).await?;
     writer_session(&c, inner.node.lease).await?;
     Ok(c)
 }
@@ -1251,7 +1263,20 @@ impl PostgresStore {
                     &[me],
                 )
                 .await?;
-                let mut rows = c
+                // Its own first: read after the claim, they would hold the claimed ones too.
+                let mut rows = Vec::new();
+                if own {
+                    rows = c
+                        .query(
+                            "SELECT arn, name, state_machine_arn, state_machine_name, status, input, output, error,
+                                 cause, start, stop, redrive_count, parent FROM executions e
+                             WHERE e.owner = $1 AND e.status = 'RUNNING'
+                               AND NOT EXISTS (SELECT 1 FROM parked p WHERE p.execution = e.seq)",
+                            &[me],
+                        )
+                        .await?;
+                }
+                let claimed = c
                     .query(
                         "UPDATE executions e SET owner = $1, epoch = e.epoch + 1
                          WHERE e.status = 'RUNNING' AND e.owner IS DISTINCT FROM $1
@@ -1263,18 +1288,7 @@ impl PostgresStore {
                         &[me],
                     )
                     .await?;
-                if own {
-                    rows.extend(
-                        c.query(
-                            "SELECT arn, name, state_machine_arn, state_machine_name, status, input, output, error,
-                                 cause, start, stop, redrive_count, parent FROM executions e
-                             WHERE e.owner = $1 AND e.status = 'RUNNING'
-                               AND NOT EXISTS (SELECT 1 FROM parked p WHERE p.execution = e.seq)",
-                            &[me],
-                        )
-                        .await?,
-                    );
-                }
+                rows.extend(claimed);
                 Ok::<_, tokio_postgres::Error>(rows)
             }
             .await;
