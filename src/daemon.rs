@@ -451,6 +451,7 @@ fn open_store(
                 pool_size: storage.pool_size,
                 lease: Duration::from_secs(storage.lease_seconds),
                 node: node.clone(),
+                writers: 1,
             };
             let store = crate::store::postgres::PostgresStore::open(&settings)?;
             tracing::info!(daemon = %node, lease_seconds = storage.lease_seconds, "Opened the PostgreSQL store shared with other daemons.");

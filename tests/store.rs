@@ -636,6 +636,7 @@ fn postgres_store(schema: &common::PgSchema, node: &str) -> PostgresStore {
         pool_size: 4,
         lease: std::time::Duration::from_secs(15),
         node: node.into(),
+        writers: 1,
     })
     .unwrap()
 }
@@ -785,7 +786,17 @@ async fn sqlite_group_commits_many_concurrent_committers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_group_commits_many_concurrent_committers() {
     let schema = common::PgSchema::new();
-    let store = Arc::new(postgres_store(&schema, "node-a"));
+    // Two writers: each execution's commits keep their order in the one its ARN picks.
+    let store = Arc::new(
+        PostgresStore::open(&stepgate::store::postgres::Settings {
+            url: schema.url.clone(),
+            pool_size: 4,
+            lease: std::time::Duration::from_secs(15),
+            node: "node-a".into(),
+            writers: 2,
+        })
+        .unwrap(),
+    );
     group_commits_many_concurrent_committers(store, PostgresStore::transactions).await;
 }
 
@@ -1241,6 +1252,7 @@ async fn postgres_speaks_tls_as_sslmode_asks() {
             pool_size: 1,
             lease: std::time::Duration::from_secs(15),
             node: "tls".into(),
+            writers: 1,
         })
     };
     let store = open(url).unwrap();
@@ -1258,4 +1270,33 @@ async fn postgres_speaks_tls_as_sslmode_asks() {
         .err()
         .expect("an untrusted certificate was taken");
     assert!(refused.to_string().contains("certificate"), "{refused}");
+}
+
+/// A takeover waits for the transaction the other daemon has in flight (here held open by
+/// psql under that daemon's fence lock, as its writer holds it): nothing of it can land after
+/// the executions moved.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_takeover_waits_for_the_transaction_in_flight_of_the_daemon_it_fences() {
+    let schema = common::PgSchema::new();
+    let a = postgres_store(&schema, "node-a");
+    let b = postgres_store(&schema, "node-b");
+    let e = execution("m", "x", t0());
+    create(&a, &e).await;
+    schema.sql("UPDATE daemons SET lease_until = now() - interval '1 second' WHERE id = 'node-a'");
+    let url = schema.url.clone();
+    let in_flight = std::thread::spawn(move || {
+        common::psql(
+            &url,
+            "BEGIN; SELECT pg_advisory_xact_lock_shared(7461003, hashtext('node-a')); SELECT pg_sleep(2); COMMIT",
+        )
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let began = std::time::Instant::now();
+    let taken = b.running().unwrap();
+    let waited = began.elapsed();
+    in_flight.join().unwrap();
+    assert_eq!(taken.len(), 1);
+    assert!(waited >= std::time::Duration::from_millis(1000), "the takeover did not wait: {waited:?}");
+    assert!(a.commit(vec![event(&e.arn, 2)]).await.is_err(), "A wrote after the takeover");
 }

@@ -3,16 +3,17 @@
 //! writes are durable together, in call order, answered only once committed) and adds what
 //! sharing takes ([`Cluster`]): each daemon holds a lease on its row of `daemons`, every
 //! RUNNING execution is owned by one daemon, and each transaction of a daemon's writer
-//! first takes its daemon row with `FOR SHARE` and checks the epoch it registered with. A
-//! daemon that takes over another's executions first bumps that daemon's epoch, which waits
-//! for the other's transaction in flight and fences every later one: a daemon that lost its
-//! lease (paused, partitioned) cannot write.
+//! first takes its daemon's advisory lock, shared, and checks the epoch it registered with. A
+//! daemon that takes over another's executions first takes that lock exclusively (waiting for
+//! the other's transactions in flight) and bumps the other's epoch, which fences every later
+//! one: a daemon that lost its lease (paused, partitioned) cannot write. An advisory lock, not
+//! a row lock: shared row locks of concurrent writers would each cost a multixact.
 //!
 //! The connections are driven by a runtime of their own on one thread, so the trait's
 //! synchronous reads can wait for an answer from any thread, the daemon's async workers
 //! included (as the embedded store's reads do), without ever blocking the thread that does
-//! the I/O. Commits go to one writer task that folds whatever has queued up into one
-//! transaction (group commit), with a batch's writes of one kind merged into a single
+//! the I/O. Commits go to a writer task (each execution always to the same one, were there
+//! several) that folds whatever has queued up into one transaction (group commit), with a batch's writes of one kind merged into a single
 //! statement over arrays (`unnest`) and every statement pipelined: a transaction is a
 //! handful of round trips however many executions it carries.
 
@@ -130,6 +131,8 @@ CREATE TABLE commands (
 CREATE INDEX commands_unseen ON commands (owner, id) WHERE NOT seen;
 "#];
 
+/// The advisory lock namespace of the daemons' fences (the second key is the daemon id's hash).
+const FENCE_LOCKS: i32 = 7_461_003;
 /// Most jobs folded into one transaction.
 const MAX_BATCH: usize = 2048;
 /// Executions deleted per purge statement, so that a large purge does not hold locks long.
@@ -149,6 +152,12 @@ pub struct Settings {
     pub lease: Duration,
     /// This daemon's name among those sharing the database.
     pub node: String,
+    /// Writer connections, each with the executions whose ARN hashes to it (each execution's
+    /// commits stay in one queue, in order). The daemon uses one: group commit grows a lone
+    /// writer's batches with the load, while more writers per daemon split them into more,
+    /// smaller transactions, which cost a shared PostgreSQL more as daemons are added
+    /// (BENCHMARKS.md has 1, 2 and 4).
+    pub writers: usize,
 }
 
 fn backend(e: tokio_postgres::Error) -> StoreError {
@@ -244,6 +253,9 @@ async fn connect(inner: &Inner) -> Result<Conn, tokio_postgres::Error> {
             tracing::warn!(error = %e, "A PostgreSQL connection closed; it is opened again when next needed.");
         }
     });
+    // A fence waiting on a daemon stuck mid-transaction gives up and is tried again, rather
+    // than holding a connection that others share.
+    client.batch_execute("SET lock_timeout = '5s'").await?;
     Ok(Conn { client, prepared: Mutex::default() })
 }
 
@@ -462,8 +474,9 @@ fn row_to_activity(r: &Row) -> ActivityRecord {
 
 pub struct PostgresStore {
     inner: Arc<Inner>,
-    jobs: Option<mpsc::UnboundedSender<Job>>,
-    writer: Option<tokio::task::JoinHandle<()>>,
+    /// One queue per writer; empty once dropping.
+    jobs: Vec<mpsc::UnboundedSender<Job>>,
+    writers: Vec<tokio::task::JoinHandle<()>>,
     renewal: Option<tokio::task::JoinHandle<()>>,
     /// Dropped to stop the store's runtime; the thread is joined on drop.
     shutdown: Option<oneshot::Sender<()>>,
@@ -511,8 +524,8 @@ impl PostgresStore {
         });
         let mut store = PostgresStore {
             inner: inner.clone(),
-            jobs: None,
-            writer: None,
+            jobs: Vec::new(),
+            writers: Vec::new(),
             renewal: None,
             shutdown: Some(shutdown),
             thread: Some(thread),
@@ -526,10 +539,21 @@ impl PostgresStore {
             writer_session(&conn, setup.node.lease).await.map_err(|e| open_error(&setup.url, e))?;
             Ok::<_, StoreError>(conn)
         })?;
-        let (tx, rx) = mpsc::unbounded_channel();
-        store.writer = Some(inner.handle.spawn(writer(inner.clone(), writer_conn, rx)));
+        let mut conns = vec![writer_conn];
+        for _ in 1..settings.writers.max(1) {
+            let setup = inner.clone();
+            conns.push(store.block(async move {
+                let conn = connect(&setup).await.map_err(|e| open_error(&setup.url, with_sources(&e)))?;
+                writer_session(&conn, setup.node.lease).await.map_err(|e| open_error(&setup.url, e))?;
+                Ok::<_, StoreError>(conn)
+            })?);
+        }
+        for conn in conns {
+            let (tx, rx) = mpsc::unbounded_channel();
+            store.writers.push(inner.handle.spawn(writer(inner.clone(), conn, rx)));
+            store.jobs.push(tx);
+        }
         store.renewal = Some(inner.handle.spawn(renew(inner.clone())));
-        store.jobs = Some(tx);
         Ok(store)
     }
 
@@ -584,7 +608,21 @@ impl PostgresStore {
 
     fn submit(&self, work: Work) -> BoxFuture<'static, Result<Created, StoreError>> {
         let (tx, rx) = oneshot::channel();
-        let Some(jobs) = self.jobs.as_ref() else { return future::ready(Err(StoreError::Closed)).boxed() };
+        // An execution's writes always go to the same writer (the first write names the
+        // execution a commit is for).
+        let arn = match &work {
+            Work::Create(e, _) => e.arn.as_str(),
+            Work::Commit(ops) => ops.first().map_or("", Op::arn),
+        };
+        let shard = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            arn.hash(&mut h);
+            h.finish() as usize
+        };
+        let Some(jobs) = self.jobs.get(shard % self.jobs.len().max(1)) else {
+            return future::ready(Err(StoreError::Closed)).boxed();
+        };
         // Queued now, not at first poll: commits reach the writer in call order.
         if jobs.send(Job { work, reply: tx }).is_err() {
             return future::ready(Err(StoreError::Closed)).boxed();
@@ -611,16 +649,17 @@ impl Drop for PostgresStore {
     fn drop(&mut self) {
         // The writer answers what is queued once its queue closes, then ends; waiting for
         // it means a store that is gone has nothing left in flight.
-        self.jobs.take();
+        self.jobs.clear();
         if let Some(r) = self.renewal.take() {
             r.abort();
         }
-        if let Some(w) = self.writer.take() {
-            let _ = self.block(async move {
+        let writers = std::mem::take(&mut self.writers);
+        let _ = self.block(async move {
+            for w in writers {
                 let _ = w.await;
-                Ok(())
-            });
-        }
+            }
+            Ok(())
+        });
         self.shutdown.take();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -681,7 +720,12 @@ async fn register(conn: &Conn, node: &Node) -> Result<i64, tokio_postgres::Error
 /// middle of one) is ended by the server after a lease, so it cannot hold back a takeover.
 async fn writer_session(conn: &Conn, lease: Duration) -> Result<(), tokio_postgres::Error> {
     let ms = lease.as_millis().max(1000);
-    conn.client.batch_execute(&format!("SET idle_in_transaction_session_timeout = {ms}")).await
+    // Every statement of the writer looks rows up by key. Its prepared statements keep the
+    // plan made when the tables looked empty (a fresh database, before autovacuum's first
+    // ANALYZE), which scans whole tables for `= ANY($1)` and gets slower with every row.
+    conn.client
+        .batch_execute(&format!("SET idle_in_transaction_session_timeout = {ms}; SET enable_seqscan = off"))
+        .await
 }
 
 /// Renews the lease three times per lease. When the database says the epoch has moved on
@@ -854,8 +898,11 @@ async fn apply(
     let epoch = inner.node.epoch.load(Ordering::SeqCst);
     let st = |sql| prepared(tx, cache, sql);
 
-    // The fence: held until the commit, so a takeover of this daemon waits for it.
-    let fence = st("SELECT 1 FROM daemons WHERE id = $1 AND epoch = $2 FOR SHARE").await?;
+    // The fence: the lock, held until the commit, makes a takeover of this daemon wait for
+    // this transaction; the epoch, read after the lock in a statement of its own, says whether
+    // a takeover came first.
+    let lock = st("SELECT pg_advisory_xact_lock_shared($1, hashtext($2))").await?;
+    let fence = st("SELECT 1 FROM daemons WHERE id = $1 AND epoch = $2").await?;
     let creates: Vec<&ExecutionRecord> = works
         .iter()
         .filter_map(|w| match w {
@@ -863,7 +910,10 @@ async fn apply(
             Work::Commit(_) => None,
         })
         .collect();
-    let fenced = async { tx.query(&fence, &[me, &epoch]).await };
+    let fenced = async {
+        tx.query(&lock, &[&FENCE_LOCKS, me]).await?;
+        tx.query(&fence, &[me, &epoch]).await
+    };
     let created = insert_executions(tx, cache, &creates, me, epoch);
     let (fenced, created) = futures::join!(fenced, created);
     if fenced?.is_empty() {
@@ -1164,6 +1214,9 @@ async fn other_statements<'t>(
                         texts.insert(h.as_str(), text);
                     }
                 }
+                // In one order in every writer: two inserting the same hashes cannot deadlock.
+                let mut texts: Vec<(&str, &str)> = texts.into_iter().collect();
+                texts.sort_unstable();
                 let (dh, dt): (Vec<&str>, Vec<&str>) = texts.into_iter().unzip();
                 let put = st(
                     "INSERT INTO definitions (hash, definition) SELECT * FROM unnest($1::text[], $2::text[])
@@ -1252,58 +1305,47 @@ impl PostgresStore {
         let inner = self.inner.clone();
         self.read(move |c| async move {
             let me = &inner.node.id;
-            // Bumping an expired daemon's epoch waits for its transaction in flight (its
-            // writer holds its row FOR SHARE) and refuses every later one.
-            c.client.batch_execute("BEGIN; SET LOCAL lock_timeout = '2s'").await.map_err(backend)?;
-            let claimed = async {
-                c.execute(
-                    "UPDATE daemons SET epoch = epoch + 1, lease_until = now()
+            // Every statement on its own: the connection is shared with other reads.
+            c.execute(
+                "WITH expired AS (SELECT id, pg_advisory_xact_lock($2, hashtext(id)) FROM daemons
                      WHERE id <> $1 AND lease_until < now() AND EXISTS
-                         (SELECT 1 FROM executions e WHERE e.owner = daemons.id AND e.status = 'RUNNING')",
-                    &[me],
-                )
-                .await?;
-                // Its own first: read after the claim, they would hold the claimed ones too.
-                let mut rows = Vec::new();
-                if own {
-                    rows = c
-                        .query(
-                            "SELECT arn, name, state_machine_arn, state_machine_name, status, input, output, error,
-                                 cause, start, stop, redrive_count, parent FROM executions e
-                             WHERE e.owner = $1 AND e.status = 'RUNNING'
-                               AND NOT EXISTS (SELECT 1 FROM parked p WHERE p.execution = e.seq)",
-                            &[me],
-                        )
-                        .await?;
-                }
-                let claimed = c
+                         (SELECT 1 FROM executions e WHERE e.owner = daemons.id AND e.status = 'RUNNING'))
+                 UPDATE daemons d SET epoch = d.epoch + 1, lease_until = now() FROM expired WHERE d.id = expired.id",
+                &[me, &FENCE_LOCKS],
+            )
+            .await
+            .map_err(backend)?;
+            // Its own first: read after the claim, they would hold the claimed ones too.
+            let mut rows = Vec::new();
+            if own {
+                rows = c
                     .query(
-                        "UPDATE executions e SET owner = $1, epoch = e.epoch + 1
-                         WHERE e.status = 'RUNNING' AND e.owner IS DISTINCT FROM $1
-                           AND NOT EXISTS (SELECT 1 FROM parked p WHERE p.execution = e.seq)
-                           AND (e.owner IS NULL OR NOT EXISTS
-                               (SELECT 1 FROM daemons d WHERE d.id = e.owner AND d.lease_until > now()))
-                         RETURNING arn, name, state_machine_arn, state_machine_name, status, input, output, error,
-                             cause, start, stop, redrive_count, parent",
+                        "SELECT arn, name, state_machine_arn, state_machine_name, status, input, output, error,
+                             cause, start, stop, redrive_count, parent FROM executions e
+                         WHERE e.owner = $1 AND e.status = 'RUNNING'
+                           AND NOT EXISTS (SELECT 1 FROM parked p WHERE p.execution = e.seq)",
                         &[me],
                     )
-                    .await?;
-                rows.extend(claimed);
-                Ok::<_, tokio_postgres::Error>(rows)
+                    .await
+                    .map_err(backend)?;
             }
-            .await;
-            match claimed {
-                Ok(rows) => {
-                    c.client.batch_execute("COMMIT").await.map_err(backend)?;
-                    let mut v = executions(rows)?;
-                    v.sort_by(|a, b| (a.start, &a.arn).cmp(&(b.start, &b.arn)));
-                    Ok(v)
-                }
-                Err(e) => {
-                    let _ = c.client.batch_execute("ROLLBACK").await;
-                    Err(backend(e))
-                }
-            }
+            let claimed = c
+                .query(
+                    "UPDATE executions e SET owner = $1, epoch = e.epoch + 1
+                     WHERE e.status = 'RUNNING' AND e.owner IS DISTINCT FROM $1
+                       AND NOT EXISTS (SELECT 1 FROM parked p WHERE p.execution = e.seq)
+                       AND (e.owner IS NULL OR NOT EXISTS
+                           (SELECT 1 FROM daemons d WHERE d.id = e.owner AND d.lease_until > now()))
+                     RETURNING arn, name, state_machine_arn, state_machine_name, status, input, output, error,
+                         cause, start, stop, redrive_count, parent",
+                    &[me],
+                )
+                .await
+                .map_err(backend)?;
+            rows.extend(claimed);
+            let mut v = executions(rows)?;
+            v.sort_by(|a, b| (a.start, &a.arn).cmp(&(b.start, &b.arn)));
+            Ok(v)
         })
     }
 }
@@ -1736,6 +1778,16 @@ impl Cluster for PostgresStore {
         let arn = arn.to_string();
         self.read(move |c| async move {
             let me = &inner.node.id;
+            // An owner whose lease ran out is fenced first (as in `running`).
+            c.execute(
+                "WITH expired AS (SELECT d.id, pg_advisory_xact_lock($3, hashtext(d.id))
+                     FROM executions e JOIN daemons d ON d.id = e.owner
+                     WHERE e.arn = $1 AND e.status = 'RUNNING' AND d.id <> $2 AND d.lease_until < now())
+                 UPDATE daemons d SET epoch = d.epoch + 1, lease_until = now() FROM expired WHERE d.id = expired.id",
+                &[&arn, me, &FENCE_LOCKS],
+            )
+            .await
+            .map_err(backend)?;
             let rows = c
                 .query(
                     "UPDATE executions e SET owner = $2, epoch = e.epoch + 1
