@@ -26,6 +26,8 @@ pub struct Metrics {
     transitions: AtomicU64,
     duration_ms: AtomicU64,
     stalled: AtomicU64,
+    leases_lost: AtomicU64,
+    taken_over: AtomicU64,
 }
 
 const STATUSES: [Status; 4] = [Status::Succeeded, Status::Failed, Status::TimedOut, Status::Aborted];
@@ -50,6 +52,16 @@ impl Metrics {
     /// An execution stopped on a commit the store refused.
     pub fn stalled(&self) {
         self.stalled.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// This daemon's lease went to another daemon while it lived (a shared store).
+    pub fn lease_lost(&self) {
+        self.leases_lost.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Executions of other daemons taken over by this one.
+    pub fn taken_over(&self, n: u64) {
+        self.taken_over.fetch_add(n, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition format, with the gauges read now.
@@ -99,6 +111,18 @@ impl Metrics {
         );
         let _ = writeln!(out, "# TYPE stepgate_commit_failures_total counter");
         let _ = writeln!(out, "stepgate_commit_failures_total {}", self.stalled.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "# HELP stepgate_leases_lost_total Times another daemon sharing the store took this one's lease (it was paused or cut off)."
+        );
+        let _ = writeln!(out, "# TYPE stepgate_leases_lost_total counter");
+        let _ = writeln!(out, "stepgate_leases_lost_total {}", get(&self.leases_lost));
+        let _ = writeln!(
+            out,
+            "# HELP stepgate_executions_taken_over_total Executions of daemons whose lease ran out, resumed here."
+        );
+        let _ = writeln!(out, "# TYPE stepgate_executions_taken_over_total counter");
+        let _ = writeln!(out, "stepgate_executions_taken_over_total {}", get(&self.taken_over));
         out
     }
 }

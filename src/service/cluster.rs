@@ -174,10 +174,13 @@ impl Service {
                 tokio::time::sleep(period).await;
                 match this.take_over() {
                     Ok(0) => {}
-                    Ok(n) => tracing::info!(
-                        executions = n,
-                        "Took over executions of a daemon whose lease ran out."
-                    ),
+                    Ok(n) => {
+                        this.metrics.taken_over(n as u64);
+                        tracing::info!(
+                            executions = n,
+                            "Took over executions of a daemon whose lease ran out."
+                        );
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e.message, "Executions of other daemons could not be taken over; trying again.")
                     }
@@ -199,6 +202,7 @@ impl Service {
         let mut lost = c.lost();
         tokio::spawn(async move {
             while lost.changed().await.is_ok() {
+                this.metrics.lease_lost();
                 this.drop_all();
                 // What is still this daemon's in the store goes on under the new lease.
                 if let Err(e) = this.resume_all(true) {
