@@ -1632,6 +1632,10 @@ impl Store for PostgresStore {
     fn purge_finished_before(&self, t: DateTime<Utc>) -> Result<usize, StoreError> {
         let before = t.timestamp_nanos_opt().unwrap_or(if t.timestamp() > 0 { i64::MAX } else { i64::MIN });
         self.read(move |c| async move {
+            // Messages between daemons whose sender gave up long ago (it died waiting).
+            c.execute("DELETE FROM commands WHERE created < now() - interval '1 hour'", &[])
+                .await
+                .map_err(backend)?;
             let mut total = 0usize;
             loop {
                 let rows = c
