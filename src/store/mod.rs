@@ -18,6 +18,7 @@
 //! claimed once) is the [`Cluster`] side of it, which a store of one daemon has not.
 
 pub mod memory;
+mod ops;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(feature = "postgres")]

@@ -18,6 +18,7 @@
 //! handful of round trips however many executions it carries.
 
 use super::memory::decode_token;
+use super::ops::{event_id, from_nanos, nanos, to_ops, Op};
 use super::{
     ActivityRecord, ActivityTask, Cluster, Command, Created, ExecutionRecord, ExecutionStatus, Frame, Page,
     StateMachineRecord, Store, StoreError, Write,
@@ -195,20 +196,6 @@ fn redact(url: &str) -> String {
     }
 }
 
-fn nanos(t: DateTime<Utc>) -> Result<i64, StoreError> {
-    t.timestamp_nanos_opt().ok_or_else(|| {
-        StoreError::Backend(format!("time {t} is outside what the store can hold (1677-2262)"))
-    })
-}
-
-fn from_nanos(n: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_nanos(n)
-}
-
-fn event_id(id: u64) -> Result<i64, StoreError> {
-    i64::try_from(id).map_err(|_| StoreError::Backend(format!("event id {id} is too large")))
-}
-
 /// One connection with the statements it has prepared: each SQL text is parsed by the
 /// server once per connection.
 struct Conn {
@@ -284,120 +271,6 @@ struct Inner {
 struct Stats {
     transactions: AtomicU64,
     jobs: AtomicU64,
-}
-
-/// A write prepared on the caller's thread (JSON serialized, times as integers).
-enum Op {
-    Event {
-        arn: String,
-        id: i64,
-        json: String,
-    },
-    Frame {
-        arn: String,
-        path: String,
-        json: String,
-    },
-    DeleteFrames {
-        arn: String,
-        prefix: String,
-    },
-    Finish {
-        arn: String,
-        status: &'static str,
-        output: Option<String>,
-        error: Option<String>,
-        cause: Option<String>,
-        stop: i64,
-    },
-    Redrive {
-        arn: String,
-    },
-    Definition {
-        arn: String,
-        hash: String,
-        text: Arc<str>,
-    },
-    Park {
-        arn: String,
-        due: Option<i64>,
-    },
-    Unpark {
-        arn: String,
-    },
-    Link {
-        arn: String,
-        parent: Option<String>,
-        parent_execution: Option<String>,
-    },
-    ActivityTask {
-        arn: String,
-        activity_arn: String,
-        token: String,
-        input: String,
-    },
-}
-
-impl Op {
-    fn arn(&self) -> &str {
-        match self {
-            Op::Event { arn, .. }
-            | Op::Frame { arn, .. }
-            | Op::DeleteFrames { arn, .. }
-            | Op::Finish { arn, .. }
-            | Op::Redrive { arn }
-            | Op::Definition { arn, .. }
-            | Op::Park { arn, .. }
-            | Op::Unpark { arn }
-            | Op::Link { arn, .. }
-            | Op::ActivityTask { arn, .. } => arn,
-        }
-    }
-}
-
-fn to_ops(writes: Vec<Write>) -> Result<Vec<Op>, StoreError> {
-    writes
-        .into_iter()
-        .map(|w| {
-            Ok(match w {
-                Write::Event { execution_arn, event } => Op::Event {
-                    arn: execution_arn,
-                    id: event_id(event.id)?,
-                    json: serde_json::to_string(&event).map_err(|e| StoreError::Backend(e.to_string()))?,
-                },
-                Write::Frame(Frame { execution_arn, path, data }) => {
-                    Op::Frame { arn: execution_arn, path, json: data.to_string() }
-                }
-                Write::DeleteFrames { execution_arn, prefix } => {
-                    Op::DeleteFrames { arn: execution_arn, prefix }
-                }
-                Write::Finish { execution_arn, status, output, error, cause, stop } => Op::Finish {
-                    arn: execution_arn,
-                    status: status.as_str(),
-                    output,
-                    error,
-                    cause,
-                    stop: nanos(stop)?,
-                },
-                Write::Redrive { execution_arn } => Op::Redrive { arn: execution_arn },
-                Write::Definition { execution_arn, hash, text } => {
-                    Op::Definition { arn: execution_arn, hash, text }
-                }
-                Write::Park { execution_arn, until } => {
-                    Op::Park { arn: execution_arn, due: until.map(nanos).transpose()? }
-                }
-                Write::Unpark { execution_arn } => Op::Unpark { arn: execution_arn },
-                Write::Link { execution_arn, parent } => Op::Link {
-                    arn: execution_arn,
-                    parent_execution: parent.as_ref().map(|p| p.execution_arn.clone()),
-                    parent: parent.map(|p| serde_json::to_string(&p).unwrap_or_default()),
-                },
-                Write::ActivityTask { execution_arn, activity_arn, token, input } => {
-                    Op::ActivityTask { arn: execution_arn, activity_arn, token, input }
-                }
-            })
-        })
-        .collect()
 }
 
 enum Work {
@@ -922,20 +795,17 @@ async fn apply(
     let mut seqs: HashMap<&str, i64> = created?;
     let inserted: std::collections::HashSet<&str> = seqs.keys().copied().collect();
 
+    // The writes to apply: a creation's only where it created its execution.
+    let ops: Vec<&Op> = works
+        .iter()
+        .flat_map(|w| match w {
+            Work::Commit(ops) => ops.as_slice(),
+            Work::Create(e, ops) if inserted.contains(e.arn.as_str()) => ops.as_slice(),
+            Work::Create(..) => &[],
+        })
+        .collect();
     // Every other execution named: its seq, and whether it is this daemon's to write.
-    let mut named: Vec<&str> = Vec::new();
-    for w in works {
-        let ops = match w {
-            Work::Commit(ops) => ops,
-            Work::Create(e, ops) if inserted.contains(e.arn.as_str()) => ops,
-            Work::Create(..) => continue,
-        };
-        for op in ops {
-            if !seqs.contains_key(op.arn()) {
-                named.push(op.arn());
-            }
-        }
-    }
+    let mut named: Vec<&str> = ops.iter().map(|op| op.arn()).filter(|arn| !seqs.contains_key(arn)).collect();
     named.sort_unstable();
     named.dedup();
     if !named.is_empty() {
@@ -962,37 +832,30 @@ async fn apply(
     // between them; the other writes keep their order.
     let mut m = Merged::default();
     let mut rest: Vec<(i64, &Op)> = Vec::new();
-    for w in works {
-        let ops = match w {
-            Work::Commit(ops) => ops,
-            Work::Create(e, ops) if inserted.contains(e.arn.as_str()) => ops,
-            Work::Create(..) => continue,
-        };
-        for op in ops {
-            let seq = seqs[op.arn()];
-            match op {
-                Op::Event { id, json, .. } => {
-                    m.event_exec.push(seq);
-                    m.event_id.push(*id);
-                    m.event_json.push(json);
-                }
-                Op::Frame { path, json, .. } => {
-                    m.frames.insert((seq, path), json);
-                }
-                Op::DeleteFrames { prefix, .. } => {
-                    let under = |p: &str| {
-                        prefix.is_empty()
-                            || p == prefix
-                            || (p.len() > prefix.len()
-                                && p.starts_with(prefix.as_str())
-                                && p.as_bytes()[prefix.len()] == b'/')
-                    };
-                    m.frames.retain(|(s, p), _| *s != seq || !under(p));
-                    m.delete_exec.push(seq);
-                    m.delete_prefix.push(prefix);
-                }
-                other => rest.push((seq, other)),
+    for op in &ops {
+        let seq = seqs[op.arn()];
+        match op {
+            Op::Event { id, json, .. } => {
+                m.event_exec.push(seq);
+                m.event_id.push(*id);
+                m.event_json.push(json);
             }
+            Op::Frame { path, json, .. } => {
+                m.frames.insert((seq, path), json);
+            }
+            Op::DeleteFrames { prefix, .. } => {
+                let under = |p: &str| {
+                    prefix.is_empty()
+                        || p == prefix
+                        || (p.len() > prefix.len()
+                            && p.starts_with(prefix.as_str())
+                            && p.as_bytes()[prefix.len()] == b'/')
+                };
+                m.frames.retain(|(s, p), _| *s != seq || !under(p));
+                m.delete_exec.push(seq);
+                m.delete_prefix.push(prefix);
+            }
+            other => rest.push((seq, other)),
         }
     }
     dedup_events(&mut m);

@@ -8,6 +8,7 @@
 //! which WAL lets run beside the writer and which see every commit that has been answered.
 
 use super::memory::decode_token;
+use super::ops::{event_id, from_nanos, nanos, to_ops, Op};
 use super::{
     ActivityRecord, ActivityTask, Created, ExecutionRecord, ExecutionStatus, Frame, Page, StateMachineRecord,
     Store, StoreError, Write,
@@ -141,59 +142,6 @@ struct Stats {
     jobs: AtomicU64,
 }
 
-/// A write prepared on the caller's thread (JSON already serialized, times as integers) so
-/// the single writer thread spends its time in SQLite only.
-enum Op {
-    Event {
-        arn: String,
-        id: i64,
-        json: String,
-    },
-    Frame {
-        arn: String,
-        path: String,
-        json: String,
-    },
-    DeleteFrames {
-        arn: String,
-        prefix: String,
-    },
-    Finish {
-        arn: String,
-        status: &'static str,
-        output: Option<String>,
-        error: Option<String>,
-        cause: Option<String>,
-        stop: i64,
-    },
-    Redrive {
-        arn: String,
-    },
-    Definition {
-        arn: String,
-        hash: String,
-        text: std::sync::Arc<str>,
-    },
-    Park {
-        arn: String,
-        due: Option<i64>,
-    },
-    Unpark {
-        arn: String,
-    },
-    Link {
-        arn: String,
-        parent: Option<String>,
-        parent_execution: Option<String>,
-    },
-    ActivityTask {
-        arn: String,
-        activity_arn: String,
-        token: String,
-        input: String,
-    },
-}
-
 /// `Fn`, not `FnOnce`: a failed group is run again job by job.
 type AdminFn = Box<dyn Fn(&Connection) -> rusqlite::Result<usize> + Send>;
 
@@ -240,65 +188,6 @@ struct Job {
 
 fn backend(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
     StoreError::Database(Box::new(e))
-}
-
-fn nanos(t: DateTime<Utc>) -> Result<i64, StoreError> {
-    t.timestamp_nanos_opt().ok_or_else(|| {
-        StoreError::Backend(format!("time {t} is outside what the store can hold (1677-2262)"))
-    })
-}
-
-fn from_nanos(n: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_nanos(n)
-}
-
-fn event_id(id: u64) -> Result<i64, StoreError> {
-    i64::try_from(id).map_err(|_| StoreError::Backend(format!("event id {id} is too large")))
-}
-
-fn to_ops(writes: Vec<Write>) -> Result<Vec<Op>, StoreError> {
-    writes
-        .into_iter()
-        .map(|w| {
-            Ok(match w {
-                Write::Event { execution_arn, event } => Op::Event {
-                    arn: execution_arn,
-                    id: event_id(event.id)?,
-                    json: serde_json::to_string(&event).map_err(|e| StoreError::Backend(e.to_string()))?,
-                },
-                Write::Frame(Frame { execution_arn, path, data }) => {
-                    Op::Frame { arn: execution_arn, path, json: data.to_string() }
-                }
-                Write::DeleteFrames { execution_arn, prefix } => {
-                    Op::DeleteFrames { arn: execution_arn, prefix }
-                }
-                Write::Finish { execution_arn, status, output, error, cause, stop } => Op::Finish {
-                    arn: execution_arn,
-                    status: status.as_str(),
-                    output,
-                    error,
-                    cause,
-                    stop: nanos(stop)?,
-                },
-                Write::Redrive { execution_arn } => Op::Redrive { arn: execution_arn },
-                Write::Definition { execution_arn, hash, text } => {
-                    Op::Definition { arn: execution_arn, hash, text }
-                }
-                Write::Park { execution_arn, until } => {
-                    Op::Park { arn: execution_arn, due: until.map(nanos).transpose()? }
-                }
-                Write::Unpark { execution_arn } => Op::Unpark { arn: execution_arn },
-                Write::Link { execution_arn, parent } => Op::Link {
-                    arn: execution_arn,
-                    parent_execution: parent.as_ref().map(|p| p.execution_arn.clone()),
-                    parent: parent.map(|p| serde_json::to_string(&p).unwrap_or_default()),
-                },
-                Write::ActivityTask { execution_arn, activity_arn, token, input } => {
-                    Op::ActivityTask { arn: execution_arn, activity_arn, token, input }
-                }
-            })
-        })
-        .collect()
 }
 
 /// One transaction of the writer, with the execution ARN -> seq look-ups it has made (a
