@@ -136,3 +136,26 @@ pub(crate) fn to_ops(writes: Vec<Write>) -> Result<Vec<Op>, StoreError> {
         })
         .collect()
 }
+
+/// Where a page of executions starts (after the (start, ARN) its token names) and how many
+/// rows to fetch: one more than `limit`, which only says that another page exists.
+pub(crate) fn page_bounds(
+    token: Option<&str>,
+    limit: usize,
+) -> Result<(Option<(i64, String)>, i64), StoreError> {
+    let after = match token.map(super::memory::decode_token).transpose()? {
+        Some((start, arn)) => Some((nanos(start)?, arn)),
+        None => None,
+    };
+    Ok((after, i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1))
+}
+
+/// A history read's bounds as SQL integers: ids start at 1, so "before 0" would always be
+/// empty, and in reverse 0 means "from the end".
+pub(crate) fn history_bounds(after: u64, limit: usize, reverse: bool) -> (i64, i64) {
+    let after = match (reverse, after) {
+        (true, 0) => i64::MAX,
+        _ => i64::try_from(after).unwrap_or(i64::MAX),
+    };
+    (after, i64::try_from(limit).unwrap_or(i64::MAX))
+}

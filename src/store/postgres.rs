@@ -17,8 +17,7 @@
 //! statement over arrays (`unnest`) and every statement pipelined: a transaction is a
 //! handful of round trips however many executions it carries.
 
-use super::memory::decode_token;
-use super::ops::{event_id, from_nanos, nanos, to_ops, Op};
+use super::ops::{event_id, from_nanos, history_bounds, nanos, page_bounds, to_ops, Op};
 use super::{
     ActivityRecord, ActivityTask, Cluster, Command, Created, ExecutionRecord, ExecutionStatus, Frame, Page,
     StateMachineRecord, Store, StoreError, Write,
@@ -1289,12 +1288,8 @@ impl Store for PostgresStore {
         limit: usize,
     ) -> Result<Page<ExecutionRecord>, StoreError> {
         let limit = limit.max(1);
-        let after = match token.map(decode_token).transpose()? {
-            Some((start, arn)) => Some((nanos(start)?, arn)),
-            None => None,
-        };
+        let (after, fetch) = page_bounds(token, limit)?;
         let status = status.map(|s| s.as_str().to_string());
-        let fetch = i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1;
         let sm = state_machine_arn.to_string();
         let items = self.read(move |c| async move {
             let rows = match &after {
@@ -1389,11 +1384,7 @@ impl Store for PostgresStore {
         limit: usize,
         reverse: bool,
     ) -> Result<Vec<Value>, StoreError> {
-        let after = match (reverse, after) {
-            (true, 0) => i64::MAX,
-            _ => i64::try_from(after).unwrap_or(i64::MAX),
-        };
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let (after, limit) = history_bounds(after, limit, reverse);
         let arn = execution_arn.to_string();
         self.read(move |c| async move {
             let rows = if reverse {

@@ -7,8 +7,7 @@
 //! waiter. Reads (the API, resume after restart) use a small pool of separate connections,
 //! which WAL lets run beside the writer and which see every commit that has been answered.
 
-use super::memory::decode_token;
-use super::ops::{event_id, from_nanos, nanos, to_ops, Op};
+use super::ops::{event_id, from_nanos, history_bounds, nanos, page_bounds, to_ops, Op};
 use super::{
     ActivityRecord, ActivityTask, Created, ExecutionRecord, ExecutionStatus, Frame, Page, StateMachineRecord,
     Store, StoreError, Write,
@@ -763,12 +762,8 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> Result<Page<ExecutionRecord>, StoreError> {
         let limit = limit.max(1);
-        let after = match token.map(decode_token).transpose()? {
-            Some((start, arn)) => Some((nanos(start)?, arn)),
-            None => None,
-        };
+        let (after, fetch) = page_bounds(token, limit)?;
         let status = status.map(ExecutionStatus::as_str);
-        let fetch = i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1;
         let items = self.read(|conn| match &after {
             // The row-value comparison lets SQLite seek straight to the page in the index
             // instead of skipping every row of the earlier pages.
@@ -851,12 +846,7 @@ impl Store for SqliteStore {
         limit: usize,
         reverse: bool,
     ) -> Result<Vec<Value>, StoreError> {
-        // Ids start at 1, so "before 0" would always be empty: in reverse, 0 means "from the end".
-        let after = match (reverse, after) {
-            (true, 0) => i64::MAX,
-            _ => i64::try_from(after).unwrap_or(i64::MAX),
-        };
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let (after, limit) = history_bounds(after, limit, reverse);
         let sql = if reverse {
             "SELECT event FROM events WHERE execution = (SELECT seq FROM executions WHERE arn = ?1)
              AND id < ?2 ORDER BY id DESC LIMIT ?3"
