@@ -25,46 +25,37 @@ const COMMAND_POLL: Duration = Duration::from_millis(25);
 const MACHINES_POLL: Duration = Duration::from_secs(2);
 
 /// A message for an execution, as it travels between daemons.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum Remote {
-    TokenDone {
-        token: String,
-        output: Option<Value>,
-        error: Option<String>,
-        cause: Option<String>,
-        given: (bool, bool),
-    },
-    Heartbeat {
-        token: String,
-    },
-    ActivityStarted {
-        token: String,
-        worker: Option<String>,
-    },
-    Stop {
-        error: Option<String>,
-        cause: Option<String>,
-    },
+    TokenDone { token: String, result: TokenResult },
+    Heartbeat { token: String },
+    ActivityStarted { token: String, worker: Option<String> },
+    Stop { error: Option<String>, cause: Option<String> },
+}
+
+/// SendTaskSuccess's output (any JSON, null included) or SendTaskFailure's error and cause.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum TokenResult {
+    Output(Value),
+    Failure { error: String, cause: String, given: (bool, bool) },
 }
 
 impl Remote {
     /// The messages that can come from outside an execution; the others are its own.
     fn of(input: &Input) -> Option<Remote> {
         Some(match input {
-            Input::TokenDone { token, result: Ok(v) } => Remote::TokenDone {
+            Input::TokenDone { token, result } => Remote::TokenDone {
                 token: token.clone(),
-                output: Some(v.clone()),
-                error: None,
-                cause: None,
-                given: (false, false),
-            },
-            Input::TokenDone { token, result: Err(f) } => Remote::TokenDone {
-                token: token.clone(),
-                output: None,
-                error: Some(f.error.clone()),
-                cause: Some(f.cause.clone()),
-                given: f.given,
+                result: match result {
+                    Ok(v) => TokenResult::Output(v.clone()),
+                    Err(f) => TokenResult::Failure {
+                        error: f.error.clone(),
+                        cause: f.cause.clone(),
+                        given: f.given,
+                    },
+                },
             },
             Input::Heartbeat { token } => Remote::Heartbeat { token: token.clone() },
             Input::ActivityStarted { token, worker } => {
@@ -77,9 +68,11 @@ impl Remote {
 
     fn into_input(self) -> Input {
         match self {
-            Remote::TokenDone { token, output: Some(v), .. } => Input::TokenDone { token, result: Ok(v) },
-            Remote::TokenDone { token, error, cause, given, .. } => {
-                let mut f = Failure::new(error.unwrap_or_default(), cause.unwrap_or_default());
+            Remote::TokenDone { token, result: TokenResult::Output(v) } => {
+                Input::TokenDone { token, result: Ok(v) }
+            }
+            Remote::TokenDone { token, result: TokenResult::Failure { error, cause, given } } => {
+                let mut f = Failure::new(error, cause);
                 f.given = given;
                 Input::TokenDone { token, result: Err(f) }
             }
@@ -298,5 +291,34 @@ impl Service {
                 });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Every message survives the trip between daemons; a null output stays an output.
+    #[test]
+    fn messages_cross_between_daemons_unchanged() {
+        let mut failure = Failure::new("E", "");
+        failure.given = (true, false);
+        let inputs = [
+            Input::TokenDone { token: "t".into(), result: Ok(Value::Null) },
+            Input::TokenDone { token: "t".into(), result: Ok(json!({"a": [1, null]})) },
+            Input::TokenDone { token: "t".into(), result: Err(failure) },
+            Input::Heartbeat { token: "t".into() },
+            Input::ActivityStarted { token: "t".into(), worker: Some("w".into()) },
+            Input::Stop { error: None, cause: Some("why".into()) },
+        ];
+        for input in inputs {
+            let sent = Remote::of(&input).expect("a message from outside");
+            let text = serde_json::to_string(&sent).unwrap();
+            let got: Remote = serde_json::from_str(&text).unwrap();
+            assert_eq!(got, sent, "{text}");
+            assert_eq!(format!("{:?}", got.into_input()), format!("{input:?}"), "{text}");
+        }
+        assert!(Remote::of(&Input::Timers).is_none());
     }
 }
