@@ -128,6 +128,20 @@ pub struct ServerConfig {
     /// to the kernel.
     #[serde(default = "yes")]
     pub page_out_startup_code: bool,
+    /// Threads that run the daemon's async work (0: the number of cores, at most 4). Each
+    /// keeps a heap and a stack of its own; an edge device gains memory with fewer.
+    #[serde(default)]
+    pub worker_threads: usize,
+}
+
+impl ServerConfig {
+    /// The async worker threads to start: `worker_threads`, or the cores (at most 4).
+    pub fn workers(&self) -> usize {
+        match self.worker_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()).min(4),
+            n => n,
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -189,6 +203,7 @@ impl ServerConfig {
             max_body_bytes: default_max_body_bytes(),
             shutdown_grace_seconds: default_shutdown_grace(),
             page_out_startup_code: true,
+            worker_threads: 0,
         }
     }
 }
@@ -588,6 +603,21 @@ mod tests {
             let c = Config::load(Some(std::path::Path::new("stepgate.toml"))).map_err(|e| e.to_string())?;
             let key = c.connections["billing"].api_key.clone().unwrap();
             assert_eq!((key.header.as_str(), key.value.as_str()), ("x-api-key", "from-the-env"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail hands back figment::Error
+    fn worker_threads_default_to_the_cores_at_most_four() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("stepgate.toml", "[server]\nlisten = \"127.0.0.1:0\"\n")?;
+            let c = Config::load(Some(std::path::Path::new("stepgate.toml"))).map_err(|e| e.to_string())?;
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            assert_eq!(c.server.workers(), cores.min(4));
+            jail.set_env("STEPGATE_SERVER__WORKER_THREADS", "1");
+            let c = Config::load(Some(std::path::Path::new("stepgate.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(c.server.workers(), 1);
             Ok(())
         });
     }

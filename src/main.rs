@@ -192,8 +192,10 @@ fn serve(config_file: &Path) -> Result<ExitCode> {
         }
     };
     init_logging(config.log.format);
+    let workers = config.server.workers();
     let compiled = stepgate::config::compile::compile(config);
     let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
         .enable_all()
         .on_thread_park(release_idle_memory)
         .build()?;
