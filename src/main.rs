@@ -392,8 +392,12 @@ fn run(a: RunArgs) -> Result<ExitCode> {
     let began = std::time::Instant::now();
     // All runs happen inside one runtime entry: the loop measures executions, not
     // runtime start-up.
-    let (transitions, outcome) = rt.block_on(async {
+    // Only executions that succeeded count toward the rate: a workflow that fails at its
+    // first state would otherwise show a flattering number.
+    let (transitions, succeeded, first_failure, outcome) = rt.block_on(async {
         let mut transitions = 0u64;
+        let mut succeeded = 0u64;
+        let mut first_failure = None;
         let mut outcome = None;
         // Repeated runs share one random prefix: names stay unique without a draw each.
         let batch = uuid::Uuid::new_v4();
@@ -412,22 +416,38 @@ fn run(a: RunArgs) -> Result<ExitCode> {
                 ..Start::new(String::new(), String::new(), Value::Null)
             };
             let o = engine.run(&machine, start).await;
-            transitions += o.transitions;
+            if o.status == Status::Succeeded {
+                succeeded += 1;
+                transitions += o.transitions;
+            } else if first_failure.is_none() {
+                first_failure = Some((i, o.status, o.error.clone(), o.cause.clone()));
+            }
             outcome = Some(o);
         }
-        (transitions, outcome)
+        (transitions, succeeded, first_failure, outcome)
     });
     if a.repeat > 1 {
         let secs = began.elapsed().as_secs_f64();
         eprintln!(
-            "{repeat} executions in {secs:.3} s: {:.0} executions/s, {:.0} state transitions/s",
+            "{repeat} executions in {secs:.3} s ({succeeded} succeeded): {:.0} executions/s, \
+             {:.0} state transitions/s of the executions that succeeded",
             repeat as f64 / secs,
             transitions as f64 / secs
         );
+        if let Some((i, status, error, cause)) = first_failure {
+            eprintln!(
+                "{} of {repeat} executions did not succeed; the first (run {}) ended {}: {} {}",
+                repeat - succeeded,
+                i + 1,
+                status.as_str(),
+                error.unwrap_or_default(),
+                cause.unwrap_or_default()
+            );
+        }
     }
     let outcome = outcome.expect("at least one execution ran");
     print_outcome(&outcome, a.format, a.history)?;
-    Ok(if outcome.status == Status::Succeeded { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if succeeded == repeat { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn print_outcome(o: &Outcome, format: Format, history: bool) -> Result<()> {

@@ -699,6 +699,28 @@ fn repeat_reports_throughput_on_stderr() {
     assert!(transitions > 10.0 * executions, "{err}");
 }
 
+/// `--repeat` counts the transitions of the executions that succeeded only, says how many did
+/// not and how the first ended, and exits 1 when any failed.
+#[test]
+fn run_repeat_counts_only_executions_that_succeeded_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("fails.asl.json");
+    std::fs::write(
+        &file,
+        r#"{"StartAt": "P", "States": {"P": {"Type": "Pass", "Next": "F"}, "F": {"Type": "Fail", "Error": "Boom", "Cause": "on purpose"}}}"#,
+    )
+    .unwrap();
+    let out = stepgate(&["run", file.to_str().unwrap(), "--repeat", "5"]);
+    assert_eq!(code(&out), 1);
+    let err = stderr(&out);
+    assert!(err.starts_with("5 executions") && err.contains("(0 succeeded)"), "{err}");
+    assert!(err.contains(" 0 state transitions/s of the executions that succeeded"), "{err}");
+    assert!(
+        err.contains("5 of 5 executions did not succeed; the first (run 1) ended FAILED: Boom on purpose"),
+        "{err}"
+    );
+}
+
 // ---- JSONata and variables: the examples ---------------------------------------------------------
 
 /// The `stateExitedEventDetails` of every exit of `state`, in history order.
