@@ -98,7 +98,10 @@ fn main() {
         std::process::exit(2);
     };
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-    let cases = load(&dir);
+    let mut cases = load(&dir);
+    // Our own cases, in the same format: AWS's behaviour found outside the recorded corpus,
+    // each naming where it was seen.
+    cases.extend(load(Path::new(OWN_CASES)));
     let expected = expected_failures();
     let shim_dir = tempfile::tempdir().expect("a temporary folder for Lambda handlers");
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -296,6 +299,9 @@ for s in strings(doc):
             ddb.create_table(TableName=name, KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
                              AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
 "#;
+
+/// The project's own cases (`tests/conformance/cases/CATEGORY/*.json`).
+const OWN_CASES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/conformance/cases");
 
 fn load(dir: &Path) -> Vec<Case> {
     let mut cases = Vec::new();

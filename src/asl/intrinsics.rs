@@ -48,6 +48,8 @@ enum Arg {
     Text {
         value: String,
         holes: Vec<usize>,
+        /// An unescaped '{' that opens no `{}`: AWS refuses such a States.Format template.
+        lone_brace: bool,
     },
     Path(Path),
     Call(Func),
@@ -85,8 +87,9 @@ impl fmt::Display for Arity {
 /// What a function sees besides its arguments.
 struct Ctx<'a> {
     env: &'a dyn Env,
-    /// The placeholders of the first argument when it is a quoted string (States.Format).
-    holes: Option<&'a [usize]>,
+    /// The placeholders of the first argument when it is a quoted string (States.Format),
+    /// and whether it has an unescaped '{' that opens none.
+    holes: Option<(&'a [usize], bool)>,
 }
 
 /// A function's own failure, in words; [`Call::eval`] frames it as AWS does.
@@ -147,8 +150,9 @@ pub fn parse(text: &str) -> Result<Call, String> {
 enum Stop {
     /// A path argument selected nothing: `States.Runtime` on AWS.
     Miss { path: String, input: String },
-    /// A function refused its arguments.
-    Refused(String),
+    /// A function refused its arguments: which, and why in our words (logged; AWS's cause
+    /// says only that the arguments were invalid).
+    Refused { function: &'static str, why: String },
 }
 
 impl Call {
@@ -158,6 +162,21 @@ impl Call {
             // AWS names the whole expression, not the inner call that failed.
             let head = format!("The function '{}' had the following error: ", self.text);
             match stop {
+                // AWS fails the state with States.Runtime (which States.ALL does not catch),
+                // naming the call and the function whose arguments it refused; only a
+                // States.Format template gets a sentence of its own.
+                Stop::Refused { function, why } => {
+                    tracing::debug!(call = %self.text, why = %why, "An intrinsic function refused its arguments.");
+                    let detail = if why.starts_with("Invalid template in ") {
+                        why
+                    } else {
+                        format!("Invalid arguments in {function}")
+                    };
+                    Failure::new(
+                        names::RUNTIME,
+                        format!("There was an error while evaluating the intrinsic function: {}. {detail}", self.text),
+                    )
+                }
                 Stop::Miss { path, input } => Failure::new(
                     names::RUNTIME,
                     format!(
@@ -165,7 +184,6 @@ impl Call {
                          input '{input}'"
                     ),
                 ),
-                Stop::Refused(why) => Failure::new(names::INTRINSIC_FAILURE, format!("{head}{why}")),
             }
         })
     }
@@ -186,10 +204,11 @@ impl Func {
             values.push(arg.eval(input, env)?);
         }
         let holes = match self.args.first() {
-            Some(Arg::Text { holes, .. }) => Some(holes.as_slice()),
+            Some(Arg::Text { holes, lone_brace, .. }) => Some((holes.as_slice(), *lone_brace)),
             _ => None,
         };
-        (self.builtin.run)(&Ctx { env, holes }, values).map_err(Stop::Refused)
+        (self.builtin.run)(&Ctx { env, holes }, values)
+            .map_err(|why| Stop::Refused { function: self.builtin.name, why })
     }
 }
 
@@ -328,6 +347,7 @@ impl Parser<'_> {
         self.i += 1;
         let mut value = String::new();
         let mut holes = Vec::new();
+        let mut lone_brace = false;
         loop {
             let Some(c) = self.peek() else {
                 return Err(self.err("unterminated string literal"));
@@ -335,7 +355,7 @@ impl Parser<'_> {
             match c {
                 '\'' => {
                     self.i += 1;
-                    return Ok(Arg::Text { value, holes });
+                    return Ok(Arg::Text { value, holes, lone_brace });
                 }
                 '\\' => match self.rest()[1..].chars().next() {
                     Some(e @ ('\'' | '{' | '}' | '\\')) => {
@@ -348,6 +368,11 @@ impl Parser<'_> {
                     holes.push(value.len());
                     value.push_str("{}");
                     self.i += 2;
+                }
+                '{' => {
+                    lone_brace = true;
+                    value.push('{');
+                    self.i += 1;
                 }
                 _ => {
                     value.push(c);
@@ -418,13 +443,17 @@ fn format(ctx: &Ctx<'_>, args: Vec<Value>) -> Outcome {
     };
     // A template read from the input has no escapes: every "{}" in it is a placeholder.
     let found;
-    let holes = match ctx.holes {
+    let (holes, lone_brace) = match ctx.holes {
         Some(h) => h,
         None => {
             found = template.match_indices("{}").map(|(i, _)| i).collect::<Vec<_>>();
-            &found
+            let lone = template.match_indices('{').any(|(i, _)| !template[i + 1..].starts_with('}'));
+            (found.as_slice(), lone)
         }
     };
+    if lone_brace {
+        return Err("Invalid template in States.Format: matching '}' not found for '{'.".into());
+    }
     let values: Vec<Value> = args.collect();
     if holes.len() != values.len() {
         return Err(format!(
@@ -1001,9 +1030,28 @@ mod tests {
         }
     }
 
+    /// `fail`'s mark for a function that refuses its arguments: the state fails with
+    /// States.Runtime and AWS's cause, and the refusal's own words (logged) hold `cause`.
+    const REFUSED: &str = "refused";
+
     /// Fails with `error`, and the cause holds `cause`.
     #[track_caller]
     fn fail(input: Value, expr: &str, error: &str, cause: &str) {
+        if error == REFUSED {
+            let f = run(&input, expr).expect_err(expr);
+            assert_eq!(f.error, names::RUNTIME, "{expr}: {}", f.cause);
+            let head =
+                format!("There was an error while evaluating the intrinsic function: {expr}. Invalid ");
+            assert!(f.cause.starts_with(&head), "{expr}: {}", f.cause);
+            let call = parse(expr).unwrap();
+            match call.func.eval(&input, &TestEnv::default()) {
+                Err(Stop::Refused { why, .. }) => {
+                    assert!(why.contains(cause), "{expr}: {why:?} lacks {cause:?}")
+                }
+                other => panic!("{expr}: not refused: {:?}", other.map_err(|_| "a missing path")),
+            }
+            return;
+        }
         match run(&input, expr) {
             Ok(v) => panic!("{expr} gave {v} instead of failing"),
             Err(f) => {
@@ -1040,9 +1088,9 @@ mod tests {
         give(json!({}), "States.Format('It\\'s {} \\\\ {}', 1, 2.5)", json!("It's 1 \\ 2.5"));
         give(json!({"x": "Pikachu"}), "States.Format($template, $.x)", json!("It's Pikachu!"));
         give(json!({}), "States.Format('{}', 1.0)", json!("1.0"));
-        fail(json!({}), "States.Format('{} {}', 'one')", names::INTRINSIC_FAILURE, "placeholder");
-        fail(json!({}), "States.Format('{}', 'a', 'b')", names::INTRINSIC_FAILURE, "placeholder");
-        fail(json!({"n": 5}), "States.Format($.n)", names::INTRINSIC_FAILURE, "must be a string");
+        fail(json!({}), "States.Format('{} {}', 'one')", REFUSED, "placeholder");
+        fail(json!({}), "States.Format('{}', 'a', 'b')", REFUSED, "placeholder");
+        fail(json!({"n": 5}), "States.Format($.n)", REFUSED, "must be a string");
     }
 
     #[test]
@@ -1059,8 +1107,8 @@ mod tests {
         give(json!({"s": "1.1"}), "States.StringToJson($.s)", json!(1.1));
         give(json!({"s": "\"HelloWorld\""}), "States.StringToJson($.s)", json!("HelloWorld"));
         give(json!({}), "States.StringToJson('{\"a\": [true]}')", json!({"a": [true]}));
-        fail(json!({"s": "{nope"}), "States.StringToJson($.s)", names::INTRINSIC_FAILURE, "not valid JSON");
-        fail(json!({"s": 1}), "States.StringToJson($.s)", names::INTRINSIC_FAILURE, "must be a string");
+        fail(json!({"s": "{nope"}), "States.StringToJson($.s)", REFUSED, "not valid JSON");
+        fail(json!({"s": 1}), "States.StringToJson($.s)", REFUSED, "must be a string");
     }
 
     #[test]
@@ -1099,13 +1147,8 @@ mod tests {
         );
         give(json!({"a": []}), "States.ArrayPartition($.a, 2)", json!([]));
         give(json!({"a": [0, 1]}), "States.ArrayPartition($.a, 5)", json!([[0, 1]]));
-        fail(json!({"a": [1]}), "States.ArrayPartition($.a, 0)", names::INTRINSIC_FAILURE, "positive");
-        fail(
-            json!({"a": "x"}),
-            "States.ArrayPartition($.a, 1)",
-            names::INTRINSIC_FAILURE,
-            "must be an array",
-        );
+        fail(json!({"a": [1]}), "States.ArrayPartition($.a, 0)", REFUSED, "positive");
+        fail(json!({"a": "x"}), "States.ArrayPartition($.a, 1)", REFUSED, "must be an array");
     }
 
     #[test]
@@ -1117,7 +1160,7 @@ mod tests {
         give(input.clone(), "States.ArrayContains($.a, null)", json!(false));
         give(input.clone(), "States.ArrayContains($.a, 2.0)", json!(false));
         give(json!({"a": []}), "States.ArrayContains($.a, $.a)", json!(false));
-        fail(input, "States.ArrayContains($.a[1], 2)", names::INTRINSIC_FAILURE, "must be an array");
+        fail(input, "States.ArrayContains($.a[1], 2)", REFUSED, "must be an array");
     }
 
     #[test]
@@ -1130,9 +1173,9 @@ mod tests {
         give(json!({}), "States.ArrayRange(1, 1, 3)", json!([1]));
         give(json!({}), "States.ArrayRange(0.5, 2.4, 1)", json!([1, 2]));
         give(json!({}), "States.ArrayRange(1, 1000, 1)", Value::Array((1..=1000).map(Value::from).collect()));
-        fail(json!({}), "States.ArrayRange(0, 1000, 1)", names::INTRINSIC_FAILURE, "more than 1000 items");
-        fail(json!({}), "States.ArrayRange(0, 10, 0)", names::INTRINSIC_FAILURE, "step");
-        fail(json!({}), "States.ArrayRange('0', 10, 1)", names::INTRINSIC_FAILURE, "must be a number");
+        fail(json!({}), "States.ArrayRange(0, 1000, 1)", REFUSED, "more than 1000 items");
+        fail(json!({}), "States.ArrayRange(0, 10, 0)", REFUSED, "step");
+        fail(json!({}), "States.ArrayRange('0', 10, 1)", REFUSED, "must be a number");
     }
 
     #[test]
@@ -1140,16 +1183,16 @@ mod tests {
         let input = json!({"a": [1, 2, 3, 4, 5, 6, 7, 8, 9], "i": 5});
         give(input.clone(), "States.ArrayGetItem($.a, $.i)", json!(6));
         give(input.clone(), "States.ArrayGetItem($.a, 0)", json!(1));
-        fail(input.clone(), "States.ArrayGetItem($.a, 9)", names::INTRINSIC_FAILURE, "out of bounds");
-        fail(input.clone(), "States.ArrayGetItem($.a, -1)", names::INTRINSIC_FAILURE, "out of bounds");
-        fail(input, "States.ArrayGetItem($.a, 1.5)", names::INTRINSIC_FAILURE, "must be an integer");
+        fail(input.clone(), "States.ArrayGetItem($.a, 9)", REFUSED, "out of bounds");
+        fail(input.clone(), "States.ArrayGetItem($.a, -1)", REFUSED, "out of bounds");
+        fail(input, "States.ArrayGetItem($.a, 1.5)", REFUSED, "must be an integer");
     }
 
     #[test]
     fn array_length() {
         give(json!({"a": [1, 2, 3]}), "States.ArrayLength($.a)", json!(3));
         give(json!({"a": []}), "States.ArrayLength($.a)", json!(0));
-        fail(json!({"a": {}}), "States.ArrayLength($.a)", names::INTRINSIC_FAILURE, "must be an array");
+        fail(json!({"a": {}}), "States.ArrayLength($.a)", REFUSED, "must be an array");
     }
 
     #[test]
@@ -1170,19 +1213,9 @@ mod tests {
         give(json!({"s": "RGF0YSB0byBlbmNvZGU="}), "States.Base64Decode($.s)", json!("Data to encode"));
         give(json!({"s": "RGF0YSB0byBlbmNvZGU"}), "States.Base64Decode($.s)", json!("Data to encode"));
         give(json!({"s": ""}), "States.Base64Decode($.s)", json!(""));
-        fail(
-            json!({"s": "not base64!"}),
-            "States.Base64Decode($.s)",
-            names::INTRINSIC_FAILURE,
-            "not valid base64",
-        );
+        fail(json!({"s": "not base64!"}), "States.Base64Decode($.s)", REFUSED, "not valid base64");
         let long = "x".repeat(10_001);
-        fail(
-            json!({ "s": long }),
-            "States.Base64Encode($.s)",
-            names::INTRINSIC_FAILURE,
-            "10000 characters or less",
-        );
+        fail(json!({ "s": long }), "States.Base64Encode($.s)", REFUSED, "10000 characters or less");
     }
 
     #[test]
@@ -1207,14 +1240,9 @@ mod tests {
         );
         let sha512 = run(&input, "States.Hash($.s, 'SHA-512')").map(|v| v.as_str().map(str::len));
         assert_eq!(sha512, Ok(Some(128)));
-        fail(input.clone(), "States.Hash($.s, 'sha-256')", names::INTRINSIC_FAILURE, "not supported");
-        fail(
-            json!({ "s": "y".repeat(10_001) }),
-            "States.Hash($.s, 'MD5')",
-            names::INTRINSIC_FAILURE,
-            "10000",
-        );
-        fail(json!({"s": 1}), "States.Hash($.s, 'MD5')", names::INTRINSIC_FAILURE, "must be a string");
+        fail(input.clone(), "States.Hash($.s, 'sha-256')", REFUSED, "not supported");
+        fail(json!({ "s": "y".repeat(10_001) }), "States.Hash($.s, 'MD5')", REFUSED, "10000");
+        fail(json!({"s": 1}), "States.Hash($.s, 'MD5')", REFUSED, "must be a string");
     }
 
     #[test]
@@ -1229,9 +1257,9 @@ mod tests {
             "States.JsonMerge(States.StringToJson('{\"k\": \"false\"}'), $.f, false)",
             json!({"k": "false", "x": 1}),
         );
-        fail(json!({"a": {}}), "States.JsonMerge($.a, $.a, true)", names::INTRINSIC_FAILURE, "shallow");
-        fail(json!({"a": {}}), "States.JsonMerge($.a, 1, false)", names::INTRINSIC_FAILURE, "JSON object");
-        fail(json!({"a": {}}), "States.JsonMerge($.a, $.a, 'false')", names::INTRINSIC_FAILURE, "boolean");
+        fail(json!({"a": {}}), "States.JsonMerge($.a, $.a, true)", REFUSED, "shallow");
+        fail(json!({"a": {}}), "States.JsonMerge($.a, 1, false)", REFUSED, "JSON object");
+        fail(json!({"a": {}}), "States.JsonMerge($.a, $.a, 'false')", REFUSED, "boolean");
     }
 
     #[test]
@@ -1250,8 +1278,8 @@ mod tests {
         give(json!({}), "States.MathRandom(0, 999, 3)", json!(239));
         give(json!({}), "States.MathRandom(10, 1009, 3)", json!(249));
         give(json!({}), "States.MathRandom(0, 1048576, -5)", json!(282_382));
-        fail(json!({}), "States.MathRandom(5, 5)", names::INTRINSIC_FAILURE, "greater than");
-        fail(json!({}), "States.MathRandom('a', 5)", names::INTRINSIC_FAILURE, "must be a number");
+        fail(json!({}), "States.MathRandom(5, 5)", REFUSED, "greater than");
+        fail(json!({}), "States.MathRandom('a', 5)", REFUSED, "must be a number");
     }
 
     #[test]
@@ -1274,8 +1302,8 @@ mod tests {
             give(json!({"a": a, "b": b}), "States.MathAdd($.a, $.b)", json!(sum));
         }
         give(json!({}), "States.MathAdd(2147483647, 1)", json!(2_147_483_648_i64));
-        fail(json!({}), "States.MathAdd(2147483648, 1)", names::INTRINSIC_FAILURE, "outside the range");
-        fail(json!({}), "States.MathAdd('1', 1)", names::INTRINSIC_FAILURE, "must be a number");
+        fail(json!({}), "States.MathAdd(2147483648, 1)", REFUSED, "outside the range");
+        fail(json!({}), "States.MathAdd('1', 1)", REFUSED, "must be a number");
     }
 
     #[test]
@@ -1295,7 +1323,7 @@ mod tests {
             json!(["split on ", " and ", "new line"]),
         );
         give(json!({}), "States.StringSplit($$.Execution.Input.csv, ',')", json!(["a", "b", "c"]));
-        fail(json!({"s": 1}), "States.StringSplit($.s, ',')", names::INTRINSIC_FAILURE, "must be a string");
+        fail(json!({"s": 1}), "States.StringSplit($.s, ',')", REFUSED, "must be a string");
     }
 
     #[test]
