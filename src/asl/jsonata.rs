@@ -827,8 +827,10 @@ pub static AWS_FUNCTIONS: &[AwsFunction] = &[
     AwsFunction { name: "millis", reads: Reads::Clock, run: millis },
 ];
 
-/// The most items `$range` returns, as for its JSONPath twin `States.ArrayRange`.
-const MAX_RANGE_ITEMS: i64 = 1000;
+/// The most steps `$range` takes from its start: AWS's limit of 1,000 counts the steps, so
+/// `$range(1, 1001, 1)` gives 1,001 values on AWS (recorded), one more than
+/// `States.ArrayRange` returns.
+const MAX_RANGE_STEPS: i64 = 1000;
 
 /// The message jsonata-js gives when an argument does not fit a function's signature.
 fn signature_error(function: &str, position: usize) -> String {
@@ -884,9 +886,10 @@ fn range(args: &[JValue], _: &Sources) -> Result<JValue, String> {
     }
     let span = end - start;
     let count = if span != 0 && (span < 0) != (step < 0) { 0 } else { span / step + 1 };
-    if count > MAX_RANGE_ITEMS {
+    if count - 1 > MAX_RANGE_STEPS {
         return Err(format!(
-            "The array of $range cannot contain more than {MAX_RANGE_ITEMS} items, but it would contain {count}"
+            "The array of $range cannot contain more than {} items, but it would contain {count}",
+            MAX_RANGE_STEPS + 1
         ));
     }
     Ok(JValue::array((0..count).map(|k| JValue::Number((start + k * step) as f64)).collect()))
@@ -1248,7 +1251,8 @@ mod tests {
         give("$range(5, 1, -2)", json!({}), json!([5, 3, 1]));
         give("$range(5, 1, 2)", json!({}), json!([]));
         give("$count($range(1, 1000, 1))", json!({}), json!(1000));
-        fail("$range(0, 1000, 1)", json!({}), "more than 1000 items");
+        give("$count($range(1, 1001, 1))", json!({}), json!(1001));
+        fail("$range(0, 1001, 1)", json!({}), "more than 1001 items");
         fail("$range(0, 10, 0)", json!({}), "must not be 0");
         fail("$range('0', 10, 1)", json!({}), "T0410: Argument 1 of function \"range\"");
         fail("$range(0, 10)", json!({}), "T0410: Argument 3 of function \"range\"");
