@@ -185,7 +185,7 @@ impl Service {
             loop {
                 tokio::time::sleep(MACHINES_POLL).await;
                 let this = this.clone();
-                let synced = tokio::task::spawn_blocking(move || this.sync_machines()).await;
+                let synced = tokio::task::spawn_blocking(move || this.load_stored()).await;
                 if let Ok(Err(e)) = synced {
                     tracing::warn!(error = %e.message, "The state machines could not be read from the shared store.");
                 }
@@ -203,32 +203,6 @@ impl Service {
                 }
             }
         });
-    }
-
-    /// Makes the state machines in memory those of the shared store: updated and deleted
-    /// through another daemon, or by another daemon's workflows folder.
-    fn sync_machines(&self) -> Result<(), ApiError> {
-        let stored = self.store.list_state_machines().map_err(ApiError::internal)?;
-        let mut machines = self.machines.write().unwrap_or_else(|e| e.into_inner());
-        let keep: std::collections::HashSet<&str> = stored.iter().map(|r| r.arn.as_str()).collect();
-        machines.retain(|arn, _| keep.contains(arn.as_str()));
-        for record in stored {
-            let history = match machines.get(&record.arn) {
-                Some(l) if l.record == record => continue,
-                Some(l) => l.history,
-                None => true,
-            };
-            match super::registry::compile(&record.definition, record.machine_type) {
-                Ok(m) => {
-                    let arn = record.arn.clone();
-                    machines.insert(arn, super::Loaded::new(record, Arc::new(m), history));
-                }
-                Err(e) => {
-                    tracing::warn!(state_machine = %record.name, error = %e.message, "A state machine in the shared store does not compile here; it is skipped.")
-                }
-            }
-        }
-        Ok(())
     }
 
     /// Forgets every Standard execution in memory: another daemon runs them now, and this one

@@ -104,26 +104,32 @@ impl Service {
         Ok(())
     }
 
-    /// Loads the state machines the store holds (those created through the API earlier).
+    /// Makes the state machines in memory those the store holds: at start, the ones created
+    /// through the API earlier; where daemons share the store, also those another daemon
+    /// created, updated or deleted since. One that is unchanged is not compiled again; one
+    /// that no longer compiles is skipped. Returns how many are loaded.
     pub fn load_stored(&self) -> Result<usize, ApiError> {
-        let all = self.store.list_state_machines().map_err(ApiError::internal)?;
-        let mut n = 0;
-        for record in all {
+        let stored = self.store.list_state_machines().map_err(ApiError::internal)?;
+        let mut machines = self.machines.write().unwrap_or_else(|e| e.into_inner());
+        let keep: HashSet<&str> = stored.iter().map(|r| r.arn.as_str()).collect();
+        machines.retain(|arn, _| keep.contains(arn.as_str()));
+        for record in stored {
+            let history = match machines.get(&record.arn) {
+                Some(l) if l.record == record => continue,
+                Some(l) => l.history,
+                None => true,
+            };
             match compile(&record.definition, record.machine_type) {
                 Ok(m) => {
                     let arn = record.arn.clone();
-                    self.machines
-                        .write()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(arn, Loaded::new(record, Arc::new(m), true));
-                    n += 1;
+                    machines.insert(arn, Loaded::new(record, Arc::new(m), history));
                 }
                 Err(e) => {
                     tracing::warn!(state_machine = %record.name, error = %e.message, "A stored state machine no longer compiles; it is skipped.")
                 }
             }
         }
-        Ok(n)
+        Ok(machines.len())
     }
 
     /// A state machine by ARN.

@@ -159,3 +159,10 @@ pub(crate) fn history_bounds(after: u64, limit: usize, reverse: bool) -> (i64, i
     };
     (after, i64::try_from(limit).unwrap_or(i64::MAX))
 }
+
+/// A new execution's writes, with its times checked to fit the stores' integer nanoseconds.
+pub(crate) fn create_ops(e: &super::ExecutionRecord, writes: Vec<Write>) -> Result<Vec<Op>, StoreError> {
+    nanos(e.start)?;
+    e.stop.map(nanos).transpose()?;
+    to_ops(writes)
+}

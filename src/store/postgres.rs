@@ -17,7 +17,7 @@
 //! statement over arrays (`unnest`) and every statement pipelined: a transaction is a
 //! handful of round trips however many executions it carries.
 
-use super::ops::{event_id, from_nanos, history_bounds, nanos, page_bounds, to_ops, Op};
+use super::ops::{create_ops, event_id, from_nanos, history_bounds, nanos, page_bounds, to_ops, Op};
 use super::{
     ActivityRecord, ActivityTask, Cluster, Command, Created, ExecutionRecord, ExecutionStatus, Frame, Page,
     StateMachineRecord, Store, StoreError, Write,
@@ -202,14 +202,24 @@ struct Conn {
     prepared: Mutex<HashMap<&'static str, Statement>>,
 }
 
+/// The statement for `sql` from a connection's cache, prepared on `client` (the connection, or
+/// a transaction on it) the first time.
+async fn prepared(
+    client: &impl tokio_postgres::GenericClient,
+    cache: &Mutex<HashMap<&'static str, Statement>>,
+    sql: &'static str,
+) -> Result<Statement, tokio_postgres::Error> {
+    if let Some(s) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(sql) {
+        return Ok(s.clone());
+    }
+    let s = client.prepare(sql).await?;
+    cache.lock().unwrap_or_else(|p| p.into_inner()).insert(sql, s.clone());
+    Ok(s)
+}
+
 impl Conn {
     async fn statement(&self, sql: &'static str) -> Result<Statement, tokio_postgres::Error> {
-        if let Some(s) = self.prepared.lock().unwrap_or_else(|p| p.into_inner()).get(sql) {
-            return Ok(s.clone());
-        }
-        let s = self.client.prepare(sql).await?;
-        self.prepared.lock().unwrap_or_else(|p| p.into_inner()).insert(sql, s.clone());
-        Ok(s)
+        prepared(&self.client, &self.prepared, sql).await
     }
 
     async fn query(
@@ -747,19 +757,6 @@ async fn transaction(inner: &Inner, conn: &mut Conn, works: &[&Work]) -> Result<
     }
 }
 
-async fn prepared(
-    tx: &tokio_postgres::Transaction<'_>,
-    cache: &Mutex<HashMap<&'static str, Statement>>,
-    sql: &'static str,
-) -> Result<Statement, tokio_postgres::Error> {
-    if let Some(s) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(sql) {
-        return Ok(s.clone());
-    }
-    let s = tx.prepare(sql).await?;
-    cache.lock().unwrap_or_else(|p| p.into_inner()).insert(sql, s.clone());
-    Ok(s)
-}
-
 async fn apply(
     inner: &Inner,
     tx: &tokio_postgres::Transaction<'_>,
@@ -1159,6 +1156,24 @@ async fn other_statements<'t>(
     Ok(calls)
 }
 
+/// Fences the daemons other than `me` whose lease ran out while they own RUNNING executions
+/// (only the owner of `arn`, when given): each one's fence lock, taken exclusively, waits for
+/// its transaction in flight, and its bumped epoch refuses every later one. One statement,
+/// so the lock is held until it commits.
+async fn fence_expired(c: &Conn, me: &str, arn: Option<&str>) -> Result<(), StoreError> {
+    c.execute(
+        "WITH expired AS (SELECT DISTINCT d.id FROM executions e JOIN daemons d ON d.id = e.owner
+             WHERE e.status = 'RUNNING' AND d.id <> $1 AND d.lease_until < now()
+               AND ($3::text IS NULL OR e.arn = $3)),
+         locked AS (SELECT id, pg_advisory_xact_lock($2, hashtext(id)) FROM expired)
+         UPDATE daemons d SET epoch = d.epoch + 1, lease_until = now() FROM locked WHERE d.id = locked.id",
+        &[&me, &FENCE_LOCKS, &arn],
+    )
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
 impl PostgresStore {
     /// Claims the RUNNING executions, not parked, of no daemon and of daemons whose lease has
     /// run out (fenced first, so that nothing they still had in flight lands after the
@@ -1168,15 +1183,7 @@ impl PostgresStore {
         self.read(move |c| async move {
             let me = &inner.node.id;
             // Every statement on its own: the connection is shared with other reads.
-            c.execute(
-                "WITH expired AS (SELECT id, pg_advisory_xact_lock($2, hashtext(id)) FROM daemons
-                     WHERE id <> $1 AND lease_until < now() AND EXISTS
-                         (SELECT 1 FROM executions e WHERE e.owner = daemons.id AND e.status = 'RUNNING'))
-                 UPDATE daemons d SET epoch = d.epoch + 1, lease_until = now() FROM expired WHERE d.id = expired.id",
-                &[me, &FENCE_LOCKS],
-            )
-            .await
-            .map_err(backend)?;
+            fence_expired(&c, me, None).await?;
             // Its own first: read after the claim, they would hold the claimed ones too.
             let mut rows = Vec::new();
             if own {
@@ -1265,7 +1272,7 @@ impl Store for PostgresStore {
         e: ExecutionRecord,
         writes: Vec<Write>,
     ) -> BoxFuture<'static, Result<Created, StoreError>> {
-        let checked = nanos(e.start).and_then(|_| e.stop.map(nanos).transpose()).and_then(|_| to_ops(writes));
+        let checked = create_ops(&e, writes);
         match checked {
             Ok(ops) => self.submit(Work::Create(Box::new(e), ops)),
             Err(err) => future::ready(Err(err)).boxed(),
@@ -1636,16 +1643,7 @@ impl Cluster for PostgresStore {
         let arn = arn.to_string();
         self.read(move |c| async move {
             let me = &inner.node.id;
-            // An owner whose lease ran out is fenced first (as in `running`).
-            c.execute(
-                "WITH expired AS (SELECT d.id, pg_advisory_xact_lock($3, hashtext(d.id))
-                     FROM executions e JOIN daemons d ON d.id = e.owner
-                     WHERE e.arn = $1 AND e.status = 'RUNNING' AND d.id <> $2 AND d.lease_until < now())
-                 UPDATE daemons d SET epoch = d.epoch + 1, lease_until = now() FROM expired WHERE d.id = expired.id",
-                &[&arn, me, &FENCE_LOCKS],
-            )
-            .await
-            .map_err(backend)?;
+            fence_expired(&c, me, Some(&arn)).await?;
             let rows = c
                 .query(
                     "UPDATE executions e SET owner = $2, epoch = e.epoch + 1

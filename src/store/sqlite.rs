@@ -7,7 +7,7 @@
 //! waiter. Reads (the API, resume after restart) use a small pool of separate connections,
 //! which WAL lets run beside the writer and which see every commit that has been answered.
 
-use super::ops::{event_id, from_nanos, history_bounds, nanos, page_bounds, to_ops, Op};
+use super::ops::{create_ops, event_id, from_nanos, history_bounds, nanos, page_bounds, to_ops, Op};
 use super::{
     ActivityRecord, ActivityTask, Created, ExecutionRecord, ExecutionStatus, Frame, Page, StateMachineRecord,
     Store, StoreError, Write,
@@ -735,7 +735,7 @@ impl Store for SqliteStore {
         e: ExecutionRecord,
         writes: Vec<Write>,
     ) -> BoxFuture<'static, Result<Created, StoreError>> {
-        let checked = nanos(e.start).and_then(|_| e.stop.map(nanos).transpose()).and_then(|_| to_ops(writes));
+        let checked = create_ops(&e, writes);
         let ops = match checked {
             Ok(ops) => ops,
             Err(err) => return future::ready(Err(err)).boxed(),

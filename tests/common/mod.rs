@@ -660,7 +660,7 @@ pub fn psql(url: &str, sql: &str) -> String {
 impl PgSchema {
     pub fn new() -> PgSchema {
         let base = postgres_base();
-        let name = format!("sg_{}", uuid_like());
+        let name = format!("sg_{}", uuid::Uuid::new_v4().simple());
         psql(&base, &format!("CREATE SCHEMA {name}"));
         let sep = if base.contains('?') { '&' } else { '?' };
         let url = format!("{base}{sep}options=-csearch_path%3D{name}");
@@ -679,11 +679,4 @@ impl Drop for PgSchema {
             .args([&self.base, "-XAtq", "-c", &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name)])
             .output();
     }
-}
-
-fn uuid_like() -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    format!("{}_{}_{}", std::process::id(), t.subsec_nanos(), N.fetch_add(1, Ordering::Relaxed))
 }
