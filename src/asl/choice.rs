@@ -167,17 +167,32 @@ impl Rule {
                 Ok(got == *expected)
             }
             Rule::Compare { variable, kind, op, operand } => {
-                let value = select(variable, input, env).map_err(super::template::path_failure)?;
+                let value = condition_value(variable, input, env)?;
                 let other = match operand {
                     Operand::Value(v) => std::borrow::Cow::Borrowed(v),
-                    Operand::Path(p) => {
-                        std::borrow::Cow::Owned(select(p, input, env).map_err(super::template::path_failure)?)
-                    }
+                    Operand::Path(p) => std::borrow::Cow::Owned(condition_value(p, input, env)?),
                 };
                 Ok(compare(&value, *kind, *op, &other))
             }
         }
     }
+}
+
+/// The value a comparison reads. A path that selects nothing fails the state as AWS does
+/// (recorded: "Invalid path '$.missing': The choice state's condition path references an
+/// invalid value."), for `Variable` and for a `...Path` operand alike; only `IsPresent` may
+/// test a path that is not there. An undefined `$variable` keeps its own sentence.
+fn condition_value(path: &Path, input: &Value, env: &dyn Env) -> Result<Value, Failure> {
+    select(path, input, env).map_err(|miss| match path.root() {
+        super::path::Root::Variable(_) => super::template::path_failure(miss),
+        _ => Failure::new(
+            crate::error::names::RUNTIME,
+            format!(
+                "Invalid path '{}': The choice state's condition path references an invalid value.",
+                path.text()
+            ),
+        ),
+    })
 }
 
 fn compare(value: &Value, kind: Kind, op: Op, other: &Value) -> bool {
