@@ -276,7 +276,9 @@ impl Daemon {
         std::fs::create_dir_all(dir).ok()?;
         let out = dir.join(format!("{phase}.perf.data"));
         let child = std::process::Command::new("perf")
-            .args(["record", "-F", "999", "-g", "-o"])
+            // DWARF unwinding: the release build keeps debug info but no frame pointers, so
+            // `-g` alone loses the callers of allocator and libc frames.
+            .args(["record", "-F", "499", "--call-graph", "dwarf,16384", "-o"])
             .arg(&out)
             .args(["-p", &self.pid().to_string()])
             .stdout(Stdio::null())

@@ -195,7 +195,7 @@ async fn commit_and_read_back(store: &dyn Store) {
         previous_event_id: 4,
         timestamp: t0(),
         kind: "TaskScheduled",
-        details: Some(("taskScheduledEventDetails", json!({"z": 1, "b": [1, "x", null]}))),
+        details: Some(("taskScheduledEventDetails", json!({"z": 1, "b": [1, "x", null]}).into())),
     };
     store.commit(vec![Write::Event { execution_arn: e.arn.clone(), event: rich.clone() }]).await.unwrap();
     let expected = json!({"timestamp": "2024-05-01T12:00:00.123Z", "type": "TaskScheduled", "id": 5,
@@ -993,7 +993,7 @@ async fn sqlite_throughput() {
                         kind: "TaskStateEntered",
                         details: Some((
                             "stateEnteredEventDetails",
-                            json!({"name": "Step", "input": "{\"n\":1}"}),
+                            json!({"name": "Step", "input": "{\"n\":1}"}).into(),
                         )),
                     };
                     let fr = json!({"state": "Step", "input": {"n": i}, "retries": {}});

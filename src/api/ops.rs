@@ -241,7 +241,7 @@ async fn test_state(s: &Service, body: &Value) -> ApiResult {
         .history
         .iter()
         .rev()
-        .find_map(|e| e.details.as_ref().and_then(|(_, d)| d.get("name")).and_then(Value::as_str))
+        .find_map(|e| e.details.as_ref().and_then(|(_, d)| d.get_str("name")))
         .and_then(|n| n.strip_prefix("__stepgate_target_"))
         .and_then(|i| i.parse::<usize>().ok());
     let mut out = Map::new();
@@ -250,9 +250,7 @@ async fn test_state(s: &Service, body: &Value) -> ApiResult {
             out.insert("status".into(), json!("CAUGHT_ERROR"));
             out.insert("nextState".into(), json!(targets[i]));
             let failed = o.history.iter().rev().find_map(|e| {
-                e.details
-                    .as_ref()
-                    .and_then(|(_, d)| Some((d.get("error")?.as_str()?, d.get("cause")?.as_str()?)))
+                e.details.as_ref().and_then(|(_, d)| Some((d.get_str("error")?, d.get_str("cause")?)))
             });
             if let Some((error, cause)) = failed {
                 out.insert("error".into(), json!(error));

@@ -29,7 +29,7 @@ use crate::error::{names, Failure};
 use crate::interpreter::{
     self, map_item_input, recover, Assigned, Ctx, Invoke, Limits, MapRun, Recovery, Step, WaitUntil,
 };
-use crate::store::Event;
+use crate::store::{Details, Event};
 use crate::time::iso;
 use chrono::{DateTime, Utc};
 use rand::{Rng, SeedableRng};
@@ -380,17 +380,8 @@ impl Writes {
 }
 
 /// `{"name": ..., "input": "<json>", "inputDetails": {"truncated": false}}` and friends.
-pub fn payload(name: Option<&str>, key: &'static str, v: &Value) -> Value {
-    let mut m = Map::with_capacity(3);
-    if let Some(n) = name {
-        m.insert("name".into(), Value::String(n.into()));
-    }
-    m.insert(key.into(), Value::String(serde_json::to_string(v).unwrap_or_default()));
-    let mut d = Map::with_capacity(1);
-    d.insert("truncated".into(), Value::Bool(false));
-    let details = if key == "input" { "inputDetails" } else { "outputDetails" };
-    m.insert(details.into(), Value::Object(d));
-    Value::Object(m)
+pub fn payload(name: Option<&Arc<str>>, key: &'static str, v: &Value) -> Details {
+    Details::payload(name, key == "output", v)
 }
 
 /// `{"error", "cause"}` of a failure, without the ones that are empty: AWS omits an error or
@@ -890,8 +881,8 @@ impl<'m> Core<'m> {
         }
         let started =
             emit_to(&mut self.state.last_event_id, self.x.record_history, w, 0, "ExecutionStarted", || {
-                let mut d = payload(None, "input", &input);
-                d["roleArn"] = Value::String(self.x.role_arn.clone());
+                let d =
+                    payload(None, "input", &input).with("roleArn", Value::String(self.x.role_arn.clone()));
                 Some(("executionStartedEventDetails", d))
             });
         self.enter(w, "", self.x.machine.start, input, Map::new(), started);
@@ -1080,7 +1071,7 @@ impl<'m> Core<'m> {
                     w,
                     prev,
                     "MapStateStarted",
-                    || Some(("mapStateStartedEventDetails", json!({"length": total}))),
+                    || Some(("mapStateStartedEventDetails", json!({"length": total}).into())),
                 );
                 let MapRun {
                     items,
@@ -1130,8 +1121,9 @@ impl<'m> Core<'m> {
                     .iter()
                     .map(|(k, v)| (k.clone(), Value::String(serde_json::to_string(v).unwrap_or_default())))
                     .collect();
-                d["assignedVariables"] = Value::Object(shown);
-                d["assignedVariablesDetails"] = json!({"truncated": false});
+                d = d
+                    .with("assignedVariables", Value::Object(shown))
+                    .with("assignedVariablesDetails", json!({"truncated": false}));
             }
             Some(("stateExitedEventDetails", d))
         });
@@ -1179,7 +1171,7 @@ impl<'m> Core<'m> {
                 w,
                 prev,
                 "EvaluationFailed",
-                || Some(("evaluationFailedEventDetails", evaluation_failed(state, &f))),
+                || Some(("evaluationFailedEventDetails", evaluation_failed(state, &f).into())),
             );
             self.set_last(path, last);
         }
@@ -1257,18 +1249,15 @@ impl<'m> Core<'m> {
             || {
                 let d = match family {
                     EventFamily::LambdaFunction => {
-                        let mut d = payload(None, "input", &params);
-                        d["resource"] = json!(&*resource);
-                        d
+                        payload(None, "input", &params).with("resource", json!(&*resource))
                     }
                     EventFamily::Activity => {
-                        let mut d = payload(None, "input", &params);
-                        d["resource"] = json!(&*resource);
+                        let mut d = payload(None, "input", &params).with("resource", json!(&*resource));
                         if let Some(t) = timeout_seconds {
-                            d["timeoutInSeconds"] = json!(t);
+                            d = d.with("timeoutInSeconds", json!(t));
                         }
                         if let Some(h) = heartbeat_seconds {
-                            d["heartbeatInSeconds"] = json!(h);
+                            d = d.with("heartbeatInSeconds", json!(h));
                         }
                         d
                     }
@@ -1283,7 +1272,7 @@ impl<'m> Core<'m> {
                         if let Some(h) = heartbeat_seconds {
                             d["heartbeatInSeconds"] = json!(h);
                         }
-                        d
+                        Details::Json(d)
                     }
                 };
                 Some((ev.scheduled.1, d))
@@ -1295,7 +1284,7 @@ impl<'m> Core<'m> {
                 match family {
                     EventFamily::Task => Some((
                         "taskStartedEventDetails",
-                        json!({"resourceType": resource_type, "resource": resource_name}),
+                        json!({"resourceType": resource_type, "resource": resource_name}).into(),
                     )),
                     _ => None,
                 }
@@ -1352,9 +1341,9 @@ impl<'m> Core<'m> {
         } else {
             let (resource_type, resource_name) = resource_parts(&task.resource);
             emit_to(&mut self.state.last_event_id, self.x.record_history, w, prev, "TaskSubmitted", || {
-                let mut d = payload(None, "output", &output);
-                d["resourceType"] = json!(resource_type);
-                d["resource"] = json!(resource_name);
+                let d = payload(None, "output", &output)
+                    .with("resourceType", json!(resource_type))
+                    .with("resource", json!(resource_name));
                 Some(("taskSubmittedEventDetails", d))
             })
         };
@@ -1377,7 +1366,7 @@ impl<'m> Core<'m> {
                 if let Some(name) = &worker {
                     d.insert("workerName".into(), json!(name));
                 }
-                Some(("activityStartedEventDetails", Value::Object(d)))
+                Some(("activityStartedEventDetails", Value::Object(d).into()))
             });
         self.set_last(&path, last);
         self.put(w, &path);
@@ -1424,8 +1413,9 @@ impl<'m> Core<'m> {
                 emit_to(&mut self.state.last_event_id, self.x.record_history, w, prev, ev.succeeded.0, || {
                     let mut d = payload(None, "output", v);
                     if family == EventFamily::Task {
-                        d["resourceType"] = json!(resource_type);
-                        d["resource"] = json!(resource_name);
+                        d = d
+                            .with("resourceType", json!(resource_type))
+                            .with("resource", json!(resource_name));
                     }
                     Some((ev.succeeded.1, d))
                 })
@@ -1437,7 +1427,7 @@ impl<'m> Core<'m> {
                         d["resourceType"] = json!(resource_type);
                         d["resource"] = json!(resource_name);
                     }
-                    Some((ev.failed.1, d))
+                    Some((ev.failed.1, d.into()))
                 })
             }
         };
@@ -1485,7 +1475,7 @@ fn emit_to(
     w: &mut Work,
     previous: u64,
     kind: &'static str,
-    details: impl FnOnce() -> Option<(&'static str, Value)>,
+    details: impl FnOnce() -> Option<(&'static str, Details)>,
 ) -> u64 {
     *last += 1;
     let id = *last;
@@ -1582,7 +1572,7 @@ impl Core<'_> {
     fn end_failed(&mut self, w: &mut Work, f: Failure) {
         let last = self.state.last_event_id;
         emit_to(&mut self.state.last_event_id, self.x.record_history, w, last, "ExecutionFailed", || {
-            Some(("executionFailedEventDetails", error_and_cause(&f)))
+            Some(("executionFailedEventDetails", error_and_cause(&f).into()))
         });
         self.cancel_all(w);
         w.end = Some(End {
@@ -1645,7 +1635,7 @@ impl Core<'_> {
                 };
                 let name = state.name.clone();
                 emit_to(&mut self.state.last_event_id, self.x.record_history, w, child_last, kind, || {
-                    Some((key, json!({"name": &*name, "index": child})))
+                    Some((key, json!({"name": &*name, "index": child}).into()))
                 });
                 if let Some(f) = failure {
                     let failed = {
@@ -1855,7 +1845,7 @@ impl Core<'_> {
                 w,
                 started,
                 "MapIterationStarted",
-                || Some(("mapIterationStartedEventDetails", json!({"name": &*name, "index": i}))),
+                || Some(("mapIterationStartedEventDetails", json!({"name": &*name, "index": i}).into())),
             );
             self.enter(w, &child, spec.processor.start, input, Map::new(), it);
         }
@@ -1961,7 +1951,7 @@ impl Core<'_> {
                     w,
                     prev,
                     ev.timed_out.0,
-                    || Some((ev.timed_out.1, json!({"error": names::TIMEOUT}))),
+                    || Some((ev.timed_out.1, json!({"error": names::TIMEOUT}).into())),
                 );
                 self.set_last(path, last);
                 let f = if heartbeat && !timeout {
@@ -1984,7 +1974,7 @@ impl Core<'_> {
             w_end,
             last,
             "ExecutionTimedOut",
-            || Some(("executionTimedOutEventDetails", json!({"error": names::TIMEOUT}))),
+            || Some(("executionTimedOutEventDetails", json!({"error": names::TIMEOUT}).into())),
         );
         self.cancel_all(w_end);
         w_end.end = Some(End { status: super::Status::TimedOut, output: None, error: None, cause: None });
@@ -2001,7 +1991,7 @@ impl Core<'_> {
             d.insert("cause".into(), json!(c));
         }
         emit_to(&mut self.state.last_event_id, self.x.record_history, w, last, "ExecutionAborted", || {
-            Some(("executionAbortedEventDetails", Value::Object(d)))
+            Some(("executionAbortedEventDetails", Value::Object(d).into()))
         });
         self.cancel_all(w);
         w.end = Some(End { status: super::Status::Aborted, output: None, error, cause });

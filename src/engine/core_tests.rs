@@ -462,8 +462,8 @@ fn play_rows(rows: &[Row]) -> Vec<Driver> {
 fn check_details(d: &Driver, name: &str, details: &[(&'static str, Value)]) {
     for (kind, want) in details {
         let e = d.history.iter().rev().find(|e| e.kind == *kind);
-        let got = e.and_then(|e| e.details.as_ref()).map(|(_, v)| v);
-        assert_eq!(got, Some(want), "row '{name}': details of the last {kind}");
+        let got = e.and_then(|e| e.details.as_ref()).map(|(_, v)| v.to_value());
+        assert_eq!(got.as_ref(), Some(want), "row '{name}': details of the last {kind}");
     }
 }
 

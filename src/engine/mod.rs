@@ -680,7 +680,7 @@ fn failed_outcome(last_event_id: u64, now: DateTime<Utc>, record: bool, cause: S
             previous_event_id: last_event_id,
             timestamp: now,
             kind: "ExecutionFailed",
-            details: Some(("executionFailedEventDetails", core::error_and_cause(&f))),
+            details: Some(("executionFailedEventDetails", core::error_and_cause(&f).into())),
         }]
     } else {
         Vec::new()

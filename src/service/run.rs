@@ -464,7 +464,7 @@ impl Service {
             previous_event_id: last,
             timestamp: now,
             kind: "ExecutionAborted",
-            details: Some(("executionAbortedEventDetails", Value::Object(details))),
+            details: Some(("executionAbortedEventDetails", Value::Object(details).into())),
         };
         self.store
             .commit(vec![
@@ -518,7 +518,7 @@ impl Service {
             previous_event_id: last,
             timestamp: now,
             kind: "ExecutionRedriven",
-            details: Some(("executionRedrivenEventDetails", json!({"redriveCount": redrive_count}))),
+            details: Some(("executionRedrivenEventDetails", json!({"redriveCount": redrive_count}).into())),
         };
         self.store
             .commit(vec![
@@ -683,7 +683,7 @@ impl Service {
             kind: "ExecutionFailed",
             details: Some((
                 "executionFailedEventDetails",
-                json!({"error": crate::error::names::RUNTIME, "cause": cause}),
+                json!({"error": crate::error::names::RUNTIME, "cause": cause}).into(),
             )),
         };
         let mut writes = event_writes(&record.arn, vec![failed]);

@@ -8,7 +8,7 @@ use super::{check_name, ApiError, Service};
 use crate::engine::Resume;
 use crate::store::{Created, Event, ExecutionRecord, ExecutionStatus, MachineType, ParentLink, Write};
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -161,7 +161,12 @@ impl Starter {
         record: &ExecutionRecord,
         loaded: &super::Loaded,
     ) -> Result<Option<Started>, ApiError> {
-        let started = json!({"input": record.input, "inputDetails": {"truncated": false}, "roleArn": loaded.record.role_arn});
+        let started = crate::store::Details::Payload {
+            name: None,
+            output: false,
+            text: record.input.clone(),
+            extra: vec![("roleArn", Value::String(loaded.record.role_arn.clone()))],
+        };
         let first = Write::Event {
             execution_arn: record.arn.clone(),
             event: Event {

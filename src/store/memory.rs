@@ -24,6 +24,13 @@ use std::sync::{Mutex, MutexGuard};
 /// Executions of one machine ordered by (start, arn): listing walks it backwards.
 type ByStart = BTreeSet<(DateTime<Utc>, String)>;
 
+/// An execution's data taken out of the store, freed when dropped.
+struct Removed {
+    _record: Option<ExecutionRecord>,
+    _events: Option<BTreeMap<u64, Event>>,
+    _frames: Option<BTreeMap<String, Value>>,
+}
+
 #[derive(Default)]
 struct Inner {
     machines: HashMap<String, StateMachineRecord>,
@@ -61,6 +68,17 @@ fn weight(v: &Value) -> usize {
         Value::Array(a) => a.iter().map(weight).sum(),
         Value::Object(o) => o.iter().map(|(k, v)| k.len() + weight(v)).sum(),
         _ => 0,
+    }
+}
+
+fn details_weight(d: &super::Details) -> usize {
+    match d {
+        super::Details::Json(v) => weight(v),
+        super::Details::Payload { name, text, extra, .. } => {
+            96 + name.as_ref().map_or(0, |n| n.len())
+                + text.len()
+                + extra.iter().map(|(_, v)| weight(v)).sum::<usize>()
+        }
     }
 }
 
@@ -132,7 +150,7 @@ impl Inner {
         for w in writes {
             match w {
                 Write::Event { execution_arn, event } => {
-                    let n = 320 + event.details.as_ref().map_or(0, |(_, d)| weight(d));
+                    let n = 320 + event.details.as_ref().map_or(0, |(_, d)| details_weight(d));
                     self.charge(&execution_arn, n);
                     self.events.entry(execution_arn).or_default().insert(event.id, event);
                 }
@@ -208,23 +226,26 @@ impl Inner {
         self.total += n;
     }
 
-    fn remove_execution(&mut self, arn: &str) {
+    /// Forgets an execution. What it held comes back to be freed by the caller once the lock
+    /// is released: freeing an execution's events under the lock made every other worker wait.
+    #[must_use = "dropped after the lock is released"]
+    fn remove_execution(&mut self, arn: &str) -> Removed {
         if let Some(n) = self.sizes.remove(arn) {
             self.total -= n;
         }
-        if let Some(e) = self.executions.remove(arn) {
+        let mut record = self.executions.remove(arn);
+        if let Some(e) = &mut record {
             if let Some(set) = self.by_machine.get_mut(&e.state_machine_arn) {
-                set.remove(&(e.start, e.arn));
+                set.remove(&(e.start, std::mem::take(&mut e.arn)));
                 if set.is_empty() {
                     self.by_machine.remove(&e.state_machine_arn);
                 }
             }
         }
-        self.events.remove(arn);
-        self.frames.remove(arn);
         self.definitions.remove(arn);
         self.resumes.remove(arn);
         self.parked.remove(arn);
+        Removed { _record: record, _events: self.events.remove(arn), _frames: self.frames.remove(arn) }
     }
 }
 
@@ -309,10 +330,13 @@ impl Store for MemoryStore {
         inner.executions.insert(arn.clone(), e);
         if let Err(err) = inner.apply(writes) {
             // Nothing of a refused creation stays, as in a rolled-back transaction.
-            inner.remove_execution(&arn);
+            let removed = inner.remove_execution(&arn);
             inner.order.retain(|a| *a != arn);
+            drop(inner);
+            drop(removed);
             return future::ready(Err(err)).boxed();
         }
+        let mut evicted = Vec::new();
         if let Some(cap) = self.capacity {
             let max_bytes = self.max_bytes.unwrap_or(usize::MAX);
             // Running executions are skipped (and kept in order) until they finish.
@@ -325,10 +349,12 @@ impl Store for MemoryStore {
                     inner.order.push_back(arn);
                     scanned += 1;
                 } else {
-                    inner.remove_execution(&arn);
+                    evicted.push(inner.remove_execution(&arn));
                 }
             }
         }
+        drop(inner);
+        drop(evicted);
         future::ready(Ok(Created::New)).boxed()
     }
 
@@ -526,9 +552,9 @@ impl Store for MemoryStore {
             .filter(|e| e.status != ExecutionStatus::Running && e.stop.is_some_and(|s| s < t))
             .map(|e| e.arn.clone())
             .collect();
-        for arn in &doomed {
-            inner.remove_execution(arn);
-        }
+        let removed: Vec<Removed> = doomed.iter().map(|arn| inner.remove_execution(arn)).collect();
+        drop(inner);
+        drop(removed);
         Ok(doomed.len())
     }
 }

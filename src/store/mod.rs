@@ -153,7 +153,131 @@ pub struct Event {
     pub timestamp: DateTime<Utc>,
     pub kind: &'static str,
     /// `(detailsKey, details)`, e.g. `("stateEnteredEventDetails", {...})`.
-    pub details: Option<(&'static str, Value)>,
+    pub details: Option<(&'static str, Details)>,
+}
+
+/// An event's `...EventDetails`. Most events of a run carry a state's or the execution's input
+/// or output: those are kept as the JSON text AWS shows plus their few fields, and shaped into
+/// AWS's object only when someone reads or stores them, so recording a history costs one
+/// serialization an event instead of a map of fresh keys (and freeing it, one string).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Details {
+    /// `{"name"?, "input"|"output": text, "inputDetails"|"outputDetails": {"truncated":
+    /// false}, extra...}`: `name` for state events, `extra` for what some events add (a
+    /// Task's resource, ExecutionStarted's roleArn, a state's assigned variables).
+    Payload {
+        name: Option<std::sync::Arc<str>>,
+        output: bool,
+        text: String,
+        extra: Vec<(&'static str, Value)>,
+    },
+    Json(Value),
+}
+
+impl Details {
+    /// An input (`output` false) or output as AWS records it: the document as JSON text.
+    pub fn payload(name: Option<&std::sync::Arc<str>>, output: bool, v: &Value) -> Details {
+        Details::Payload {
+            name: name.cloned(),
+            output,
+            text: serde_json::to_string(v).unwrap_or_default(),
+            extra: Vec::new(),
+        }
+    }
+
+    /// The details with one more field (last, as AWS lists them).
+    pub fn with(mut self, key: &'static str, v: Value) -> Details {
+        match &mut self {
+            Details::Payload { extra, .. } => extra.push((key, v)),
+            Details::Json(Value::Object(m)) => {
+                m.insert(key.into(), v);
+            }
+            Details::Json(_) => {}
+        }
+        self
+    }
+
+    /// A text field (`name`, `input`, `output`, `error`, `cause`, ...), if the details have it.
+    pub fn get_str(&self, key: &str) -> Option<&str> {
+        match self {
+            Details::Payload { name, output, text, extra } => match key {
+                "name" => name.as_deref(),
+                "input" if !output => Some(text),
+                "output" if *output => Some(text),
+                _ => extra.iter().find(|(k, _)| *k == key).and_then(|(_, v)| v.as_str()),
+            },
+            Details::Json(v) => v.get(key).and_then(Value::as_str),
+        }
+    }
+
+    pub fn into_value(self) -> Value {
+        match self {
+            Details::Json(v) => v,
+            Details::Payload { name, output, text, extra } => {
+                let mut m = Map::with_capacity(3 + extra.len());
+                if let Some(n) = name {
+                    m.insert("name".into(), Value::String(n.to_string()));
+                }
+                let (key, details) =
+                    if output { ("output", "outputDetails") } else { ("input", "inputDetails") };
+                m.insert(key.into(), Value::String(text));
+                m.insert(details.into(), serde_json::json!({"truncated": false}));
+                m.extend(extra.into_iter().map(|(k, v)| (k.to_string(), v)));
+                Value::Object(m)
+            }
+        }
+    }
+
+    pub fn to_value(&self) -> Value {
+        self.clone().into_value()
+    }
+}
+
+impl From<Value> for Details {
+    fn from(v: Value) -> Details {
+        Details::Json(v)
+    }
+}
+
+impl Serialize for Details {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            Details::Json(v) => v.serialize(s),
+            Details::Payload { name, output, text, extra } => {
+                let mut m = s.serialize_map(Some(2 + usize::from(name.is_some()) + extra.len()))?;
+                if let Some(n) = name {
+                    m.serialize_entry("name", &**n)?;
+                }
+                let (key, details) =
+                    if *output { ("output", "outputDetails") } else { ("input", "inputDetails") };
+                m.serialize_entry(key, text)?;
+                m.serialize_entry(details, &Truncated)?;
+                for (k, v) in extra {
+                    m.serialize_entry(k, v)?;
+                }
+                m.end()
+            }
+        }
+    }
+}
+
+/// `{"truncated": false}`: stepgate keeps every payload whole.
+struct Truncated;
+
+impl Serialize for Truncated {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(1))?;
+        m.serialize_entry("truncated", &false)?;
+        m.end()
+    }
+}
+
+impl std::fmt::Display for Details {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&serde_json::to_string(self).unwrap_or_default())
+    }
 }
 
 impl Event {
@@ -171,7 +295,7 @@ impl Event {
         m.insert("id".into(), Value::from(self.id));
         m.insert("previousEventId".into(), Value::from(self.previous_event_id));
         if let Some((k, v)) = self.details {
-            m.insert(k.into(), v);
+            m.insert(k.into(), v.into_value());
         }
         Value::Object(m)
     }
@@ -422,4 +546,35 @@ pub trait Cluster: Send + Sync {
     /// Changes each time this daemon's lease was taken over while it lived (it was paused
     /// or cut off): what it held in memory is another daemon's now.
     fn lost(&self) -> tokio::sync::watch::Receiver<u64>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn details_serialize_as_the_object_they_stand_for() {
+        let name: std::sync::Arc<str> = "S".into();
+        let cases = [
+            Details::payload(Some(&name), false, &json!({"a": [1, "x"]})),
+            Details::payload(None, true, &json!("done")).with("resource", json!("f")),
+            Details::Json(json!({"error": "E"})).with("cause", json!("c")),
+        ];
+        let want = [
+            json!({"name": "S", "input": "{\"a\":[1,\"x\"]}", "inputDetails": {"truncated": false}}),
+            json!({"output": "\"done\"", "outputDetails": {"truncated": false}, "resource": "f"}),
+            json!({"error": "E", "cause": "c"}),
+        ];
+        for (d, want) in cases.iter().zip(want) {
+            assert_eq!(d.to_value(), want);
+            let text = serde_json::to_string(d).unwrap();
+            assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), want, "{text}");
+        }
+        assert_eq!(cases[0].get_str("name"), Some("S"));
+        assert_eq!(cases[0].get_str("input"), Some("{\"a\":[1,\"x\"]}"));
+        assert_eq!(cases[0].get_str("output"), None);
+        assert_eq!(cases[1].get_str("resource"), Some("f"));
+        assert_eq!(cases[2].get_str("cause"), Some("c"));
+    }
 }
