@@ -22,6 +22,7 @@
 //! Task invocation) is asked for before the commit that leads to it. A crash in between
 //! runs the same pure states again from the last committed frame.
 
+use super::frames::Frames;
 use crate::asl::compile::{Kind, Machine, State};
 use crate::asl::Env;
 use crate::connectors::EventFamily;
@@ -36,13 +37,13 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::borrow::Cow;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// Where each running machine of an execution stands.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ExecState {
-    pub frames: BTreeMap<String, Frame>,
+    pub frames: Frames,
     /// The id of the last history event drawn.
     pub last_event_id: u64,
     /// Task invocations are numbered, so a late result of an abandoned one is recognized.
@@ -537,7 +538,7 @@ fn data_limit(limit: usize) -> Failure {
 /// machine's and the outer ones'), randomness and the clock of the advance.
 struct StateEnv<'a> {
     x: &'a Execution<'a>,
-    frames: &'a BTreeMap<String, Frame>,
+    frames: &'a Frames,
     /// The machine's own variables (its frame is out of `frames` while it runs).
     local: &'a Map<String, Value>,
     path: &'a str,
@@ -555,7 +556,7 @@ impl<'a> StateEnv<'a> {
     /// token unless the caller sets them.
     fn at(
         x: &'a Execution<'a>,
-        frames: &'a BTreeMap<String, Frame>,
+        frames: &'a Frames,
         local: &'a Map<String, Value>,
         path: &'a str,
         state: &'a State,
@@ -801,7 +802,7 @@ impl<'m> Core<'m> {
     /// The frames that wait on a token: (token, path).
     pub fn tokens(&self) -> impl Iterator<Item = (&str, &str)> {
         self.state.frames.iter().filter_map(|(p, f)| match &f.status {
-            FrameStatus::Task(TaskWait { token: Some(t), .. }) => Some((t.as_str(), p.as_str())),
+            FrameStatus::Task(TaskWait { token: Some(t), .. }) => Some((t.as_str(), p)),
             _ => None,
         })
     }
@@ -833,13 +834,7 @@ impl<'m> Core<'m> {
     fn remove_children(&mut self, w: &mut Work, path: &str, state: usize) {
         let prefix = children_prefix(path, state);
         let below = format!("{prefix}/");
-        let gone: Vec<String> = self
-            .state
-            .frames
-            .range(below.clone()..)
-            .take_while(|(k, _)| k.starts_with(&below))
-            .map(|(k, _)| k.clone())
-            .collect();
+        let gone = self.state.frames.paths_under(&below);
         for k in gone {
             if let Some(FrameStatus::Task(t)) = self.state.frames.remove(&k).map(|f| f.status) {
                 w.cancels.push(Action::Cancel { path: k.clone(), invocation: t.invocation });
@@ -854,7 +849,7 @@ impl<'m> Core<'m> {
     /// Rebuilds the counts of every running Map and Parallel state from the frames.
     fn recount(&mut self) {
         self.counts.clear();
-        for (path, f) in &self.state.frames {
+        for (path, f) in self.state.frames.iter() {
             let Some((parent, _, _)) = parent_of(path) else { continue };
             // Only the direct children of a frame waiting on its children count.
             if !matches!(self.state.frames.get(&parent).map(|p| &p.status), Some(FrameStatus::Children(_))) {
@@ -1584,9 +1579,9 @@ impl Core<'_> {
     }
 
     fn cancel_all(&mut self, w: &mut Work) {
-        for (path, f) in &self.state.frames {
+        for (path, f) in self.state.frames.iter() {
             if let FrameStatus::Task(t) = &f.status {
-                w.cancels.push(Action::Cancel { path: path.clone(), invocation: t.invocation });
+                w.cancels.push(Action::Cancel { path: path.to_string(), invocation: t.invocation });
             }
         }
     }
@@ -1692,10 +1687,9 @@ impl Core<'_> {
         let open: Vec<String> = self
             .state
             .frames
-            .range(below.clone()..)
-            .take_while(|(k, _)| k.starts_with(&below))
+            .under(&below)
             .filter(|(_, f)| !matches!(f.status, FrameStatus::Done { .. } | FrameStatus::Failed { .. }))
-            .map(|(k, _)| k.clone())
+            .map(|(k, _)| k.to_string())
             .collect();
         for k in open {
             if let Some(FrameStatus::Task(t)) = self.state.frames.get(&k).map(|f| &f.status) {
@@ -1907,7 +1901,7 @@ impl Core<'_> {
                 }
                 _ => false,
             })
-            .map(|(p, _)| p.clone())
+            .map(|(p, _)| p.to_string())
             .collect();
         for path in due {
             if w.end.is_some() {
@@ -2018,7 +2012,7 @@ impl Core<'_> {
 
     fn token_owner(&self, token: &str) -> Option<(String, u64)> {
         self.state.frames.iter().find_map(|(p, f)| match &f.status {
-            FrameStatus::Task(t) if t.token.as_deref() == Some(token) => Some((p.clone(), t.invocation)),
+            FrameStatus::Task(t) if t.token.as_deref() == Some(token) => Some((p.to_string(), t.invocation)),
             _ => None,
         })
     }
@@ -2026,7 +2020,7 @@ impl Core<'_> {
     /// An execution loaded from its journal goes on: states that were running run again
     /// (a Task is called again: at-least-once), callbacks keep waiting, timers stand.
     fn resume(&mut self, w: &mut Work, redrive: bool) {
-        let paths: Vec<String> = self.state.frames.keys().cloned().collect();
+        let paths: Vec<String> = self.state.frames.keys().map(str::to_string).collect();
         for path in paths {
             let Some(frame) = self.state.frames.get_mut(&path) else { continue };
             match &frame.status {
@@ -2060,7 +2054,7 @@ impl Core<'_> {
             .frames
             .iter()
             .filter(|(_, f)| matches!(f.status, FrameStatus::Children(_)))
-            .map(|(p, _)| p.clone())
+            .map(|(p, _)| p.to_string())
             .collect();
         for path in waiting {
             let (total, is_map) = match self.state.frames.get(&path).map(|f| &f.status) {

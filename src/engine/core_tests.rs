@@ -8,7 +8,7 @@
 use super::*;
 use crate::engine::{frame_write, FrameWrite, Status};
 use chrono::TimeZone;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 // ------------------------------------------------------------------------------------------
 // Harness

@@ -10,6 +10,7 @@
 //! `stepgate run` uses the same runtime without a journal.
 
 pub mod core;
+pub mod frames;
 pub mod history;
 pub mod input;
 
@@ -617,10 +618,8 @@ fn frame_write((path, frame): (String, Option<Frame>)) -> FrameWrite {
 /// stored a frame's state and input, a Wait's or backoff's deadline, and `{"done": output}` /
 /// `{"failed": ...}` markers for ended branches and iterations). A frame that cannot be read
 /// is an error: starting its machine over would repeat what it did.
-fn frames_from_journal(
-    raw: HashMap<String, Value>,
-) -> Result<std::collections::BTreeMap<String, Frame>, String> {
-    let mut out = std::collections::BTreeMap::new();
+fn frames_from_journal(raw: HashMap<String, Value>) -> Result<frames::Frames, String> {
+    let mut out = frames::Frames::default();
     for (path, data) in raw {
         let frame = match serde_json::from_value::<Frame>(data.clone()) {
             Ok(f) => f,
