@@ -224,13 +224,13 @@ impl CallStats {
 /// dropped first.
 pub struct CallTimer {
     stats: std::sync::Arc<CallStats>,
-    connector: String,
+    connector: std::borrow::Cow<'static, str>,
     began: std::time::Instant,
     done: bool,
 }
 
 impl CallTimer {
-    pub fn start(stats: std::sync::Arc<CallStats>, connector: String) -> CallTimer {
+    pub fn start(stats: std::sync::Arc<CallStats>, connector: std::borrow::Cow<'static, str>) -> CallTimer {
         CallTimer { stats, connector, began: std::time::Instant::now(), done: false }
     }
 

@@ -27,9 +27,14 @@ impl Clock {
     }
 
     pub fn now(&self) -> DateTime<Utc> {
-        let now = Utc::now();
+        self.at(Utc::now())
+    }
+
+    /// The workflow's time when the real clock reads `real` (one reading of the system clock
+    /// serves both).
+    pub fn at(&self, real: DateTime<Utc>) -> DateTime<Utc> {
         // Saturating: a time scale of 0 over enough long waits must not overflow the clock.
-        now.checked_add_signed(chrono::Duration::microseconds(self.skew_us.load(Ordering::Relaxed)))
+        real.checked_add_signed(chrono::Duration::microseconds(self.skew_us.load(Ordering::Relaxed)))
             .unwrap_or(DateTime::<Utc>::MAX_UTC)
     }
 

@@ -105,18 +105,31 @@ pub struct Registry {
     /// Resources already resolved: a workflow calls the same few resources over and over,
     /// and parsing an ARN costs more than a lookup.
     resolved: Arc<RwLock<HashMap<Arc<str>, Resolved>>>,
+    /// The same, by the address of the compiled workflow's own resource string: a Task state
+    /// hands the same `Arc<str>` at every call, so hashing a pointer finds its connector without
+    /// reading the ARN. Each entry keeps its `Arc` alive, so no other string can take that
+    /// address while the entry is there.
+    by_address: Arc<RwLock<ByAddress>>,
 }
+
+/// Resolved resources by the address of their string, each with the string it keeps alive.
+type ByAddress = HashMap<usize, (Arc<str>, Resolved), foldhash::fast::RandomState>;
+
+/// Entries of [`Registry::by_address`] past which it starts over (workflows reloaded many
+/// times leave their old resource strings there).
+const BY_ADDRESS_LIMIT: usize = 4096;
 
 impl Registry {
     /// The connectors this build has, configured from the config's tables.
     pub fn new(functions: function::Functions) -> Self {
-        Registry { rows: vec![Arc::new(functions)], resolved: Arc::default() }
+        Registry { rows: vec![Arc::new(functions)], resolved: Arc::default(), by_address: Arc::default() }
     }
 
     /// The same table with `connector` searched first (an embedder's own resources).
     pub fn with(mut self, connector: Arc<dyn Connector>) -> Self {
         self.rows.insert(0, connector);
         self.resolved = Arc::default();
+        self.by_address = Arc::default();
         self
     }
 
@@ -137,11 +150,25 @@ impl Registry {
 
     /// Finds the connector for a resource.
     pub fn resolve(&self, resource: &Arc<str>) -> Resolved {
-        if let Some(r) = self.resolved.read().unwrap_or_else(|e| e.into_inner()).get(resource) {
+        let address = Arc::as_ptr(resource) as *const u8 as usize;
+        if let Some((_, r)) = self.by_address.read().unwrap_or_else(|e| e.into_inner()).get(&address) {
             return r.clone();
         }
-        let r = self.rows.iter().find(|c| c.handles(resource)).map(|c| (c.clone(), c.family(resource)));
-        self.resolved.write().unwrap_or_else(|e| e.into_inner()).insert(resource.clone(), r.clone());
+        let known = self.resolved.read().unwrap_or_else(|e| e.into_inner()).get(resource).cloned();
+        let r = match known {
+            Some(r) => r,
+            None => {
+                let r =
+                    self.rows.iter().find(|c| c.handles(resource)).map(|c| (c.clone(), c.family(resource)));
+                self.resolved.write().unwrap_or_else(|e| e.into_inner()).insert(resource.clone(), r.clone());
+                r
+            }
+        };
+        let mut by_address = self.by_address.write().unwrap_or_else(|e| e.into_inner());
+        if by_address.len() >= BY_ADDRESS_LIMIT {
+            by_address.clear();
+        }
+        by_address.insert(address, (resource.clone(), r.clone()));
         r
     }
 }

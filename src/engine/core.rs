@@ -296,7 +296,7 @@ pub fn sooner(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<Date
 /// The transient work of one [`Core::advance`].
 struct Work {
     tick: Tick,
-    rng: std::sync::Mutex<rand::rngs::StdRng>,
+    rng: LazyRng,
     events: Vec<Event>,
     writes: Writes,
     invokes: Vec<Action>,
@@ -547,7 +547,7 @@ struct StateEnv<'a> {
     entered_at: DateTime<Utc>,
     item: Option<(usize, &'a Value)>,
     token: Option<&'a str>,
-    rng: &'a std::sync::Mutex<rand::rngs::StdRng>,
+    rng: &'a LazyRng,
     now: DateTime<Utc>,
 }
 
@@ -560,7 +560,7 @@ impl<'a> StateEnv<'a> {
         local: &'a Map<String, Value>,
         path: &'a str,
         state: &'a State,
-        rng: &'a std::sync::Mutex<rand::rngs::StdRng>,
+        rng: &'a LazyRng,
         now: DateTime<Utc>,
     ) -> Self {
         StateEnv {
@@ -650,7 +650,7 @@ impl Env for StateEnv<'_> {
     }
 
     fn random(&self) -> u64 {
-        self.rng.lock().unwrap_or_else(|e| e.into_inner()).gen()
+        self.rng.with(|r| r.gen())
     }
 
     fn now(&self) -> DateTime<Utc> {
@@ -696,7 +696,7 @@ impl<'m> Core<'m> {
         }
         let mut w = Work {
             tick,
-            rng: std::sync::Mutex::new(rand::rngs::StdRng::from_seed(tick.seed)),
+            rng: LazyRng::new(tick.seed),
             events: Vec::new(),
             writes: Writes::default(),
             invokes: Vec::new(),
@@ -950,7 +950,7 @@ impl<'m> Core<'m> {
         // A callback Task's token is in `$$.Task.Token` for its Parameters.
         let token = match &state.kind {
             Kind::Task(t) if waits_for_token(&t.resource, (self.family)(&t.resource)) => {
-                Some(new_token(&self.x.arn, &mut w.rng.lock().unwrap_or_else(|e| e.into_inner())))
+                Some(w.rng.with(|r| new_token(&self.x.arn, r)))
             }
             _ => None,
         };
@@ -1182,7 +1182,7 @@ impl<'m> Core<'m> {
             self.state.frames.insert(path.to_string(), frame);
             return self.machine_failed(w, path, interpreter::errors::shown(f));
         }
-        let random = w.rng.lock().unwrap_or_else(|e| e.into_inner()).gen::<f64>();
+        let random = w.rng.with(|r| r.gen::<f64>());
         let recovery = {
             let env =
                 StateEnv::at(&self.x, &self.state.frames, &frame.variables, path, state, &w.rng, w.tick.now);
@@ -1489,6 +1489,24 @@ fn emit_to(
 /// A callback token: the execution it belongs to (so that SendTaskSuccess finds it, parked
 /// or not, without an index of tokens) and 48 random bytes that make it unguessable; well
 /// within AWS's 2,048 characters for any execution ARN.
+/// The advance's random numbers, seeded from the tick and set up only when a state draws one
+/// (a token, a UUID, a Retry's jitter): most advances draw none.
+struct LazyRng {
+    seed: [u8; 32],
+    rng: std::sync::Mutex<Option<rand::rngs::StdRng>>,
+}
+
+impl LazyRng {
+    fn new(seed: [u8; 32]) -> LazyRng {
+        LazyRng { seed, rng: std::sync::Mutex::new(None) }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut rand::rngs::StdRng) -> R) -> R {
+        let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+        f(rng.get_or_insert_with(|| rand::rngs::StdRng::from_seed(self.seed)))
+    }
+}
+
 fn new_token(execution_arn: &str, rng: &mut rand::rngs::StdRng) -> String {
     use base64::Engine as _;
     use rand::RngCore as _;

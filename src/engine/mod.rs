@@ -370,10 +370,16 @@ impl Engine {
                 c.cancel();
             }
         };
+        // The execution's and its machine's ARNs as every call's context carries them.
+        let arns: (Arc<str>, Arc<str>) =
+            (core.x.arn.as_str().into(), core.x.state_machine_arn.as_str().into());
         let mut history = Vec::new();
+        // Answers that came as the calls were made, taken one an advance, in order.
+        let mut answered = std::collections::VecDeque::new();
         let mut input = first;
         loop {
-            let tick = Tick { now: self.clock.now(), real: Utc::now(), seed: rand::random() };
+            let real = Utc::now();
+            let tick = Tick { now: self.clock.at(real), real, seed: rand::random() };
             let advanced =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| core.advance(input, tick)));
             let actions = match advanced {
@@ -424,10 +430,22 @@ impl Engine {
                         }
                     }
                     Action::Invoke(inv) => {
-                        let (handle, registration) = AbortHandle::new_pair();
                         let cancel = CancellationToken::new();
-                        aborts.insert((inv.path.clone(), inv.invocation), (handle, cancel.clone()));
-                        let call = self.call(&core.x, *inv, cancel);
+                        let key = (inv.path.clone(), inv.invocation);
+                        let mut call = self.call(&arns, *inv, cancel.clone());
+                        // A connector that answers at once (a mock, an in-process function)
+                        // is taken at once, without the bookkeeping of a call in flight. One
+                        // that is not done yet is polled again, with this task's waker, as
+                        // one of the calls in flight.
+                        let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
+                        if let std::task::Poll::Ready((path, invocation, answer)) =
+                            call.as_mut().poll(&mut cx)
+                        {
+                            answered.push_back(answer_input(path, invocation, answer));
+                            continue;
+                        }
+                        let (handle, registration) = AbortHandle::new_pair();
+                        aborts.insert(key, (handle, cancel));
                         inflight.push(Abortable::new(call, registration));
                     }
                     Action::Finish(end) => {
@@ -466,18 +484,16 @@ impl Engine {
                     };
                 }
             }
+            if let Some(i) = answered.pop_front() {
+                input = i;
+                continue;
+            }
             input = loop {
                 let next = tokio::select! {
                     Some(done) = inflight.next(), if !inflight.is_empty() => match done {
                         Ok((path, invocation, answer)) => {
                             aborts.remove(&(path.clone(), invocation));
-                            Some(match answer {
-                                Ok(Answer::Result(v)) => Input::TaskDone { path, invocation, result: Ok(v) },
-                                Ok(Answer::Submitted(output)) => {
-                                    Input::TaskSubmitted { path, invocation, output }
-                                }
-                                Err(f) => Input::TaskDone { path, invocation, result: Err(f) },
-                            })
+                            Some(answer_input(path, invocation, answer))
                         }
                         // A cancelled call answers nothing.
                         Err(_) => None,
@@ -496,23 +512,22 @@ impl Engine {
     /// One Task call, through the resource's connector.
     fn call(
         &self,
-        x: &Execution<'_>,
+        arns: &(Arc<str>, Arc<str>),
         inv: core::Invocation,
         cancel: CancellationToken,
     ) -> BoxFuture<'static, (String, u64, Result<Answer, Failure>)> {
         let core::Invocation { path, invocation, state_name, resource, params, token, deadline, .. } = inv;
         match self.registry.resolve(&resource) {
             Some((c, family)) => {
-                let label = match family {
-                    EventFamily::LambdaFunction => "lambda",
-                    EventFamily::Activity => "activity",
-                    EventFamily::Task => core::resource_parts(&resource).0,
-                }
-                .to_string();
+                let label: std::borrow::Cow<'static, str> = match family {
+                    EventFamily::LambdaFunction => "lambda".into(),
+                    EventFamily::Activity => "activity".into(),
+                    EventFamily::Task => core::resource_parts(&resource).0.to_string().into(),
+                };
                 let stats = self.call_stats.clone();
                 let context = TaskContext {
-                    execution_arn: Arc::from(x.arn.as_str()),
-                    state_machine_arn: Arc::from(x.state_machine_arn.as_str()),
+                    execution_arn: arns.0.clone(),
+                    state_machine_arn: arns.1.clone(),
                     state_name,
                     token,
                     deadline,
@@ -556,6 +571,15 @@ impl Engine {
             None => futures::future::ready((path, invocation, Err(connectors::unknown_resource(&resource))))
                 .boxed(),
         }
+    }
+}
+
+/// A connector's answer as the core's input.
+fn answer_input(path: String, invocation: u64, answer: Result<Answer, Failure>) -> Input {
+    match answer {
+        Ok(Answer::Result(v)) => Input::TaskDone { path, invocation, result: Ok(v) },
+        Ok(Answer::Submitted(output)) => Input::TaskSubmitted { path, invocation, output },
+        Err(f) => Input::TaskDone { path, invocation, result: Err(f) },
     }
 }
 
