@@ -49,7 +49,10 @@ pub struct Throw {
 #[derive(Debug, Default)]
 pub struct TestCase {
     states: HashMap<String, Vec<(u32, u32, Response)>>,
-    calls: Mutex<HashMap<String, u32>>,
+    /// The calls of each state so far in the execution being run (`stepgate run` runs its
+    /// executions one after another): as in Step Functions Local, a mocked response's numbers
+    /// count a state's invocations within one execution, so each execution starts from 0.
+    calls: Mutex<(Option<Arc<str>>, HashMap<String, u32>)>,
 }
 
 impl MockConfig {
@@ -100,11 +103,21 @@ impl MockConfig {
 impl TestCase {
     /// The mocked outcome of the next invocation of `state`, or `None` when the state
     /// is not mocked. Past the last listed invocation, the last response repeats.
-    pub fn response(&self, state: &str) -> Option<Result<Value, Failure>> {
+    pub fn response(&self, execution_arn: &Arc<str>, state: &str) -> Option<Result<Value, Failure>> {
         let rows = self.states.get(state)?;
         let n = {
-            let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
-            let c = calls.entry(state.to_string()).or_insert(0);
+            let mut guard = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+            let (execution, calls) = &mut *guard;
+            let same =
+                execution.as_ref().is_some_and(|e| Arc::ptr_eq(e, execution_arn) || **e == **execution_arn);
+            if !same {
+                *execution = Some(execution_arn.clone());
+                calls.clear();
+            }
+            let c = match calls.get_mut(state) {
+                Some(c) => c,
+                None => calls.entry(state.to_string()).or_insert(0),
+            };
             *c += 1;
             *c - 1
         };
@@ -146,7 +159,7 @@ impl Connector for Mocked {
 
     fn invoke(&self, call: Call) -> BoxFuture<'static, Result<Answer, Failure>> {
         // A mocked callback Task answers at once, as Step Functions Local's mocks do.
-        if let Some(r) = self.case.response(&call.context.state_name) {
+        if let Some(r) = self.case.response(&call.context.execution_arn, &call.context.state_name) {
             return futures::future::ready(r.map(Answer::Result)).boxed();
         }
         match self.inner.resolve(&call.resource) {
@@ -175,10 +188,16 @@ mod tests {
         )
         .unwrap();
         let case = cfg.test_case("M", "Retry").unwrap();
-        assert_eq!(case.response("Call").unwrap().unwrap_err().error, "Lambda.TooManyRequestsException");
-        assert!(case.response("Call").unwrap().is_err());
-        assert_eq!(case.response("Call").unwrap(), Ok(json!({"ok": true})));
-        assert!(case.response("Other").is_none());
+        let (first, second): (Arc<str>, Arc<str>) = ("arn:1".into(), "arn:2".into());
+        assert_eq!(
+            case.response(&first, "Call").unwrap().unwrap_err().error,
+            "Lambda.TooManyRequestsException"
+        );
+        assert!(case.response(&first, "Call").unwrap().is_err());
+        assert_eq!(case.response(&first, "Call").unwrap(), Ok(json!({"ok": true})));
+        assert!(case.response(&first, "Other").is_none());
+        // The next execution counts its own calls from 0.
+        assert!(case.response(&second, "Call").unwrap().is_err());
         assert!(cfg.test_case("M", "Nope").is_err());
     }
 }

@@ -1594,3 +1594,36 @@ fn a_fail_state_reports_only_what_it_was_given() {
         );
     }
 }
+
+/// Mocked responses count a state's calls within each execution, as Step Functions Local
+/// does: with `--repeat`, every execution gets the table from its first row, not the rows
+/// the executions before it used up.
+#[test]
+fn run_repeat_gives_every_execution_the_mocked_responses_from_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("caught.asl.json");
+    std::fs::write(
+        &file,
+        r#"{"StartAt": "Call", "States": {
+            "Call": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:f",
+                     "Catch": [{"ErrorEquals": ["Boom"], "Next": "Caught"}], "End": true},
+            "Caught": {"Type": "Pass", "Result": "caught", "End": true}}}"#,
+    )
+    .unwrap();
+    let mocks = dir.path().join("mocks.json");
+    std::fs::write(
+        &mocks,
+        r#"{"StateMachines": {"caught": {"TestCases": {"FailsFirst": {"Call": "FailsFirst"}}}},
+            "MockedResponses": {"FailsFirst": {"0": {"Throw": {"Error": "Boom", "Cause": "first call"}},
+                                               "1": {"Return": "answered"}}}}"#,
+    )
+    .unwrap();
+    let args = ["--mock-config", mocks.to_str().unwrap(), "--test-case", "FailsFirst", "--format", "json"];
+    let mut all = vec!["run", file.to_str().unwrap(), "--repeat", "3"];
+    all.extend(args);
+    let out = stepgate(&all);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // The output is the last execution's: its first call threw, as every execution's does.
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v, json!({"status": "SUCCEEDED", "output": "caught"}));
+}
