@@ -52,8 +52,11 @@ pub struct TestCase {
     /// The calls of each state so far in the execution being run (`stepgate run` runs its
     /// executions one after another): as in Step Functions Local, a mocked response's numbers
     /// count a state's invocations within one execution, so each execution starts from 0.
-    calls: Mutex<(Option<Arc<str>>, HashMap<String, u32>)>,
+    calls: Mutex<Calls>,
 }
+
+/// The execution whose calls are counted, and its count of calls by state.
+type Calls = (Option<Arc<str>>, HashMap<String, u32>);
 
 impl MockConfig {
     pub fn parse(text: &str) -> Result<MockConfig, String> {
