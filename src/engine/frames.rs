@@ -59,7 +59,7 @@ impl PartialOrd for KeyStr {
 
 impl Ord for Key {
     fn cmp(&self, other: &Key) -> Ordering {
-        bytewise(self.0.as_bytes(), other.0.as_bytes())
+        Borrow::<KeyStr>::borrow(self).cmp(other.borrow())
     }
 }
 

@@ -472,7 +472,8 @@ impl Engine {
             let unread = inbox.as_ref().is_some_and(|rx| !rx.is_empty());
             // `idle` and the exact timers look at every frame: asked last, only when parking is
             // possible at all.
-            let parks = park_after.filter(|_| journal.is_some() && inflight.is_empty() && !unread);
+            let parks = park_after
+                .filter(|_| journal.is_some() && inflight.is_empty() && answered.is_empty() && !unread);
             if let Some(after) = parks.filter(|_| core.idle()) {
                 let next = next_of(core.next_timers());
                 if next.is_none_or(|t| t - self.clock.now() > after) {
