@@ -1627,3 +1627,45 @@ fn run_repeat_gives_every_execution_the_mocked_responses_from_the_first() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v, json!({"status": "SUCCEEDED", "output": "caught"}));
 }
+
+/// A Map of many Tasks that a mock answers at once: past the answers an execution takes in a
+/// row before it lets the runtime's other tasks run, none is lost or taken twice.
+#[test]
+fn a_map_of_tasks_answered_at_once_takes_every_answer_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("many.asl.json");
+    std::fs::write(
+        &file,
+        r#"{"StartAt": "Each", "States": {"Each": {"Type": "Map", "ItemsPath": "$.items", "End": true,
+            "ItemSelector": {"n.$": "$$.Map.Item.Value"},
+            "ItemProcessor": {"StartAt": "Call", "States": {"Call": {"Type": "Task",
+                "Resource": "arn:aws:lambda:us-east-1:123456789012:function:f",
+                "ResultPath": "$.answer", "End": true}}}}}}"#,
+    )
+    .unwrap();
+    let mocks = dir.path().join("mocks.json");
+    std::fs::write(
+        &mocks,
+        r#"{"StateMachines": {"many": {"TestCases": {"AtOnce": {"Call": "Answer"}}}},
+            "MockedResponses": {"Answer": {"0": {"Return": {"ok": true}}}}}"#,
+    )
+    .unwrap();
+    let items: Vec<u32> = (0..700).collect();
+    let input = serde_json::to_string(&json!({ "items": items })).unwrap();
+    let out = stepgate(&[
+        "run",
+        file.to_str().unwrap(),
+        "--input",
+        &input,
+        "--mock-config",
+        mocks.to_str().unwrap(),
+        "--test-case",
+        "AtOnce",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let want: Vec<Value> = (0..700).map(|n| json!({ "n": n, "answer": {"ok": true} })).collect();
+    assert_eq!(v, json!({"status": "SUCCEEDED", "output": want}));
+}
