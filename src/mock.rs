@@ -49,14 +49,18 @@ pub struct Throw {
 #[derive(Debug, Default)]
 pub struct TestCase {
     states: HashMap<String, Vec<(u32, u32, Response)>>,
-    /// The calls of each state so far in the execution being run (`stepgate run` runs its
-    /// executions one after another): as in Step Functions Local, a mocked response's numbers
-    /// count a state's invocations within one execution, so each execution starts from 0.
-    calls: Mutex<Calls>,
+    /// The calls of each state so far, by execution: as in Step Functions Local, a mocked
+    /// response's numbers count a state's invocations within one execution, so each execution
+    /// starts from 0. Only the executions that called last are kept (`stepgate run` runs its
+    /// executions one after another; a parent and the children it runs interleave).
+    calls: Mutex<Vec<Calls>>,
 }
 
-/// The execution whose calls are counted, and its count of calls by state.
-type Calls = (Option<Arc<str>>, HashMap<String, u32>);
+/// An execution and its count of calls by state.
+type Calls = (Arc<str>, HashMap<String, u32>);
+
+/// Executions whose call counts are kept, most recent first.
+const COUNTED_EXECUTIONS: usize = 16;
 
 impl MockConfig {
     pub fn parse(text: &str) -> Result<MockConfig, String> {
@@ -109,14 +113,16 @@ impl TestCase {
     pub fn response(&self, execution_arn: &Arc<str>, state: &str) -> Option<Result<Value, Failure>> {
         let rows = self.states.get(state)?;
         let n = {
-            let mut guard = self.calls.lock().unwrap_or_else(|e| e.into_inner());
-            let (execution, calls) = &mut *guard;
-            let same =
-                execution.as_ref().is_some_and(|e| Arc::ptr_eq(e, execution_arn) || **e == **execution_arn);
-            if !same {
-                *execution = Some(execution_arn.clone());
-                calls.clear();
+            let mut executions = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+            match executions.iter().position(|(e, _)| Arc::ptr_eq(e, execution_arn) || **e == **execution_arn)
+            {
+                Some(i) => executions[..=i].rotate_right(1),
+                None => {
+                    executions.insert(0, (execution_arn.clone(), HashMap::new()));
+                    executions.truncate(COUNTED_EXECUTIONS);
+                }
             }
+            let calls = &mut executions[0].1;
             let c = match calls.get_mut(state) {
                 Some(c) => c,
                 None => calls.entry(state.to_string()).or_insert(0),
@@ -199,8 +205,12 @@ mod tests {
         assert!(case.response(&first, "Call").unwrap().is_err());
         assert_eq!(case.response(&first, "Call").unwrap(), Ok(json!({"ok": true})));
         assert!(case.response(&first, "Other").is_none());
-        // The next execution counts its own calls from 0.
+        // Another execution counts its own calls from 0, and the first goes on from where it
+        // was (a parent and its child interleave).
         assert!(case.response(&second, "Call").unwrap().is_err());
+        assert_eq!(case.response(&first, "Call").unwrap(), Ok(json!({"ok": true})));
+        assert!(case.response(&second, "Call").unwrap().is_err());
+        assert_eq!(case.response(&second, "Call").unwrap(), Ok(json!({"ok": true})));
         assert!(cfg.test_case("M", "Nope").is_err());
     }
 }
