@@ -239,19 +239,37 @@ impl Engine {
     }
 
     pub fn state_machine_arn(&self, name: &str) -> String {
-        format!("arn:aws:states:{}:{}:stateMachine:{name}", self.region, self.account)
+        self.arn("stateMachine", &[name])
     }
 
     /// The ARN of an execution.
     pub fn execution_arn(&self, state_machine: &str, name: &str, express_id: Option<uuid::Uuid>) -> String {
         match express_id {
             Some(id) => {
-                format!("arn:aws:states:{}:{}:express:{state_machine}:{name}:{id}", self.region, self.account)
+                let mut buf = uuid::Uuid::encode_buffer();
+                self.arn("express", &[state_machine, name, id.hyphenated().encode_lower(&mut buf)])
             }
-            None => {
-                format!("arn:aws:states:{}:{}:execution:{state_machine}:{name}", self.region, self.account)
-            }
+            None => self.arn("execution", &[state_machine, name]),
         }
+    }
+
+    /// `arn:aws:states:REGION:ACCOUNT:KIND:PART:...`, built by appending: every execution
+    /// makes two, and `format!`'s machinery cost more than the copying.
+    fn arn(&self, kind: &str, parts: &[&str]) -> String {
+        let len = 16
+            + self.region.len()
+            + self.account.len()
+            + kind.len()
+            + parts.iter().map(|p| p.len() + 1).sum::<usize>();
+        let mut arn = String::with_capacity(len);
+        for piece in ["arn:aws:states:", &self.region, ":", &self.account, ":", kind] {
+            arn.push_str(piece);
+        }
+        for p in parts {
+            arn.push(':');
+            arn.push_str(p);
+        }
+        arn
     }
 
     pub fn limits(&self) -> &Limits {
@@ -344,7 +362,7 @@ impl Engine {
             state_machine_arn: self.state_machine_arn(&state_machine_name),
             name: execution_name,
             state_machine_name,
-            role_arn: format!("arn:aws:iam::{}:role/stepgate", self.account),
+            role_arn: ["arn:aws:iam::", &self.account, ":role/stepgate"].concat(),
             start_time,
             input: context_input,
             express,
@@ -370,9 +388,9 @@ impl Engine {
                 c.cancel();
             }
         };
-        // The execution's and its machine's ARNs as every call's context carries them.
-        let arns: (Arc<str>, Arc<str>) =
-            (core.x.arn.as_str().into(), core.x.state_machine_arn.as_str().into());
+        // The execution's and its machine's ARNs as every call's context carries them (made at
+        // the first call: most executions of Pass and Choice states make none).
+        let mut arns: Option<(Arc<str>, Arc<str>)> = None;
         let mut history = Vec::new();
         // Answers that came as the calls were made, taken one an advance, in order.
         let mut answered = std::collections::VecDeque::new();
@@ -433,7 +451,10 @@ impl Engine {
                     Action::Invoke(inv) => {
                         let cancel = CancellationToken::new();
                         let key = (inv.path.clone(), inv.invocation);
-                        let mut call = self.call(&arns, *inv, cancel.clone());
+                        let arns = arns.get_or_insert_with(|| {
+                            (core.x.arn.as_str().into(), core.x.state_machine_arn.as_str().into())
+                        });
+                        let mut call = self.call(arns, *inv, cancel.clone());
                         // A connector that answers at once (a mock, an in-process function)
                         // is taken at once, without the bookkeeping of a call in flight. One
                         // that is not done yet is polled again, with this task's waker, as
