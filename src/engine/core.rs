@@ -380,11 +380,6 @@ impl Writes {
     }
 }
 
-/// `{"name": ..., "input": "<json>", "inputDetails": {"truncated": false}}` and friends.
-pub fn payload(name: Option<&Arc<str>>, key: &'static str, v: &Value) -> Details {
-    Details::payload(name, key == "output", v)
-}
-
 /// `{"error", "cause"}` of a failure, without the ones that are empty: AWS omits an error or
 /// cause that was not given (a Fail state with only `Error`, a timeout's cause).
 pub fn error_and_cause(f: &Failure) -> Value {
@@ -876,8 +871,8 @@ impl<'m> Core<'m> {
         }
         let started =
             emit_to(&mut self.state.last_event_id, self.x.record_history, w, 0, "ExecutionStarted", || {
-                let d =
-                    payload(None, "input", &input).with("roleArn", Value::String(self.x.role_arn.clone()));
+                let d = Details::payload(None, false, &input)
+                    .with("roleArn", Value::String(self.x.role_arn.clone()));
                 Some(("executionStartedEventDetails", d))
             });
         self.enter(w, "", self.x.machine.start, input, Map::new(), started);
@@ -918,7 +913,7 @@ impl<'m> Core<'m> {
         self.state.transitions += 1;
         let (entered, _) = event_names(&state.kind);
         let id = emit_to(&mut self.state.last_event_id, self.x.record_history, w, previous, entered, || {
-            Some(("stateEnteredEventDetails", payload(Some(&state.name), "input", &input)))
+            Some(("stateEnteredEventDetails", Details::payload(Some(&state.name), false, &input)))
         });
         let frame = Frame {
             state: index,
@@ -1109,7 +1104,7 @@ impl<'m> Core<'m> {
         let had_children = matches!(state.kind, Kind::Map(_) | Kind::Parallel { .. });
         let index = frame.state;
         let id = emit_to(&mut self.state.last_event_id, self.x.record_history, w, prev, exited, || {
-            let mut d = payload(Some(&state.name), "output", &output);
+            let mut d = Details::payload(Some(&state.name), true, &output);
             if let Some(a) = &assign {
                 // AWS records each assigned value as JSON text.
                 let shown: Map<String, Value> = a
@@ -1244,10 +1239,11 @@ impl<'m> Core<'m> {
             || {
                 let d = match family {
                     EventFamily::LambdaFunction => {
-                        payload(None, "input", &params).with("resource", json!(&*resource))
+                        Details::payload(None, false, &params).with("resource", json!(&*resource))
                     }
                     EventFamily::Activity => {
-                        let mut d = payload(None, "input", &params).with("resource", json!(&*resource));
+                        let mut d =
+                            Details::payload(None, false, &params).with("resource", json!(&*resource));
                         if let Some(t) = timeout_seconds {
                             d = d.with("timeoutInSeconds", json!(t));
                         }
@@ -1336,7 +1332,7 @@ impl<'m> Core<'m> {
         } else {
             let (resource_type, resource_name) = resource_parts(&task.resource);
             emit_to(&mut self.state.last_event_id, self.x.record_history, w, prev, "TaskSubmitted", || {
-                let d = payload(None, "output", &output)
+                let d = Details::payload(None, true, &output)
                     .with("resourceType", json!(resource_type))
                     .with("resource", json!(resource_name));
                 Some(("taskSubmittedEventDetails", d))
@@ -1406,7 +1402,7 @@ impl<'m> Core<'m> {
         let last = match &result {
             Ok(v) => {
                 emit_to(&mut self.state.last_event_id, self.x.record_history, w, prev, ev.succeeded.0, || {
-                    let mut d = payload(None, "output", v);
+                    let mut d = Details::payload(None, true, v);
                     if family == EventFamily::Task {
                         d = d
                             .with("resourceType", json!(resource_type))
@@ -1551,7 +1547,7 @@ impl Core<'_> {
                 w,
                 last,
                 "ExecutionSucceeded",
-                || Some(("executionSucceededEventDetails", payload(None, "output", &output))),
+                || Some(("executionSucceededEventDetails", Details::payload(None, true, &output))),
             );
             w.end = Some(End {
                 status: super::Status::Succeeded,

@@ -101,10 +101,6 @@ impl Frames {
         self.0.is_empty()
     }
 
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
     pub fn values(&self) -> impl Iterator<Item = &Frame> {
         self.0.values().map(|b| &**b)
     }

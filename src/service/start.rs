@@ -161,12 +161,8 @@ impl Starter {
         record: &ExecutionRecord,
         loaded: &super::Loaded,
     ) -> Result<Option<Started>, ApiError> {
-        let started = crate::store::Details::Payload {
-            name: None,
-            output: false,
-            text: record.input.clone(),
-            extra: vec![("roleArn", Value::String(loaded.record.role_arn.clone()))],
-        };
+        let started = crate::store::Details::payload_text(None, false, record.input.clone())
+            .with("roleArn", Value::String(loaded.record.role_arn.clone()));
         let first = Write::Event {
             execution_arn: record.arn.clone(),
             event: Event {

@@ -177,12 +177,12 @@ pub enum Details {
 impl Details {
     /// An input (`output` false) or output as AWS records it: the document as JSON text.
     pub fn payload(name: Option<&std::sync::Arc<str>>, output: bool, v: &Value) -> Details {
-        Details::Payload {
-            name: name.cloned(),
-            output,
-            text: serde_json::to_string(v).unwrap_or_default(),
-            extra: Vec::new(),
-        }
+        Details::payload_text(name, output, serde_json::to_string(v).unwrap_or_default())
+    }
+
+    /// The same from a document already serialized (a stored execution input).
+    pub fn payload_text(name: Option<&std::sync::Arc<str>>, output: bool, text: String) -> Details {
+        Details::Payload { name: name.cloned(), output, text, extra: Vec::new() }
     }
 
     /// The details with one more field (last, as AWS lists them).
