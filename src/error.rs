@@ -47,7 +47,6 @@ pub mod names {
     pub const RESULT_PATH_MATCH_FAILURE: &str = "States.ResultPathMatchFailure";
     pub const PARAMETER_PATH_FAILURE: &str = "States.ParameterPathFailure";
     pub const INTRINSIC_FAILURE: &str = "States.IntrinsicFailure";
-    pub const NO_CHOICE_MATCHED: &str = "States.NoChoiceMatched";
     pub const BRANCH_FAILED: &str = "States.BranchFailed";
     pub const DATA_LIMIT_EXCEEDED: &str = "States.DataLimitExceeded";
     pub const EXCEED_TOLERATED_FAILURE_THRESHOLD: &str = "States.ExceedToleratedFailureThreshold";

@@ -137,6 +137,9 @@ fn main() {
         if calls_aws && services.is_none() {
             services = Some(Services::start());
         }
+        if std::env::var_os("VERBOSE").is_some() {
+            eprintln!("running {id}");
+        }
         let result = rt.block_on(run_case(case, shim_dir.path(), services.as_ref().filter(|_| calls_aws)));
         match (result, expected.contains_key(&id)) {
             (Ok(()), false) => t.passed += 1,

@@ -154,7 +154,12 @@ impl Rule {
             }
             Rule::Not(r) => Ok(!r.eval(input, env)?),
             Rule::Is { variable, test, expected } => {
-                let v = select(variable, input, env).ok();
+                // Only IsPresent may test a path that is not there; the type tests fail the
+                // state on it (recorded on AWS for IsString, IsBoolean and IsTimestamp).
+                let v = match test {
+                    Test::Present => select(variable, input, env).ok(),
+                    _ => Some(condition_value(variable, input, env)?),
+                };
                 let got = match (test, &v) {
                     (Test::Present, v) => v.is_some(),
                     (_, None) => false,
@@ -180,8 +185,8 @@ impl Rule {
 
 /// The value a comparison reads. A path that selects nothing fails the state as AWS does
 /// (recorded: "Invalid path '$.missing': The choice state's condition path references an
-/// invalid value."), for `Variable` and for a `...Path` operand alike; only `IsPresent` may
-/// test a path that is not there. An undefined `$variable` keeps its own sentence.
+/// invalid value."), for `Variable` and for a `...Path` operand alike, and for the type tests
+/// (`IsString`, ...); only `IsPresent` may test a path that is not there. An undefined `$variable` keeps its own sentence.
 fn condition_value(path: &Path, input: &Value, env: &dyn Env) -> Result<Value, Failure> {
     select(path, input, env).map_err(|miss| match path.root() {
         super::path::Root::Variable(_) => super::template::path_failure(miss),

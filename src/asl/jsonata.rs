@@ -845,44 +845,50 @@ fn arity(function: &str, args: &[JValue], min: usize, max: usize) -> Result<(), 
     }
 }
 
-/// An integral number argument; `None` when it is undefined.
-fn integer(function: &str, args: &[JValue], position: usize) -> Result<Option<i64>, String> {
+/// A number argument as an integer, the fraction dropped as a Java cast drops it (recorded on
+/// AWS: `$range(1.4, 5.6, 2.2)` is `[1, 3, 5]`); `None` when it is undefined.
+fn truncated(function: &str, args: &[JValue], position: usize) -> Result<Option<i64>, String> {
     match args.get(position - 1) {
         None | Some(JValue::Undefined) => Ok(None),
-        Some(JValue::Number(n)) if n.fract() == 0.0 && n.abs() < 9.007_199_254_740_992e15 => {
-            Ok(Some(*n as i64))
-        }
+        Some(JValue::Number(n)) if n.is_finite() => Ok(Some(n.trunc().clamp(-9.0e15, 9.0e15) as i64)),
         Some(_) => Err(signature_error(function, position)),
     }
 }
 
 /// `$partition(array, size)`: the array in chunks of `size` items, the last one maybe shorter.
+/// As recorded on AWS: without a size the whole array is one chunk; a size of 0 (after the
+/// fraction is dropped) gives nothing (undefined); a negative one and an argument that is not
+/// an array are errors in jsonata's words.
 fn partition(args: &[JValue], _: &Sources) -> Result<JValue, String> {
-    arity("partition", args, 2, 2)?;
-    let items: Vec<JValue> = match &args[0] {
-        JValue::Undefined => return Ok(JValue::Undefined),
-        JValue::Array(items) => items.to_vec(),
-        // A JSONata array parameter takes a single value as an array of one.
-        single => vec![single.clone()],
+    arity("partition", args, 0, 2)?;
+    let items: &[JValue] = match args.first() {
+        None | Some(JValue::Undefined) => return Ok(JValue::Undefined),
+        Some(JValue::Array(items)) => items,
+        Some(_) => {
+            return Err("T0412: Argument 1 of function \"partition\" must be an array of undefined".into())
+        }
     };
-    let Some(size) = integer("partition", args, 2)? else { return Ok(JValue::Undefined) };
-    if size <= 0 {
-        return Err(format!("The chunk size of $partition must be a positive integer, but was {size}"));
-    }
-    let size = usize::try_from(size).unwrap_or(usize::MAX);
+    let size = match truncated("partition", args, 2)? {
+        None => items.len().max(1),
+        Some(0) => return Ok(JValue::Undefined),
+        Some(n) if n < 0 => return Err("D3137: Second argument must be zero or greater".into()),
+        Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+    };
     Ok(JValue::array(items.chunks(size).map(|c| JValue::array(c.to_vec())).collect()))
 }
 
 /// `$range(start, end, step)`: from `start` towards `end` (included when reached) by `step`.
+/// As recorded on AWS: fractions are dropped, and a step of 0 or a missing argument gives
+/// nothing (undefined).
 fn range(args: &[JValue], _: &Sources) -> Result<JValue, String> {
-    arity("range", args, 3, 3)?;
+    arity("range", args, 0, 3)?;
     let (Some(start), Some(end), Some(step)) =
-        (integer("range", args, 1)?, integer("range", args, 2)?, integer("range", args, 3)?)
+        (truncated("range", args, 1)?, truncated("range", args, 2)?, truncated("range", args, 3)?)
     else {
         return Ok(JValue::Undefined);
     };
     if step == 0 {
-        return Err("The step of $range must not be 0".to_string());
+        return Ok(JValue::Undefined);
     }
     let span = end - start;
     let count = if span != 0 && (span < 0) != (step < 0) { 0 } else { span / step + 1 };
@@ -909,9 +915,9 @@ fn hash(args: &[JValue], _: &Sources) -> Result<JValue, String> {
     };
     match super::intrinsics::hex_digest(algorithm, data) {
         Some(hex) => Ok(JValue::string(hex)),
+        // AWS's words and order (recorded; the names are matched exactly, so "sha-256" fails).
         None => Err(format!(
-            "The hash algorithm '{algorithm}' of $hash is not supported; use one of MD5, SHA-1, SHA-256, \
-             SHA-384, SHA-512"
+            "D3137: Hash algorithm '{algorithm}' must be one of SHA-1, SHA-384, SHA-256, SHA-512, MD5"
         )),
     }
 }
@@ -956,15 +962,17 @@ fn millis(args: &[JValue], sources: &Sources) -> Result<JValue, String> {
     Ok(JValue::Number(sources.now.timestamp_millis() as f64))
 }
 
-/// `$parse(json)`: the value a JSON string stands for (AWS's stand-in for `$eval`).
+/// `$parse(json)`: the value a JSON string stands for (AWS's stand-in for `$eval`). As
+/// recorded on AWS: no argument gives nothing (undefined), and text that is not JSON (the
+/// empty string too) fails with "Invalid JSON".
 fn parse(args: &[JValue], _: &Sources) -> Result<JValue, String> {
-    arity("parse", args, 1, 1)?;
-    match &args[0] {
-        JValue::Undefined => Ok(JValue::Undefined),
-        JValue::String(s) => serde_json::from_str::<Value>(s)
-            .map(|v| to_jvalue(&v))
-            .map_err(|e| format!("The argument of $parse is not valid JSON: {e}")),
-        _ => Err(signature_error("parse", 1)),
+    arity("parse", args, 0, 1)?;
+    match args.first() {
+        None | Some(JValue::Undefined) => Ok(JValue::Undefined),
+        Some(JValue::String(s)) => {
+            serde_json::from_str::<Value>(s).map(|v| to_jvalue(&v)).map_err(|_| "D3137: Invalid JSON".into())
+        }
+        Some(_) => Err(signature_error("parse", 1)),
     }
 }
 
@@ -1230,7 +1238,18 @@ mod tests {
             json!([[1], [2]]),
         );
         give("$partition([[1, 2], [3]], 1)[0]", json!({}), json!([[1, 2]]));
-        fail("$partition([1], 0)", json!({}), "positive integer");
+        // Recorded on AWS (gabrielmoreira/tiny-asl-machine, Feature.JSONataBuiltins-008 to -015).
+        give("$partition([1, 2, 3, 4, 5], 2.6)", json!({}), json!([[1, 2], [3, 4], [5]]));
+        assert_eq!(eval_with("$partition([1, 2, 3], 0)", json!({}), &[]), Err(EvalError::Undefined));
+        fail("$partition([1, 2, 3], -1)", json!({}), "D3137: Second argument must be zero or greater");
+        fail("$partition([1, 2, 3], null)", json!({}), "T0410: Argument 2 of function \"partition\"");
+        fail(
+            "$partition('not-array', 2)",
+            json!({}),
+            "T0412: Argument 1 of function \"partition\" must be an array of undefined",
+        );
+        give("$partition([1, 2, 3])", json!({}), json!([[1, 2, 3]]));
+        fail("$partition([1, 2, 3], 2, 99)", json!({}), "T0410: Argument 3 of function \"partition\"");
         fail("$partition([1], 'a')", json!({}), "T0410: Argument 2 of function \"partition\"");
         assert_eq!(eval_with("$partition($states.input.none, 2)", json!({}), &[]), Err(EvalError::Undefined));
     }
@@ -1253,9 +1272,15 @@ mod tests {
         give("$count($range(1, 1000, 1))", json!({}), json!(1000));
         give("$count($range(1, 1001, 1))", json!({}), json!(1001));
         fail("$range(0, 1001, 1)", json!({}), "more than 1001 items");
-        fail("$range(0, 10, 0)", json!({}), "must not be 0");
+        // Recorded on AWS (Feature.JSONataBuiltins-016 to -023): fractions dropped, a step of 0
+        // (also after dropping) and a missing step give nothing.
+        give("$range(1.4, 5.6, 2.2)", json!({}), json!([1, 3, 5]));
+        for expr in ["$range(1, 10, 0)", "$range(1, 10, 0.49)", "$range(1, 5)"] {
+            assert_eq!(eval_with(expr, json!({}), &[]), Err(EvalError::Undefined), "{expr}");
+        }
         fail("$range('0', 10, 1)", json!({}), "T0410: Argument 1 of function \"range\"");
-        fail("$range(0, 10)", json!({}), "T0410: Argument 3 of function \"range\"");
+        fail("$range(1, 5, null)", json!({}), "T0410: Argument 3 of function \"range\"");
+        fail("$range(1, 5, 1, 99)", json!({}), "T0410: Argument 4 of function \"range\"");
     }
 
     #[test]
@@ -1276,7 +1301,10 @@ mod tests {
             let out = eval_with(&format!("$hash('x', '{algorithm}')"), json!({}), &[]).unwrap();
             assert_eq!(out.as_str().map(str::len), Some(hex_len), "{algorithm}");
         }
-        fail("$hash('x', 'SHA-3')", json!({}), "'SHA-3' of $hash is not supported");
+        // AWS's words (recorded, Feature.JSONataBuiltins-027 and -028).
+        let words = "D3137: Hash algorithm 'sha-256' must be one of SHA-1, SHA-384, SHA-256, SHA-512, MD5";
+        fail("$hash('hello', 'sha-256')", json!({}), words);
+        fail("$hash('x', 'SHA-3')", json!({}), "Hash algorithm 'SHA-3' must be one of");
         fail("$hash(1, 'MD5')", json!({}), "T0410: Argument 1 of function \"hash\"");
     }
 
@@ -1320,7 +1348,10 @@ mod tests {
         ] {
             give("$parse($states.input.FunctionInput)", json!({"FunctionInput": text}), out);
         }
-        fail("$parse('{')", json!({}), "not valid JSON");
+        // Recorded on AWS (Feature.JSONataBuiltins-033, -034 and -038).
+        fail("$parse('{bad json}')", json!({}), "D3137: Invalid JSON");
+        fail("$parse('')", json!({}), "D3137: Invalid JSON");
+        assert_eq!(eval_with("$parse()", json!({}), &[]), Err(EvalError::Undefined));
         fail("$parse(1)", json!({}), "T0410: Argument 1 of function \"parse\"");
     }
 

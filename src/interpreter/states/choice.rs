@@ -42,10 +42,11 @@ pub fn enter(
             break;
         }
     }
+    // AWS raises no States.NoChoiceMatched here (the error the ASL specification names):
+    // executions recorded on AWS fail with States.Runtime, which no Catch takes.
     let Some(next) = next else {
-        return Err(Failure::new(
-            names::NO_CHOICE_MATCHED,
-            format!("No Matches! for state '{}'", state.name),
+        return Err(Failure::runtime(
+            "Failed to transition out of the state. The state does not point to a next state.",
         ));
     };
     let assign = matched.and_then(|r| r.assign.as_ref()).or(state.assign.as_ref());

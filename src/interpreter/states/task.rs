@@ -4,7 +4,7 @@
 use super::super::{io, Ctx, Invoke, Step};
 use crate::asl::compile::{Seconds, State, Task};
 use crate::asl::template::select;
-use crate::error::Failure;
+use crate::error::{names, Failure};
 use serde_json::Value;
 
 pub fn enter(ctx: &Ctx<'_>, state: &State, task: &Task, raw: Value) -> Result<Step, Failure> {
@@ -15,8 +15,8 @@ pub fn enter(ctx: &Ctx<'_>, state: &State, task: &Task, raw: Value) -> Result<St
         }
         _ => (raw.clone(), io::effective_input(ctx, state, raw)?),
     };
-    let timeout_seconds = seconds(ctx, state, &task.timeout, &effective)?;
-    let heartbeat_seconds = seconds(ctx, state, &task.heartbeat, &effective)?;
+    let timeout_seconds = seconds(ctx, state, &task.timeout, &effective, "TimeoutSeconds")?;
+    let heartbeat_seconds = seconds(ctx, state, &task.heartbeat, &effective, "HeartbeatSeconds")?;
     let params = io::parameters(ctx, state, effective)?;
     Ok(Step::Invoke(Box::new(Invoke {
         resource: task.resource.clone(),
@@ -27,14 +27,30 @@ pub fn enter(ctx: &Ctx<'_>, state: &State, task: &Task, raw: Value) -> Result<St
     })))
 }
 
-fn seconds(ctx: &Ctx<'_>, state: &State, s: &Seconds, input: &Value) -> Result<Option<u64>, Failure> {
+/// The most a JSONata TimeoutSeconds or HeartbeatSeconds may give, as AWS words its bound.
+const MAX_SECONDS: i64 = 99_999_999;
+
+fn seconds(
+    ctx: &Ctx<'_>,
+    state: &State,
+    s: &Seconds,
+    input: &Value,
+    field: &str,
+) -> Result<Option<u64>, Failure> {
     match s {
         Seconds::None => Ok(None),
         Seconds::Fixed(n) => Ok(Some(*n)),
         Seconds::Expr(t) => {
             let doc = io::states_doc(ctx, state, input.clone());
-            let n = io::jsonata_integer(ctx, t, &doc, "TimeoutSeconds")?;
-            Ok(Some(n.max(0) as u64))
+            let n = io::jsonata_integer(ctx, t, &doc, field)?;
+            // Checked before the call is made (recorded on AWS for TimeoutSeconds -1).
+            if !(0..=MAX_SECONDS).contains(&n) {
+                return Err(Failure::new(
+                    names::QUERY_EVALUATION_ERROR,
+                    format!("{field} must be between 0 and {MAX_SECONDS} but was: {n}"),
+                ));
+            }
+            Ok(Some(n as u64))
         }
         Seconds::Path(p) => {
             let v = select(p, input, ctx.env).map_err(crate::asl::template::path_failure)?;
