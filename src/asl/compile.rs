@@ -73,6 +73,9 @@ pub struct State {
     pub output: Option<JTemplate>,
     /// Whether a JSONata expression of this state may read `$states.context`.
     pub reads_context: bool,
+    /// A Pass state that hands its input on unchanged (no Result, Parameters, paths, Assign
+    /// or Output): an execution that records nothing moves through it without the interpreter.
+    pub passes_through: bool,
 }
 
 /// An `Assign` block: a JSONPath payload template (`"x.$": "$.path"`) or JSONata
@@ -567,6 +570,7 @@ impl Builder {
                 _ => None,
             },
             reads_context: false,
+            passes_through: false,
         }
         .with_context_flag())
     }
@@ -600,6 +604,14 @@ impl State {
         };
         self.reads_context =
             self.jsonata && (kind || t(&self.arguments) || t(&self.output) || a(&self.assign));
+        self.passes_through = matches!(self.kind, Kind::Pass { result: None })
+            && matches!(self.input_path, Select::All)
+            && matches!(self.output_path, Select::All)
+            && matches!(self.result_path, ResultPath::Replace)
+            && self.parameters.is_none()
+            && self.arguments.is_none()
+            && self.output.is_none()
+            && self.assign.is_none();
         self
     }
 }

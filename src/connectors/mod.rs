@@ -93,6 +93,23 @@ pub trait Connector: Send + Sync {
         EventFamily::Task
     }
     fn invoke(&self, call: Call) -> BoxFuture<'static, Result<Answer, Failure>>;
+    /// The result of a call this connector answers at once from what it holds (a mocked
+    /// response), without a future or a call in flight; `None`: the call goes through
+    /// [`Connector::invoke`]. Only executions without a journal ask, so nothing is committed
+    /// that the answer could run ahead of.
+    fn answer_now(&self, call: &AtOnce<'_>) -> Option<Result<Value, Failure>> {
+        let _ = call;
+        None
+    }
+}
+
+/// A call offered to [`Connector::answer_now`]: what identifies it, borrowed from the step.
+#[derive(Debug, Clone, Copy)]
+pub struct AtOnce<'a> {
+    pub resource: &'a Arc<str>,
+    pub params: &'a Value,
+    pub state_name: &'a str,
+    pub execution_arn: &'a str,
 }
 
 /// A resource resolved to its connector, and how its history events are named.

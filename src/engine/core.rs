@@ -23,9 +23,9 @@
 //! runs the same pure states again from the last committed frame.
 
 use super::frames::Frames;
-use crate::asl::compile::{Kind, Machine, State};
+use crate::asl::compile::{Kind, Machine, State, Transition};
 use crate::asl::Env;
-use crate::connectors::EventFamily;
+use crate::connectors::{AtOnce, Connector, EventFamily};
 use crate::error::{names, Failure};
 use crate::interpreter::{
     self, map_item_input, recover, Assigned, Ctx, Invoke, Limits, MapRun, Recovery, Step, WaitUntil,
@@ -266,7 +266,17 @@ pub struct Execution<'m> {
     pub durable: bool,
     /// Runs expensive evaluations where they hold nothing else up.
     pub offload: &'m (dyn Fn(&mut dyn FnMut()) + Sync),
+    /// Whether a Task's connector is asked for an answer it gives at once (see
+    /// [`crate::connectors::Connector::answer_now`]); asked only without a journal.
+    pub answers_now: bool,
 }
+
+/// What the registry says of a Task resource: how its events are named, and its connector.
+pub type Resolve<'m> = dyn Fn(&Arc<str>) -> (EventFamily, Option<Arc<dyn Connector>>) + Sync + 'm;
+
+/// Tasks answered within one step before the next goes out as an [`Action::Invoke`]: the
+/// runtime then gets its turn to look at its deadline and its messages, and to yield.
+const AT_ONCE_IN_A_STEP: u32 = 128;
 
 /// The core of one execution.
 pub struct Core<'m> {
@@ -274,14 +284,59 @@ pub struct Core<'m> {
     pub state: ExecState,
     counts: std::collections::HashMap<String, Counts>,
     /// How a Task resource's events are named (the connector registry knows).
-    family: &'m (dyn Fn(&Arc<str>) -> EventFamily + Sync),
+    family: Families<'m>,
     /// Once ended, inputs change nothing.
     ended: bool,
+    /// Tasks answered within steps since the runtime last asked ([`Core::take_at_once`]).
+    at_once: u64,
     /// The soonest timers (workflow clock, real clock) as last found, kept as timers are set
     /// (see [`Core::soonest_timers`]); `None`: look at every frame again. Spares a wide Map a
     /// scan of all its iterations after every answer.
     soonest: std::cell::Cell<Option<Timers>>,
 }
+
+/// The event families and connectors of the Task resources an execution calls, asked of the
+/// registry once each: a Task asks at every step of its call (three times when answered at
+/// once), and the registry's lookup takes a lock.
+struct Families<'m> {
+    resolve: &'m Resolve<'m>,
+    /// By the address of the machine's own resource string (the machine outlives the core,
+    /// so no other string takes that address meanwhile).
+    seen: std::cell::RefCell<Vec<(usize, Resolved)>>,
+}
+
+/// A resource's family and connector.
+type Resolved = (EventFamily, Option<Arc<dyn Connector>>);
+
+impl Families<'_> {
+    fn resolved<R>(&self, resource: &Arc<str>, f: impl FnOnce(&Resolved) -> R) -> R {
+        let address = Arc::as_ptr(resource) as *const u8 as usize;
+        if let Some((_, r)) = self.seen.borrow().iter().find(|(a, _)| *a == address) {
+            return f(r);
+        }
+        let r = (self.resolve)(resource);
+        let out = f(&r);
+        let mut seen = self.seen.borrow_mut();
+        if seen.is_empty() {
+            seen.reserve_exact(FAMILIES_KEPT);
+        }
+        if seen.len() < FAMILIES_KEPT {
+            seen.push((address, r));
+        }
+        out
+    }
+
+    fn of(&self, resource: &Arc<str>) -> EventFamily {
+        self.resolved(resource, |r| r.0)
+    }
+
+    fn connector(&self, resource: &Arc<str>) -> Option<Arc<dyn Connector>> {
+        self.resolved(resource, |r| r.1.clone())
+    }
+}
+
+/// Resources whose family an execution keeps (a workflow calls a few).
+const FAMILIES_KEPT: usize = 16;
 
 /// The soonest timer on the workflow's clock and on the real clock.
 type Timers = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
@@ -303,6 +358,8 @@ struct Work {
     cancels: Vec<Action>,
     ready: VecDeque<String>,
     end: Option<End>,
+    /// Tasks answered within this step.
+    at_once: u32,
 }
 
 /// The machine a frame at `path` runs, under `top`.
@@ -534,7 +591,7 @@ fn data_limit(limit: usize) -> Failure {
 struct StateEnv<'a> {
     x: &'a Execution<'a>,
     frames: &'a Frames,
-    /// The machine's own variables (its frame is out of `frames` while it runs).
+    /// The machine's own variables (read first; `frames` gives the outer scopes').
     local: &'a Map<String, Value>,
     path: &'a str,
     state: &'a State,
@@ -673,13 +730,16 @@ pub fn waits_for_token(resource: &str, family: EventFamily) -> bool {
 }
 
 impl<'m> Core<'m> {
-    pub fn new(
-        x: Execution<'m>,
-        state: ExecState,
-        family: &'m (dyn Fn(&Arc<str>) -> EventFamily + Sync),
-    ) -> Self {
-        let mut core =
-            Core { x, state, counts: Default::default(), family, ended: false, soonest: Default::default() };
+    pub fn new(x: Execution<'m>, state: ExecState, resolve: &'m Resolve<'m>) -> Self {
+        let mut core = Core {
+            x,
+            state,
+            counts: Default::default(),
+            family: Families { resolve, seen: Default::default() },
+            ended: false,
+            at_once: 0,
+            soonest: Default::default(),
+        };
         core.recount();
         core
     }
@@ -698,6 +758,7 @@ impl<'m> Core<'m> {
             cancels: Vec::new(),
             ready: VecDeque::new(),
             end: None,
+            at_once: 0,
         };
         // The workflow's clock past the machine's TimeoutSeconds: the execution timed out then,
         // and an input that comes later (a Task's answer before the runtime's timer fired)
@@ -794,6 +855,11 @@ impl<'m> Core<'m> {
         self.ended
     }
 
+    /// Tasks answered within steps since the last time this was asked.
+    pub fn take_at_once(&mut self) -> u64 {
+        std::mem::take(&mut self.at_once)
+    }
+
     /// The frames that wait on a token: (token, path).
     pub fn tokens(&self) -> impl Iterator<Item = (&str, &str)> {
         self.state.frames.iter().filter_map(|(p, f)| match &f.status {
@@ -867,7 +933,7 @@ impl<'m> Core<'m> {
         // Started in the journal already (its ExecutionStarted is there): it begins after it.
         if self.state.last_event_id > 0 {
             let after = self.state.last_event_id;
-            return self.enter(w, "", self.x.machine.start, input, Map::new(), after);
+            return self.enter(w, "", self.x.machine.start, input, Some(Map::new()), after);
         }
         let started =
             emit_to(&mut self.state.last_event_id, self.x.record_history, w, 0, "ExecutionStarted", || {
@@ -875,18 +941,19 @@ impl<'m> Core<'m> {
                     .with("roleArn", Value::String(self.x.role_arn.clone()));
                 Some(("executionStartedEventDetails", d))
             });
-        self.enter(w, "", self.x.machine.start, input, Map::new(), started);
+        self.enter(w, "", self.x.machine.start, input, Some(Map::new()), started);
     }
 
     /// A machine enters state `index` with `input`: its entered event, its frame (journaled),
-    /// and it runs at once.
+    /// and it runs at once. The frame is new with `variables`, or, with `None`, the one at
+    /// `path` moving on to its next state with the variables it has.
     fn enter(
         &mut self,
         w: &mut Work,
         path: &str,
         index: usize,
         input: Value,
-        variables: Map<String, Value>,
+        variables: Option<Map<String, Value>>,
         previous: u64,
     ) {
         let Some(machine) = machine_at(self.x.machine, path) else { return };
@@ -897,16 +964,7 @@ impl<'m> Core<'m> {
                 "The execution reached the limit of {} history events (limits.history_events).",
                 self.x.limits.history_events
             ));
-            let frame = Frame {
-                state: index,
-                input,
-                variables,
-                entered_event_id: previous,
-                last_event_id: previous,
-                attempts: Vec::new(),
-                status: FrameStatus::Ready,
-            };
-            self.state.frames.insert(path.to_string(), frame);
+            self.place(path, index, input, variables, previous, 0);
             self.machine_failed(w, path, f);
             return;
         }
@@ -915,36 +973,85 @@ impl<'m> Core<'m> {
         let id = emit_to(&mut self.state.last_event_id, self.x.record_history, w, previous, entered, || {
             Some(("stateEnteredEventDetails", Details::payload(Some(&state.name), false, &input)))
         });
-        let frame = Frame {
-            state: index,
-            input,
-            variables,
-            entered_event_id: id,
-            last_event_id: id,
-            attempts: vec![0; state.retry.len()],
-            status: FrameStatus::Ready,
-        };
-        self.state.frames.insert(path.to_string(), frame);
+        self.place(path, index, input, variables, id, state.retry.len());
         self.put(w, path);
         w.ready.push_back(path.to_string());
     }
 
+    /// Puts a `Ready` frame at `path` for state `index`, entered at event `id` with `retriers`
+    /// Retry counts: a new one with `variables`, or the one there, in place, with `None`.
+    fn place(
+        &mut self,
+        path: &str,
+        index: usize,
+        input: Value,
+        variables: Option<Map<String, Value>>,
+        id: u64,
+        retriers: usize,
+    ) {
+        match (variables, self.state.frames.get_mut(path)) {
+            (None, Some(f)) => {
+                f.state = index;
+                f.input = input;
+                f.entered_event_id = id;
+                f.last_event_id = id;
+                f.attempts.clear();
+                f.attempts.resize(retriers, 0);
+                f.status = FrameStatus::Ready;
+            }
+            (variables, _) => {
+                let frame = Frame {
+                    state: index,
+                    input,
+                    variables: variables.unwrap_or_default(),
+                    entered_event_id: id,
+                    last_event_id: id,
+                    attempts: vec![0; retriers],
+                    status: FrameStatus::Ready,
+                };
+                self.state.frames.insert(path.to_string(), frame);
+            }
+        }
+    }
+
     /// Runs the state of a `Ready` frame through the interpreter and acts on its step.
     fn run(&mut self, w: &mut Work, path: &str) {
-        let Some(mut frame) = self.state.frames.remove(path) else { return };
+        let Some(machine) = machine_at(self.x.machine, path) else { return };
+        let Some(frame) = self.state.frames.get_mut(path) else { return };
         if !matches!(frame.status, FrameStatus::Ready) {
-            self.state.frames.insert(path.to_string(), frame);
             return;
         }
-        let Some(machine) = machine_at(self.x.machine, path) else { return };
-        let state = &machine.states[frame.state];
+        // An execution that records nothing (no history, no journal) moves through Pass states
+        // that change nothing in place, counting each one's transition and event ids as the
+        // full path does; the last one, and any state past the history limit, takes that path.
+        if !self.x.record_history && !self.x.durable {
+            let limited = !self.x.express;
+            let limit = self.x.limits.history_events;
+            while let (true, Transition::Next(next)) =
+                (machine.states[frame.state].passes_through, machine.states[frame.state].transition)
+            {
+                // Its exited event, then the next state's entered event.
+                if limited && self.state.last_event_id + 1 >= limit {
+                    break;
+                }
+                self.state.last_event_id += 2;
+                self.state.transitions += 1;
+                frame.state = next;
+                frame.entered_event_id = self.state.last_event_id;
+                frame.last_event_id = self.state.last_event_id;
+                frame.attempts.clear();
+                frame.attempts.resize(machine.states[next].retry.len(), 0);
+            }
+        }
+        let index = frame.state;
+        let state = &machine.states[index];
         // The frame keeps its input when Retry may run the state again or a journal may need
         // it after a restart; otherwise it moves on into the state.
         let keep = self.x.durable || !state.retry.is_empty() || !state.catch.is_empty();
         let input = if keep { frame.input.clone() } else { std::mem::take(&mut frame.input) };
         // A callback Task's token is in `$$.Task.Token` for its Parameters.
         let token = match &state.kind {
-            Kind::Task(t) if waits_for_token(&t.resource, (self.family)(&t.resource)) => {
+            Kind::Task(t) if waits_for_token(&t.resource, self.family.of(&t.resource)) => {
                 Some(w.rng.with(|r| new_token(&self.x.arn, r)))
             }
             _ => None,
@@ -952,15 +1059,15 @@ impl<'m> Core<'m> {
         let retry_count = matches!(state.kind, Kind::Task(_) | Kind::Parallel { .. } | Kind::Map(_))
             .then(|| frame.attempts.iter().sum());
         let step = {
+            let Some(frame) = self.state.frames.get(path) else { return };
             let env = StateEnv {
                 retry_count,
                 token: token.as_deref(),
                 ..StateEnv::at(&self.x, &self.state.frames, &frame.variables, path, state, &w.rng, w.tick.now)
             };
             let ctx = Ctx { machine, env: &env, limits: self.x.limits };
-            interpreter::step(&ctx, frame.state, input)
+            interpreter::step(&ctx, index, input)
         };
-        self.state.frames.insert(path.to_string(), frame);
         let step = match step {
             Step::Error(f) => Step::Error(self.step_error(w, path, f)),
             s => s,
@@ -1042,7 +1149,7 @@ impl<'m> Core<'m> {
                         Some(_) => continue,
                         None => {}
                     }
-                    self.enter(w, &child, branch.start, input.clone(), Map::new(), started);
+                    self.enter(w, &child, branch.start, input.clone(), Some(Map::new()), started);
                 }
                 if let Some(c) = self.counts.get_mut(path) {
                     c.ended += done;
@@ -1120,17 +1227,16 @@ impl<'m> Core<'m> {
         if had_children {
             self.remove_children(w, path, index);
         }
-        let mut variables = match self.state.frames.remove(path) {
-            Some(f) => f.variables,
-            None => Map::new(),
-        };
-        if let Some(a) = assign {
-            variables.extend(*a);
-        }
+        // The frame stays where it is and takes the next state (or its end) in place.
         match next {
-            Some(n) => self.enter(w, path, n, output, variables, id),
+            Some(n) => {
+                if let (Some(a), Some(f)) = (assign, self.state.frames.get_mut(path)) {
+                    f.variables.extend(*a);
+                }
+                self.enter(w, path, n, output, None, id)
+            }
             None => {
-                let frame = Frame {
+                let done = Frame {
                     state: index,
                     input: Value::Null,
                     variables: Map::new(),
@@ -1139,7 +1245,10 @@ impl<'m> Core<'m> {
                     attempts: Vec::new(),
                     status: FrameStatus::Done { output },
                 };
-                self.state.frames.insert(path.to_string(), frame);
+                match self.state.frames.get_mut(path) {
+                    Some(f) => *f = done,
+                    None => self.state.frames.insert(path.to_string(), done),
+                }
                 self.machine_done(w, path);
             }
         }
@@ -1171,10 +1280,10 @@ impl<'m> Core<'m> {
     /// A state failed: Retry and Catch decide.
     fn error(&mut self, w: &mut Work, path: &str, f: Failure) {
         let Some(machine) = machine_at(self.x.machine, path) else { return };
-        let Some(frame) = self.state.frames.remove(path) else { return };
-        let state = &machine.states[frame.state];
+        let Some(frame) = self.state.frames.get(path) else { return };
+        let index = frame.state;
+        let state = &machine.states[index];
         if state.retry.is_empty() && state.catch.is_empty() {
-            self.state.frames.insert(path.to_string(), frame);
             return self.machine_failed(w, path, interpreter::errors::shown(f));
         }
         let random = w.rng.with(|r| r.gen::<f64>());
@@ -1184,8 +1293,6 @@ impl<'m> Core<'m> {
             let ctx = Ctx { machine, env: &env, limits: self.x.limits };
             recover(&ctx, state, f, &frame.attempts, frame.input.clone(), random)
         };
-        let index = frame.state;
-        self.state.frames.insert(path.to_string(), frame);
         match recovery {
             Recovery::Retry { delay_seconds, retrier } => {
                 // Each attempt adds events: a state retried without end meets the history
@@ -1226,7 +1333,7 @@ impl<'m> Core<'m> {
         let Some(frame) = self.state.frames.get(path) else { return };
         let state = &machine.states[frame.state];
         let Invoke { resource, params, raw, timeout_seconds, heartbeat_seconds } = inv;
-        let family = (self.family)(&resource);
+        let family = self.family.of(&resource);
         let ev = task_events(family);
         let (resource_type, resource_name) = resource_parts(&resource);
         let region = self.x.region;
@@ -1302,6 +1409,25 @@ impl<'m> Core<'m> {
         }
         self.timer_set(None, sooner(deadline, heartbeat_deadline));
         self.put(w, path);
+        // Without a journal nothing is committed that a call could run ahead of: a connector
+        // that answers at once (a mock) answers here, without a round trip through the runtime.
+        let connector = match self.x.answers_now && !self.x.durable && w.at_once < AT_ONCE_IN_A_STEP {
+            true => self.family.connector(&resource),
+            false => None,
+        };
+        if let Some(c) = connector {
+            let call = AtOnce {
+                resource: &resource,
+                params: &params,
+                state_name: &state.name,
+                execution_arn: &self.x.arn,
+            };
+            if let Some(result) = c.answer_now(&call) {
+                w.at_once += 1;
+                self.at_once += 1;
+                return self.task_settled(w, path, invocation, result);
+            }
+        }
         w.invokes.push(Action::Invoke(Box::new(Invocation {
             path: path.to_string(),
             invocation,
@@ -1325,7 +1451,7 @@ impl<'m> Core<'m> {
             return;
         }
         let Kind::Task(task) = &machine.states[frame.state].kind else { return };
-        let family = (self.family)(&task.resource);
+        let family = self.family.of(&task.resource);
         let prev = frame.last_event_id;
         let last = if family == EventFamily::Activity {
             prev
@@ -1379,7 +1505,7 @@ impl<'m> Core<'m> {
         let state = &machine.states[frame.state];
         let Kind::Task(task) = &state.kind else { return };
         let resource = task.resource.clone();
-        let family = (self.family)(&resource);
+        let family = self.family.of(&resource);
         let ev = task_events(family);
         // A connector's runtime failure (an activity that does not exist) says where, as
         // the interpreter's do.
@@ -1446,16 +1572,12 @@ impl<'m> Core<'m> {
         let Some(machine) = machine_at(self.x.machine, path) else {
             return Step::Fail(Failure::runtime("lost"));
         };
-        let Some(frame) = self.state.frames.remove(path) else { return Step::Fail(Failure::runtime("lost")) };
+        let Some(frame) = self.state.frames.get(path) else { return Step::Fail(Failure::runtime("lost")) };
         let state = &machine.states[index];
-        let step = {
-            let env =
-                StateEnv::at(&self.x, &self.state.frames, &frame.variables, path, state, &w.rng, w.tick.now);
-            let ctx = Ctx { machine, env: &env, limits: self.x.limits };
-            interpreter::finish(&ctx, index, raw, result)
-        };
-        self.state.frames.insert(path.to_string(), frame);
-        step
+        let env =
+            StateEnv::at(&self.x, &self.state.frames, &frame.variables, path, state, &w.rng, w.tick.now);
+        let ctx = Ctx { machine, env: &env, limits: self.x.limits };
+        interpreter::finish(&ctx, index, raw, result)
     }
 }
 
@@ -1855,7 +1977,7 @@ impl Core<'_> {
                 "MapIterationStarted",
                 || Some(("mapIterationStartedEventDetails", json!({"name": &*name, "index": i}).into())),
             );
-            self.enter(w, &child, spec.processor.start, input, Map::new(), it);
+            self.enter(w, &child, spec.processor.start, input, Some(Map::new()), it);
         }
         // Every iteration had ended already (kept from before a restart or a redrive).
         if self.counts.get(path).is_some_and(|c| c.ended >= total) {
@@ -1947,7 +2069,7 @@ impl Core<'_> {
                 let Some(machine) = machine_at(self.x.machine, path) else { return };
                 let state = &machine.states[frame.state];
                 let family = match &state.kind {
-                    Kind::Task(task) => (self.family)(&task.resource),
+                    Kind::Task(task) => self.family.of(&task.resource),
                     _ => EventFamily::Task,
                 };
                 let ev = task_events(family);
@@ -2048,7 +2170,7 @@ impl Core<'_> {
                         std::mem::take(&mut frame.variables),
                         self.state.last_event_id,
                     );
-                    self.enter(w, &path, index, input, variables, prev);
+                    self.enter(w, &path, index, input, Some(variables), prev);
                 }
                 FrameStatus::Ready => w.ready.push_back(path),
                 FrameStatus::Task(t) if t.submitted => {}

@@ -97,8 +97,9 @@ fn new_core(def: &Value, state: ExecState) -> Core<'static> {
         record_history: true,
         durable: true,
         offload: &offload,
+        answers_now: false,
     };
-    Core::new(x, state, &family)
+    Core::new(x, state, &|r: &Arc<str>| (family(r), None))
 }
 
 /// An input of a script. Tasks are named by path: the harness fills in the invocation number
@@ -636,14 +637,14 @@ fn choice_states() {
             r#"commit[ExecutionStarted ChoiceStateEntered ChoiceStateExited PassStateEntered PassStateExited ExecutionSucceeded | top=Small:Ready] finish[SUCCEEDED "small"]"#,
         ),
         start_row(
-            "no rule holds and no Default: States.NoChoiceMatched",
+            "no rule holds and no Default: States.Runtime, as AWS records it",
             states(false),
             json!({"n": 5}),
-            r#"commit[ExecutionStarted ChoiceStateEntered ExecutionFailed | top=C:Failed(States.NoChoiceMatched)] finish[FAILED States.NoChoiceMatched "No Matches! for state 'C'"]"#,
+            r#"commit[ExecutionStarted ChoiceStateEntered ExecutionFailed | top=C:Failed(States.Runtime)] finish[FAILED States.Runtime "An error occurred while executing the state 'C' (entered at the event id #2). Failed to transition out of the state. The state does not point to a next state."]"#,
         )
         .details(
             "ExecutionFailed",
-            json!({"error": "States.NoChoiceMatched", "cause": "No Matches! for state 'C'"}),
+            json!({"error": "States.Runtime", "cause": "An error occurred while executing the state 'C' (entered at the event id #2). Failed to transition out of the state. The state does not point to a next state."}),
         ),
     ];
     play_rows(&rows);

@@ -354,7 +354,10 @@ impl Engine {
             Input::Start { .. } => (Input::Start { input }, Value::Null),
             other => (other, input),
         };
-        let family = |r: &Arc<str>| self.registry.resolve(r).map_or(EventFamily::Task, |(_, f)| f);
+        let resolve = |r: &Arc<str>| match self.registry.resolve(r) {
+            Some((c, family)) => (family, Some(c)),
+            None => (EventFamily::Task, None),
+        };
         let offload = |work: &mut dyn FnMut()| self.offload(work);
         let execution = Execution {
             machine,
@@ -373,8 +376,9 @@ impl Engine {
             record_history,
             durable: journal.is_some(),
             offload: &offload,
+            answers_now: true,
         };
-        let mut core = Core::new(execution, state, &family);
+        let mut core = Core::new(execution, state, &resolve);
         // The machine's TimeoutSeconds holds in real time too (work that takes too long),
         // counting what a resumed execution spent before.
         let real_deadline = machine
@@ -507,12 +511,15 @@ impl Engine {
                     };
                 }
             }
+            // Tasks the core had answered within its step count as answered at once too.
+            at_once += core.take_at_once();
             if let Some(i) = answered.pop_front() {
                 at_once += 1;
                 // A loop of Tasks answered at once never waits on anything: now and then it
                 // lets the runtime's other tasks run and looks at its deadline and its messages
                 // (a stop), as the wait below would.
-                if at_once % AT_ONCE_BEFORE_YIELD == 0 {
+                if at_once >= AT_ONCE_BEFORE_YIELD {
+                    at_once = 0;
                     tokio::task::yield_now().await;
                     let late = real_deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
                     let message = if late { None } else { inbox.as_mut().and_then(|rx| rx.try_recv().ok()) };
@@ -527,6 +534,8 @@ impl Engine {
                 input = i;
                 continue;
             }
+            // The wait lets the runtime's other tasks run.
+            at_once = 0;
             input = loop {
                 let next = tokio::select! {
                     Some(done) = inflight.next(), if !inflight.is_empty() => match done {
