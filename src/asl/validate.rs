@@ -227,7 +227,70 @@ enum Type {
     Map,
 }
 
-const TYPE_NAMES: &str = "[Pass, Task, Choice, Wait, Succeed, Fail, Parallel, Map]";
+/// AWS's words for an empty list or object that must hold something (recorded for States,
+/// Choices and an empty Or).
+const EMPTY: &str = "Value cannot be empty";
+
+/// AWS's words for States.ALL in an ErrorEquals with other errors, or in a retrier or catcher
+/// that is not the last (recorded for both).
+const STATES_ALL: &str = "States.ALL must appear alone and at end of list";
+
+/// The comparison operators as AWS lists them when a Choice rule has none or several
+/// (recorded; the order is AWS's).
+const AWS_COMPARISONS: &[&str] = &[
+    "StringEquals",
+    "IsBoolean",
+    "StringLessThan",
+    "IsNumeric",
+    "BooleanEquals",
+    "StringLessThanEqualsPath",
+    "NumericLessThan",
+    "NumericGreaterThan",
+    "NumericLessThanPath",
+    "StringMatches",
+    "TimestampLessThanEqualsPath",
+    "NumericEquals",
+    "TimestampGreaterThan",
+    "StringGreaterThanEqualsPath",
+    "TimestampGreaterThanEqualsPath",
+    "TimestampLessThanEquals",
+    "NumericLessThanEqualsPath",
+    "TimestampEquals",
+    "BooleanEqualsPath",
+    "IsTimestamp",
+    "StringLessThanEquals",
+    "NumericLessThanEquals",
+    "StringLessThanPath",
+    "TimestampGreaterThanPath",
+    "StringGreaterThan",
+    "StringGreaterThanPath",
+    "IsString",
+    "StringEqualsPath",
+    "TimestampEqualsPath",
+    "TimestampLessThan",
+    "StringGreaterThanEquals",
+    "NumericGreaterThanPath",
+    "NumericGreaterThanEquals",
+    "NumericEqualsPath",
+    "TimestampLessThanPath",
+    "IsNull",
+    "IsPresent",
+    "TimestampGreaterThanEquals",
+    "NumericGreaterThanEqualsPath",
+];
+
+/// AWS's words when none of `fields` is given where one must be (recorded for a Wait state's
+/// timing and a Choice rule's operator).
+fn none_of(fields: &[&str]) -> String {
+    format!("This object should have only one of the following fields: [{}]", fields.join(", "))
+}
+
+/// AWS's words when more than one of `fields` is given.
+fn too_many(fields: &[&str]) -> String {
+    format!("There should only be one of the following fields: [{}]", fields.join(", "))
+}
+
+const TYPE_NAMES: &str = "[Task, Wait, Pass, Succeed, Fail, Choice, Parallel, Map]";
 
 impl Type {
     fn parse(s: &str) -> Option<Type> {
@@ -649,10 +712,7 @@ impl<'a> Checker<'a> {
         match obj.get("States") {
             Some(Value::Object(states)) => {
                 if states.is_empty() {
-                    self.schema(
-                        "The field 'States' must hold at least one state",
-                        format!("{prefix}/States"),
-                    );
+                    self.schema(EMPTY, format!("{prefix}/States"));
                 }
                 self.scopes.push(Scope { prefix: prefix.clone(), obj, top: kind == ScopeKind::Machine });
                 for (name, state) in states {
@@ -696,14 +756,14 @@ impl<'a> Checker<'a> {
         };
         let ty = match obj.get("Type") {
             None => {
-                self.schema(required(&["Type"]), loc);
+                self.schema("The field 'Type' is required", loc);
                 return;
             }
             Some(Value::String(s)) => match Type::parse(s) {
                 Some(t) => t,
                 None => {
                     self.schema(
-                        format!("Value should be one of the following: {TYPE_NAMES}"),
+                        format!("The field 'Type' should have one of these values: {TYPE_NAMES}"),
                         format!("{loc}/Type"),
                     );
                     return;
@@ -796,16 +856,8 @@ impl<'a> Checker<'a> {
         }
         let ends = end == Some(&Value::Bool(true));
         match (next.is_some(), ends) {
-            (true, true) => self.schema(
-                "A state cannot have both 'Next' and \"End\": true: keep 'Next' to go on, or \"End\" to stop \
-                 here",
-                &s.loc,
-            ),
-            (false, false) => self.schema(
-                "Exactly one of 'Next' or \"End\": true is required: name the state to go to, or end the \
-                 execution here",
-                &s.loc,
-            ),
+            (true, true) => self.schema(too_many(&["Next", "End"]), &s.loc),
+            (false, false) => self.schema(none_of(&["Next", "End"]), &s.loc),
             _ => {}
         }
     }
@@ -976,7 +1028,7 @@ impl<'a> Checker<'a> {
         match s.get("Choices") {
             None => self.schema(required(&["Choices"]), &s.loc),
             Some(Value::Array(rules)) if rules.is_empty() => {
-                self.schema("The field 'Choices' must hold at least one rule", s.at("Choices"));
+                self.schema(EMPTY, s.at("Choices"));
             }
             Some(Value::Array(rules)) => {
                 for (i, rule) in rules.iter().enumerate() {
@@ -1059,22 +1111,12 @@ impl<'a> Checker<'a> {
             .collect();
         match ops.len() {
             0 => {
-                self.schema(
-                    "A Choice rule needs exactly one comparison operator (such as StringEquals or \
-                     IsPresent) or one of And, Or, Not",
-                    &loc,
-                );
+                self.schema(none_of(AWS_COMPARISONS), &loc);
                 return;
             }
             1 => {}
             _ => {
-                self.schema(
-                    format!(
-                        "A Choice rule takes exactly one comparison operator; this one has {}",
-                        ops.join(", ")
-                    ),
-                    &loc,
-                );
+                self.schema(too_many(AWS_COMPARISONS), &loc);
                 return;
             }
         }
@@ -1087,10 +1129,7 @@ impl<'a> Checker<'a> {
                     }
                 }
                 Some(Value::Array(_)) => {
-                    self.schema(
-                        format!("The field '{op}' must hold at least one rule"),
-                        format!("{loc}/{op}"),
-                    );
+                    self.schema(EMPTY, format!("{loc}/{op}"));
                 }
                 _ => self.schema(expected("ARRAY"), format!("{loc}/{op}")),
             },
@@ -1099,6 +1138,10 @@ impl<'a> Checker<'a> {
                 match o.get("Variable") {
                     None => self.schema(required(&["Variable"]), &loc),
                     Some(Value::String(p)) if Path::parse(p).is_ok() => {}
+                    Some(Value::String(p)) if !p.starts_with('$') => self.schema(
+                        "Value is not a Reference Path: Reference path didn't start with '$'",
+                        format!("{loc}/Variable"),
+                    ),
                     Some(_) => self.schema(
                         "The value for the field 'Variable' must be a valid JSONPath",
                         format!("{loc}/Variable"),
@@ -1129,16 +1172,11 @@ impl<'a> Checker<'a> {
             .into_iter()
             .filter(|k| s.obj.contains_key(*k))
             .collect();
-        if present.len() != 1 {
-            let has =
-                if present.is_empty() { String::new() } else { format!("; it has {}", present.join(", ")) };
-            self.schema(
-                format!(
-                    "A Wait state needs exactly one of 'Seconds', 'Timestamp', 'SecondsPath' or \
-                     'TimestampPath'{has}"
-                ),
-                &s.loc,
-            );
+        const TIMING: &[&str] = &["SecondsPath", "Seconds", "TimestampPath", "Timestamp"];
+        match present.len() {
+            0 => self.schema(none_of(TIMING), &s.loc),
+            1 => {}
+            _ => self.schema(too_many(TIMING), &s.loc),
         }
         if let Some(v) = s.get("Seconds") {
             if s.lang == Lang::Jsonata && v.is_string() {
@@ -1195,7 +1233,7 @@ impl<'a> Checker<'a> {
         match s.get("Branches") {
             None => self.schema(required(&["Branches"]), &s.loc),
             Some(Value::Array(branches)) if branches.is_empty() => {
-                self.schema("The field 'Branches' must hold at least one branch", s.at("Branches"));
+                self.schema(EMPTY, s.at("Branches"));
             }
             Some(Value::Array(branches)) => {
                 for (i, b) in branches.iter().enumerate() {
@@ -1599,10 +1637,7 @@ impl<'a> Checker<'a> {
                 }
             }
             if self.error_equals(o.get("ErrorEquals"), &rl) && i + 1 != list.len() {
-                self.schema(
-                    "A retrier with States.ALL must be the last one: move it to the end of Retry",
-                    &rl,
-                );
+                self.schema(STATES_ALL, &rl);
             }
             if let Some(n) = o.get("IntervalSeconds") {
                 self.int_in(n, format!("{rl}/IntervalSeconds"), 1, MAX_SECONDS);
@@ -1653,10 +1688,7 @@ impl<'a> Checker<'a> {
                 }
             }
             if self.error_equals(o.get("ErrorEquals"), &cl) && i + 1 != list.len() {
-                self.schema(
-                    "A catcher with States.ALL must be the last one: move it to the end of Catch",
-                    &cl,
-                );
+                self.schema(STATES_ALL, &cl);
             }
             match o.get("Next") {
                 None => self.schema(required(&["Next"]), &cl),
@@ -1701,10 +1733,7 @@ impl<'a> Checker<'a> {
         }
         let all = list.iter().any(|e| e.as_str() == Some("States.ALL"));
         if all && list.len() > 1 {
-            self.schema(
-                "States.ALL must appear alone in ErrorEquals: give the other errors their own entry",
-                at,
-            );
+            self.schema(STATES_ALL, at);
         }
         all
     }
@@ -1777,7 +1806,7 @@ impl<'a> Checker<'a> {
                 return None;
             }
             _ => {
-                self.schema(expected("INTEGER"), loc);
+                self.schema("Expected value of type Integer", loc);
                 return None;
             }
         };
@@ -2967,6 +2996,58 @@ mod tests {
         );
         // In a JSONPath state "{% ... %}" is just text.
         ok(one(json!({"Type": "Pass", "Result": "{% not jsonata", "Next": "Done"})));
+    }
+
+    #[test]
+    fn schema_failures_are_worded_as_aws_words_them() {
+        // Each as recorded on AWS (gabrielmoreira/tiny-asl-machine, Feature.ChoiceValidation,
+        // Feature.WaitValidation, Validation.Structure and Validation.BasicStructure).
+        let message = |def: Value, location: &str| only(def, SCHEMA_VALIDATION_FAILED, location).message;
+        assert_eq!(
+            message(one(json!({"Type": "Choice", "Choices": [], "Default": "Done"})), "/States/S/Choices"),
+            EMPTY
+        );
+        let rule = |r: Value| one(json!({"Type": "Choice", "Choices": [r], "Default": "Done"}));
+        let none = message(rule(json!({"Variable": "$.x", "Next": "Done"})), "/States/S/Choices[0]");
+        assert!(none.starts_with(
+            "This object should have only one of the following fields: [StringEquals, IsBoolean,"
+        ));
+        let both =
+            rule(json!({"Variable": "$.x", "StringEquals": "a", "NumericGreaterThan": 1, "Next": "Done"}));
+        assert!(message(both, "/States/S/Choices[0]")
+            .starts_with("There should only be one of the following fields:"));
+        assert_eq!(
+            message(
+                rule(json!({"Variable": "x", "StringEquals": "a", "Next": "Done"})),
+                "/States/S/Choices[0]/Variable"
+            ),
+            "Value is not a Reference Path: Reference path didn't start with '$'"
+        );
+        assert_eq!(
+            message(one(json!({"Type": "Wait", "Seconds": 1, "Timestamp": "2024-01-01T00:00:00Z", "Next": "Done"})), "/States/S"),
+            "There should only be one of the following fields: [SecondsPath, Seconds, TimestampPath, Timestamp]"
+        );
+        assert_eq!(
+            message(one(json!({"Type": "Wait", "Next": "Done"})), "/States/S"),
+            "This object should have only one of the following fields: [SecondsPath, Seconds, TimestampPath, Timestamp]"
+        );
+        assert_eq!(
+            message(one(json!({"Type": "Wait", "Seconds": 1.5, "Next": "Done"})), "/States/S/Seconds"),
+            "Expected value of type Integer"
+        );
+        assert_eq!(
+            message(one(json!({"Type": "Nope", "Next": "Done"})), "/States/S/Type"),
+            "The field 'Type' should have one of these values: [Task, Wait, Pass, Succeed, Fail, Choice, Parallel, Map]"
+        );
+        let task = |retry: Value| {
+            one(
+                json!({"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:f", "Retry": retry, "Next": "Done"}),
+            )
+        };
+        let alone = task(json!([{"ErrorEquals": ["States.ALL", "X"]}]));
+        assert_eq!(message(alone, "/States/S/Retry[0]/ErrorEquals"), STATES_ALL);
+        let last = task(json!([{"ErrorEquals": ["States.ALL"]}, {"ErrorEquals": ["X"]}]));
+        assert_eq!(message(last, "/States/S/Retry[0]"), STATES_ALL);
     }
 
     #[test]
