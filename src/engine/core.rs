@@ -282,7 +282,9 @@ const AT_ONCE_IN_A_STEP: u32 = 128;
 pub struct Core<'m> {
     pub x: Execution<'m>,
     pub state: ExecState,
-    counts: std::collections::HashMap<String, Counts>,
+    /// Begun and ended children by the path of their Map or Parallel state; looked up at every
+    /// child's end, hence a fast hasher (the paths are the core's own, not an attacker's).
+    counts: std::collections::HashMap<String, Counts, foldhash::fast::RandomState>,
     /// How a Task resource's events are named (the connector registry knows).
     family: Families<'m>,
     /// Once ended, inputs change nothing.
