@@ -159,25 +159,32 @@ pub fn jsonata_exit(
 }
 
 /// A JSONata field that must give a whole number of seconds or an item count.
+/// AWS's words for a JSONata field whose result is not of the type the field takes (recorded
+/// for Items and TimeoutSeconds).
+pub fn unexpected_type(t: &JTemplate, field: &str, expected: &str, v: &Value) -> Failure {
+    use crate::asl::template::compact;
+    let text = match t {
+        JTemplate::Expr { expr, .. } => expr.text().to_string(),
+        _ => compact(v),
+    };
+    Failure::new(
+        names::QUERY_EVALUATION_ERROR,
+        format!(
+            "The JSONata expression '{text}' specified for the field '{field}' returned an unexpected result \
+             type. Expected '{expected}', but was '{}' for value: {}",
+            crate::asl::path::type_name(v),
+            compact(v)
+        ),
+    )
+}
+
 /// AWS's words (recorded for TimeoutSeconds): a result that is no number is of an unexpected
 /// type, and a number with a fraction "cannot be parsed as an integer".
 pub fn jsonata_integer(ctx: &Ctx<'_>, t: &JTemplate, doc: &Value, what: &str) -> Result<i64, Failure> {
     use crate::asl::template::compact;
     let v = t.eval(doc, ctx.env)?;
     let Value::Number(n) = &v else {
-        let text = match t {
-            JTemplate::Expr { expr, .. } => expr.text().to_string(),
-            _ => compact(&v),
-        };
-        return Err(Failure::new(
-            names::QUERY_EVALUATION_ERROR,
-            format!(
-                "The JSONata expression '{text}' specified for the field '{what}' returned an unexpected result \
-                 type. Expected 'number', but was '{}' for value: {}",
-                crate::asl::path::type_name(&v),
-                compact(&v)
-            ),
-        ));
+        return Err(unexpected_type(t, what, "number", &v));
     };
     n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)).ok_or_else(|| {
         Failure::new(

@@ -4,7 +4,6 @@
 
 use super::super::{io, Ctx, Step};
 use crate::asl::compile::{Count, MapSpec, Percent, State};
-use crate::asl::template::JTemplate;
 use crate::asl::template::{compact, path_failure, select};
 use crate::error::{names, Failure};
 use serde_json::{Map, Value};
@@ -30,20 +29,7 @@ pub fn enter(ctx: &Ctx<'_>, state: &State, spec: &MapSpec, raw: Value) -> Result
     let items = match (&spec.items, &doc, &spec.items_path) {
         (Some(t), Some(doc), _) => match t.eval(doc, ctx.env)? {
             Value::Array(a) => Value::Array(a),
-            other => {
-                let text = match t {
-                    JTemplate::Expr { expr, .. } => expr.text().to_string(),
-                    _ => compact(&other),
-                };
-                return Err(Failure::new(
-                    names::QUERY_EVALUATION_ERROR,
-                    format!(
-                        "The JSONata expression '{text}' specified for the field 'Items' returned an unexpected result type. Expected 'array', but was '{}' for value: {}",
-                        crate::asl::path::type_name(&other),
-                        compact(&other)
-                    ),
-                ));
-            }
+            other => return Err(io::unexpected_type(t, "Items", "array", &other)),
         },
         (_, _, None) => effective.clone(),
         (_, _, Some(p)) => select(p, &effective, ctx.env).map_err(path_failure)?,
