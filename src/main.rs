@@ -20,7 +20,8 @@ use stepgate::time::Clock;
 // Metered: a JSONata evaluation that allocates past limits.expression_memory_bytes is
 // cancelled instead of aborting the process (see stepgate::memory).
 #[global_allocator]
-static GLOBAL: stepgate::memory::Metered<mimalloc::MiMalloc> = stepgate::memory::Metered(mimalloc::MiMalloc);
+static GLOBAL: stepgate::memory::Metered<stepgate::memory::Mimalloc> =
+    stepgate::memory::Metered(stepgate::memory::Mimalloc);
 
 #[derive(Parser)]
 #[command(name = "stepgate", version, about = "A self-hosted AWS Step Functions")]

@@ -75,6 +75,57 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Metered<A> {
     }
 }
 
+/// mimalloc, asked plainly (`mi_malloc`) wherever its natural alignment is enough, which is
+/// nearly always: the `mimalloc` crate calls `mi_malloc_aligned` for every allocation, whose
+/// extra checks cost a few percent of an interpreter step that allocates (callgrind,
+/// BENCHMARKS.md). mimalloc aligns a block to 16 bytes, or to its size when smaller.
+pub struct Mimalloc;
+
+/// Whether `mi_malloc` of `size` bytes is aligned to `align` (mimalloc's own test).
+#[inline]
+fn natural(size: usize, align: usize) -> bool {
+    align <= 16 && align <= size
+}
+
+// SAFETY: each call goes to the mimalloc function for the same request; a block from either
+// kind of call is freed by `mi_free` and resized by either kind of `mi_realloc`.
+unsafe impl GlobalAlloc for Mimalloc {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let (size, align) = (layout.size(), layout.align());
+        if natural(size, align) {
+            libmimalloc_sys::mi_malloc(size) as *mut u8
+        } else {
+            libmimalloc_sys::mi_malloc_aligned(size, align) as *mut u8
+        }
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let (size, align) = (layout.size(), layout.align());
+        if natural(size, align) {
+            libmimalloc_sys::mi_zalloc(size) as *mut u8
+        } else {
+            libmimalloc_sys::mi_zalloc_aligned(size, align) as *mut u8
+        }
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, _layout: Layout) {
+        libmimalloc_sys::mi_free(ptr as *mut std::ffi::c_void)
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let p = ptr as *mut std::ffi::c_void;
+        if natural(new_size, layout.align()) {
+            libmimalloc_sys::mi_realloc(p, new_size) as *mut u8
+        } else {
+            libmimalloc_sys::mi_realloc_aligned(p, new_size, layout.align()) as *mut u8
+        }
+    }
+}
+
 /// Runs `f` on this thread with a budget of `bytes` net allocations; once they pass it,
 /// `on_trip` is called (once). Returns what `f` returned and whether the budget was passed.
 /// Nested calls run under the outer budget only.

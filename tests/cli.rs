@@ -1628,6 +1628,65 @@ fn run_repeat_gives_every_execution_the_mocked_responses_from_the_first() {
     assert_eq!(v, json!({"status": "SUCCEEDED", "output": "caught"}));
 }
 
+/// A plain Task (no Parameters, paths or selectors) that a mock answers is moved on within the
+/// step when no history is kept; with `--history` it takes the recorded path. Both give the
+/// same result: through Retry and Catch, and past the answers one step takes.
+#[test]
+fn plain_tasks_answered_at_once_end_as_the_recorded_path_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plain.asl.json");
+    std::fs::write(
+        &file,
+        r#"{"StartAt": "Each", "States": {
+            "Each": {"Type": "Map", "ItemsPath": "$.items", "ResultPath": "$.results", "Next": "Flaky",
+                "ItemProcessor": {"StartAt": "Call", "States": {"Call": {"Type": "Task",
+                    "Resource": "arn:aws:lambda:us-east-1:123456789012:function:f", "End": true}}}},
+            "Flaky": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:g",
+                "Retry": [{"ErrorEquals": ["Boom"], "IntervalSeconds": 1, "MaxAttempts": 2}],
+                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.caught", "Next": "Done"}],
+                "End": true},
+            "Done": {"Type": "Pass", "End": true}}}"#,
+    )
+    .unwrap();
+    let mocks = dir.path().join("mocks.json");
+    std::fs::write(
+        &mocks,
+        r#"{"StateMachines": {"plain": {"TestCases": {
+                "Recovers": {"Call": "Answer", "Flaky": "ThirdTime"},
+                "GivesUp": {"Call": "Answer", "Flaky": "Never"}}}},
+            "MockedResponses": {
+                "Answer": {"0": {"Return": {"ok": true}}},
+                "ThirdTime": {"0-1": {"Throw": {"Error": "Boom", "Cause": "not yet"}}, "2": {"Return": "third"}},
+                "Never": {"0": {"Throw": {"Error": "Boom", "Cause": "down"}}}}}"#,
+    )
+    .unwrap();
+    let items: Vec<u32> = (0..300).collect();
+    let input = serde_json::to_string(&json!({ "items": items })).unwrap();
+    for case in ["Recovers", "GivesUp"] {
+        let run = |extra: &[&str]| {
+            let mut args = vec!["run", file.to_str().unwrap(), "--input", &input, "--time-scale", "0"];
+            args.extend(["--mock-config", mocks.to_str().unwrap(), "--test-case", case, "--format", "json"]);
+            args.extend(extra);
+            let out = stepgate(&args);
+            let mut v: Value = serde_json::from_slice(&out.stdout).unwrap();
+            v.as_object_mut().unwrap().remove("history");
+            (code(&out), v)
+        };
+        let (fast, recorded) = (run(&[]), run(&["--history"]));
+        assert_eq!(fast, recorded, "{case}");
+        match case {
+            "Recovers" => assert_eq!(fast.1, json!({"status": "SUCCEEDED", "output": "third"})),
+            _ => {
+                assert_eq!(fast.1["output"]["caught"], json!({"Error": "Boom", "Cause": "down"}), "{case}");
+                let answers = fast.1["output"]["results"].as_array().unwrap();
+                assert_eq!(answers.len(), 300);
+                assert!(answers.iter().all(|a| *a == json!({"ok": true})));
+            }
+        }
+        assert_eq!(fast.0, 0, "{case}");
+    }
+}
+
 /// A Map of many Tasks that a mock answers at once: past the answers an execution takes in a
 /// row before it lets the runtime's other tasks run, none is lost or taken twice.
 #[test]

@@ -76,6 +76,10 @@ pub struct State {
     /// A Pass state that hands its input on unchanged (no Result, Parameters, paths, Assign
     /// or Output): an execution that records nothing moves through it without the interpreter.
     pub passes_through: bool,
+    /// A Task state whose result is its output as it comes (no Parameters, paths,
+    /// ResultSelector, Assign, Output, credentials, or timeouts to evaluate): a result its
+    /// connector gives at once moves an execution that records nothing straight on.
+    pub plain_task: bool,
 }
 
 /// An `Assign` block: a JSONPath payload template (`"x.$": "$.path"`) or JSONata
@@ -571,6 +575,7 @@ impl Builder {
             },
             reads_context: false,
             passes_through: false,
+            plain_task: false,
         }
         .with_context_flag())
     }
@@ -604,14 +609,18 @@ impl State {
         };
         self.reads_context =
             self.jsonata && (kind || t(&self.arguments) || t(&self.output) || a(&self.assign));
-        self.passes_through = matches!(self.kind, Kind::Pass { result: None })
-            && matches!(self.input_path, Select::All)
+        let plain = matches!(self.input_path, Select::All)
             && matches!(self.output_path, Select::All)
             && matches!(self.result_path, ResultPath::Replace)
             && self.parameters.is_none()
+            && self.result_selector.is_none()
             && self.arguments.is_none()
             && self.output.is_none()
             && self.assign.is_none();
+        self.passes_through = plain && matches!(self.kind, Kind::Pass { result: None });
+        let fixed = |s: &Seconds| matches!(s, Seconds::None | Seconds::Fixed(_));
+        self.plain_task = plain
+            && matches!(&self.kind, Kind::Task(t) if t.credentials.is_none() && fixed(&t.timeout) && fixed(&t.heartbeat));
         self
     }
 }

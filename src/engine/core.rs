@@ -21,6 +21,12 @@
 //! of them) are committed together with the effect that follows them, and no effect (a
 //! Task invocation) is asked for before the commit that leads to it. A crash in between
 //! runs the same pure states again from the last committed frame.
+//!
+//! One exception to "actions out, inputs in", for executions without a journal only (nothing
+//! is committed there for a call to run ahead of): a Task whose connector can answer at once
+//! from what it holds (`Connector::answer_now`: the mocked responses of `stepgate run
+//! --mock-config`) is answered inside the step, so a workflow tested against mocks does not
+//! pay a round trip through the runtime for every Task.
 
 use super::frames::Frames;
 use crate::asl::compile::{Kind, Machine, State, Transition};
@@ -1047,6 +1053,59 @@ impl<'m> Core<'m> {
         }
         let index = frame.state;
         let state = &machine.states[index];
+        // So does a plain Task whose connector answers at once (a mock): the answer is the
+        // state's output. Its three events' ids (scheduled, started, succeeded) are counted; a
+        // failure, or a result over the size limit, takes the Task's usual end.
+        let plain = state.plain_task
+            && self.x.answers_now
+            && !self.x.record_history
+            && !self.x.durable
+            && w.at_once < AT_ONCE_IN_A_STEP;
+        if let (true, Kind::Task(task)) = (plain, &state.kind) {
+            // An activity or a callback waits for a worker or a token: never at once.
+            let family = self.family.of(&task.resource);
+            let connector = (family != EventFamily::Activity && !waits_for_token(&task.resource, family))
+                .then(|| self.family.connector(&task.resource))
+                .flatten();
+            let call = AtOnce {
+                resource: &task.resource,
+                params: &frame.input,
+                state_name: &state.name,
+                execution_arn: &self.x.arn,
+            };
+            if let Some(result) = connector.and_then(|c| c.answer_now(&call)) {
+                w.at_once += 1;
+                self.at_once += 1;
+                self.state.next_invocation += 1;
+                let invocation = self.state.next_invocation;
+                self.state.last_event_id += 2;
+                frame.last_event_id = self.state.last_event_id;
+                match result {
+                    Ok(v) if !too_large(&v, self.x.limits.payload_bytes) => {
+                        self.state.last_event_id += 1;
+                        frame.last_event_id = self.state.last_event_id;
+                        let next = match state.transition {
+                            Transition::Next(n) => Some(n),
+                            Transition::End => None,
+                        };
+                        return self.leave(w, path, next, v, None);
+                    }
+                    result => {
+                        let raw = if state.jsonata { frame.input.clone() } else { Value::Null };
+                        frame.status = FrameStatus::Task(TaskWait {
+                            invocation,
+                            raw,
+                            deadline: None,
+                            heartbeat_seconds: None,
+                            heartbeat_deadline: None,
+                            token: None,
+                            submitted: false,
+                        });
+                        return self.task_settled(w, path, invocation, result);
+                    }
+                }
+            }
+        }
         // The frame keeps its input when Retry may run the state again or a journal may need
         // it after a restart; otherwise it moves on into the state.
         let keep = self.x.durable || !state.retry.is_empty() || !state.catch.is_empty();
