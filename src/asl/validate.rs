@@ -165,6 +165,7 @@ pub fn validate_for(definition: &Value, kind: MachineType) -> Vec<Diagnostic> {
         names: HashSet::new(),
         labels: HashSet::new(),
         scopes: Vec::new(),
+        no_result: false,
     };
     if let Some(q) = root.get("QueryLanguage") {
         c.top_lang = resolve_lang(q);
@@ -642,6 +643,9 @@ struct Checker<'a> {
     names: HashSet<&'a str>,
     labels: HashSet<&'a str>,
     scopes: Vec<Scope<'a>>,
+    /// The state being checked has no result (Pass, Choice, Wait, Succeed, Fail): AWS refuses
+    /// `$states.result` in its expressions (recorded for a Pass state's Output).
+    no_result: bool,
 }
 
 impl<'a> Checker<'a> {
@@ -815,6 +819,10 @@ impl<'a> Checker<'a> {
             }
         }
         let s = StateView { obj, fields, lang, loc };
+        // A Map or Parallel state's own fields are checked after the states inside it, which set
+        // this for themselves: it is put back at the end.
+        let no_result = matches!(ty, Type::Pass | Type::Choice | Type::Wait | Type::Succeed | Type::Fail);
+        let outer = std::mem::replace(&mut self.no_result, no_result);
         if matches!(ty, Type::Pass | Type::Task | Type::Wait | Type::Parallel | Type::Map) {
             self.transition(&s);
         }
@@ -838,6 +846,7 @@ impl<'a> Checker<'a> {
         if let Some(v) = s.get("Assign") {
             self.assign(v, s.at("Assign"), lang, false);
         }
+        self.no_result = outer;
     }
 
     /// Exactly one of `Next` and `"End": true`.
@@ -1890,6 +1899,7 @@ impl<'a> Checker<'a> {
         let mut window: [Option<jsonata_core::parser::Token>; 2] = [None, None];
         let mut seen_root = false;
         let mut seen_error_output = false;
+        let mut seen_result = false;
         while let Ok(tok) = lexer.next_token() {
             use jsonata_core::parser::Token;
             if tok == Token::Eof {
@@ -1902,6 +1912,11 @@ impl<'a> Checker<'a> {
                 {
                     seen_error_output = true;
                 }
+                (Some(Token::Variable(v)), Some(Token::Dot), Token::Identifier(f))
+                    if v == "states" && f == "result" =>
+                {
+                    seen_result = true;
+                }
                 _ => {}
             }
             window = [window[1].take(), Some(tok)];
@@ -1911,6 +1926,9 @@ impl<'a> Checker<'a> {
         }
         if seen_error_output && !in_catch {
             self.error(UNSUPPORTED_JSONATA_EXPRESSION, "Field '$states.errorOutput' does not exist.", loc);
+        }
+        if seen_result && self.no_result {
+            self.error(UNSUPPORTED_JSONATA_EXPRESSION, "Field '$states.result' does not exist.", loc);
         }
     }
 
@@ -2953,6 +2971,14 @@ mod tests {
             "/States/Main/Output",
         );
         assert_eq!(d.message, "Field '$states.errorOutput' does not exist.");
+        // A state without a result has no `$states.result` either (recorded on AWS for a Pass
+        // state's Output, gabrielmoreira/tiny-asl-machine Feature.JSONataValidation-002).
+        let pass = json!({"QueryLanguage": "JSONata", "StartAt": "P",
+            "States": {"P": {"Type": "Pass", "Output": "{% $states.result %}", "End": true}}});
+        let d = only(pass, UNSUPPORTED_JSONATA_EXPRESSION, "/States/P/Output");
+        assert_eq!(d.message, "Field '$states.result' does not exist.");
+        ok(json!({"QueryLanguage": "JSONata", "StartAt": "T", "States": {"T": {"Type": "Task",
+            "Resource": "arn:aws:lambda:us-east-1:123456789012:function:f", "Output": "{% $states.result %}", "End": true}}}));
         let caught = json!({"QueryLanguage": "JSONata", "StartAt": "Main", "States": {
             "Main": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "Next": "Handled",
                 "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Handled", "Output": "{% $states.errorOutput %}",
