@@ -173,7 +173,69 @@ pub fn validate_for(definition: &Value, kind: MachineType) -> Vec<Diagnostic> {
     }
     c.scope(root, String::new(), ScopeKind::Machine);
     c.graph();
+    shadowing(root, "", &HashSet::new(), &mut c.out);
     c.out
+}
+
+/// The variables a machine's states assign (`Assign` of a state, of a Choice rule, of a
+/// catcher), by name, with where the first assignment of each is.
+fn assigned(machine: &Map<String, Value>, prefix: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let Some(Value::Object(states)) = machine.get("States") else { return out };
+    let mut add = |assign: Option<&Value>, at: String| {
+        if let Some(Value::Object(a)) = assign {
+            for key in a.keys() {
+                let name = key.strip_suffix(".$").unwrap_or(key);
+                out.push((name.to_string(), at.clone()));
+            }
+        }
+    };
+    for (name, state) in states {
+        let at = format!("{prefix}/States/{name}");
+        add(state.get("Assign"), format!("{at}/Assign"));
+        for list in ["Choices", "Catch"] {
+            if let Some(Value::Array(items)) = state.get(list) {
+                for (i, item) in items.iter().enumerate() {
+                    add(item.get("Assign"), format!("{at}/{list}[{i}]/Assign"));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A Parallel branch or a Map iteration may not assign a variable its outer scopes assign:
+/// AWS refuses the definition with "The variable name 'x' was already defined in a parent
+/// scope." (recorded for both; the code is not in the recording, and this is a schema check).
+fn shadowing(machine: &Map<String, Value>, prefix: &str, outer: &HashSet<String>, out: &mut Vec<Diagnostic>) {
+    let own = assigned(machine, prefix);
+    for (name, at) in &own {
+        if outer.contains(name) {
+            out.push(Diagnostic::error(
+                SCHEMA_VALIDATION_FAILED,
+                format!("The variable name '{name}' was already defined in a parent scope."),
+                at.clone(),
+            ));
+        }
+    }
+    let Some(Value::Object(states)) = machine.get("States") else { return };
+    let mut scope = outer.clone();
+    scope.extend(own.into_iter().map(|(name, _)| name));
+    for (name, state) in states {
+        let at = format!("{prefix}/States/{name}");
+        if let Some(Value::Array(branches)) = state.get("Branches") {
+            for (i, b) in branches.iter().enumerate() {
+                if let Value::Object(b) = b {
+                    shadowing(b, &format!("{at}/Branches[{i}]"), &scope, out);
+                }
+            }
+        }
+        for key in ["ItemProcessor", "Iterator"] {
+            if let Some(Value::Object(p)) = state.get(key) {
+                shadowing(p, &format!("{at}/{key}"), &scope, out);
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -3074,6 +3136,31 @@ mod tests {
         assert_eq!(message(alone, "/States/S/Retry[0]/ErrorEquals"), STATES_ALL);
         let last = task(json!([{"ErrorEquals": ["States.ALL"]}, {"ErrorEquals": ["X"]}]));
         assert_eq!(message(last, "/States/S/Retry[0]"), STATES_ALL);
+    }
+
+    #[test]
+    fn an_inner_scope_may_not_assign_a_variable_an_outer_scope_assigns() {
+        // Recorded on AWS (gabrielmoreira/tiny-asl-machine, Feature.JsonataScopeSource-001 and
+        // Feature.JSONataComposition-006): a Map iteration or a Parallel branch reassigning the
+        // outer scope's variable is refused.
+        let inner = json!({"StartAt": "Shadow", "States": {"Shadow": {"Type": "Pass",
+            "QueryLanguage": "JSONata", "Assign": {"shared": "inner"}, "End": true}}});
+        let outer = |state: Value| {
+            json!({"StartAt": "Seed", "States": {
+                "Seed": {"Type": "Pass", "QueryLanguage": "JSONata", "Assign": {"shared": "outer"}, "Next": "In"},
+                "In": state}})
+        };
+        let map = outer(json!({"Type": "Map", "ItemsPath": "$.items", "Iterator": inner, "End": true}));
+        let d = only(map, SCHEMA_VALIDATION_FAILED, "/States/In/Iterator/States/Shadow/Assign");
+        assert_eq!(d.message, "The variable name 'shared' was already defined in a parent scope.");
+        let parallel = outer(json!({"Type": "Parallel", "Branches": [inner.clone()], "End": true}));
+        only(parallel, SCHEMA_VALIDATION_FAILED, "/States/In/Branches[0]/States/Shadow/Assign");
+        // A JSONPath Assign's "name.$" names the same variable; other names are free.
+        let path_assign = outer(json!({"Type": "Parallel", "End": true, "Branches": [{"StartAt": "S",
+            "States": {"S": {"Type": "Pass", "Assign": {"shared.$": "$.x"}, "End": true}}}]}));
+        only(path_assign, SCHEMA_VALIDATION_FAILED, "/States/In/Branches[0]/States/S/Assign");
+        ok(outer(json!({"Type": "Parallel", "End": true, "Branches": [{"StartAt": "S",
+            "States": {"S": {"Type": "Pass", "Assign": {"mine": 1}, "End": true}}}]})));
     }
 
     #[test]
