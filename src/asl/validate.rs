@@ -682,9 +682,13 @@ fn expression(s: &str) -> Option<&str> {
     }
 }
 
+/// A state that ends its machine. `"End": true` counts only on a state of a type that takes
+/// it: AWS finds no terminal state in `{"First": {"End": true}}`, which has no Type (recorded).
 fn is_terminal(state: &Value) -> bool {
-    matches!(state.get("Type").and_then(Value::as_str), Some("Succeed" | "Fail"))
+    let ty = state.get("Type").and_then(Value::as_str);
+    matches!(ty, Some("Succeed" | "Fail"))
         || state.get("End") == Some(&Value::Bool(true))
+            && matches!(ty, Some("Pass" | "Task" | "Wait" | "Parallel" | "Map"))
 }
 
 /// A path or an intrinsic call, as a `.$` field, ErrorPath or CausePath may hold. A call's
@@ -3136,6 +3140,16 @@ mod tests {
         assert_eq!(message(alone, "/States/S/Retry[0]/ErrorEquals"), STATES_ALL);
         let last = task(json!([{"ErrorEquals": ["States.ALL"]}, {"ErrorEquals": ["X"]}]));
         assert_eq!(message(last, "/States/S/Retry[0]"), STATES_ALL);
+        // A state without a Type ends nothing, "End" or not: AWS gives both diagnostics.
+        let untyped = validate(&json!({"StartAt": "First", "States": {"First": {"End": true}}}));
+        let got: Vec<(&str, &str)> = untyped.iter().map(|d| (d.code.as_str(), d.message.as_str())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (SCHEMA_VALIDATION_FAILED, "The field 'Type' is required"),
+                (MISSING_END_STATE, "Workflow has no terminal state")
+            ]
+        );
     }
 
     #[test]
