@@ -682,13 +682,12 @@ fn expression(s: &str) -> Option<&str> {
     }
 }
 
-/// A state that ends its machine. `"End": true` counts only on a state of a type that takes
-/// it: AWS finds no terminal state in `{"First": {"End": true}}`, which has no Type (recorded).
+/// A state that ends its machine. `"End": true` counts only on a state that has a Type: AWS
+/// finds no terminal state in `{"First": {"End": true}}`, but does in `{"First": {"Type":
+/// "Nope", "End": true}}`, where it reports the Type alone (both recorded).
 fn is_terminal(state: &Value) -> bool {
-    let ty = state.get("Type").and_then(Value::as_str);
-    matches!(ty, Some("Succeed" | "Fail"))
-        || state.get("End") == Some(&Value::Bool(true))
-            && matches!(ty, Some("Pass" | "Task" | "Wait" | "Parallel" | "Map"))
+    matches!(state.get("Type").and_then(Value::as_str), Some("Succeed" | "Fail"))
+        || state.get("End") == Some(&Value::Bool(true)) && state.get("Type").is_some()
 }
 
 /// A path or an intrinsic call, as a `.$` field, ErrorPath or CausePath may hold. A call's
@@ -3140,6 +3139,10 @@ mod tests {
         assert_eq!(message(alone, "/States/S/Retry[0]/ErrorEquals"), STATES_ALL);
         let last = task(json!([{"ErrorEquals": ["States.ALL"]}, {"ErrorEquals": ["X"]}]));
         assert_eq!(message(last, "/States/S/Retry[0]"), STATES_ALL);
+        // A state of an unknown type with "End" ends its machine; one without a Type does not.
+        let unknown =
+            validate(&json!({"StartAt": "First", "States": {"First": {"Type": "Nope", "End": true}}}));
+        assert_eq!(unknown.len(), 1, "{unknown:?}");
         // A state without a Type ends nothing, "End" or not: AWS gives both diagnostics.
         let untyped = validate(&json!({"StartAt": "First", "States": {"First": {"End": true}}}));
         let got: Vec<(&str, &str)> = untyped.iter().map(|d| (d.code.as_str(), d.message.as_str())).collect();
