@@ -790,7 +790,8 @@ fn object_arg(name: &str, v: Option<Value>, position: usize) -> Result<Map<Strin
     }
 }
 
-/// A number as an integer: AWS rounds a non-integer to the nearest one, half up.
+/// A number as an integer the way States.MathAdd takes it (and MathRandom its seed): rounded to
+/// the nearest one, half up, as the recorded MathAdd cases show.
 fn int_arg(name: &str, v: &Value, position: usize) -> Result<i64, String> {
     let Value::Number(n) = v else {
         return Err(refuse(name, position, "a number", v));
