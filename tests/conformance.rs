@@ -657,11 +657,18 @@ fn token_consumer(case: &Case, services: &Services, input: &Value) -> Option<Inb
     let sdk = services.sdk.clone();
     tokio::spawn(async move {
         let sqs = aws_sdk_sqs::Client::new(sdk.config().await);
-        for _ in 0..60 {
+        // Polls for a minute of time, not a number of times: moto may answer a long poll at once
+        // when the queue is empty, and a count of polls then ran out before a chain's second Task
+        // had sent its message, leaving the execution waiting for good.
+        let until = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        while tokio::time::Instant::now() < until {
             let Ok(got) = sqs.receive_message().queue_url(&queue).wait_time_seconds(1).send().await else {
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;
                 continue;
             };
+            if got.messages().is_empty() {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
             for m in got.messages() {
                 let body: Value = serde_json::from_str(m.body().unwrap_or_default()).unwrap_or(Value::Null);
                 // Through SNS the message is the text the Task published.
