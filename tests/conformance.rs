@@ -140,7 +140,14 @@ fn main() {
         if std::env::var_os("VERBOSE").is_some() {
             eprintln!("running {id}");
         }
-        let result = rt.block_on(run_case(case, shim_dir.path(), services.as_ref().filter(|_| calls_aws)));
+        // A case that never ends fails with a message instead of holding the run (and CI) for
+        // good: one of the SQS callback cases was seen to wait for ever, rarely.
+        let result = rt.block_on(async {
+            let run = run_case(case, shim_dir.path(), services.as_ref().filter(|_| calls_aws));
+            tokio::time::timeout(CASE_TIME_LIMIT, run)
+                .await
+                .unwrap_or_else(|_| Err(format!("did not end within {} s", CASE_TIME_LIMIT.as_secs())))
+        });
         match (result, expected.contains_key(&id)) {
             (Ok(()), false) => t.passed += 1,
             (Ok(()), true) => {
@@ -657,9 +664,7 @@ fn token_consumer(case: &Case, services: &Services, input: &Value) -> Option<Inb
     let sdk = services.sdk.clone();
     tokio::spawn(async move {
         let sqs = aws_sdk_sqs::Client::new(sdk.config().await);
-        // Polls for a minute of time, not a number of times: moto may answer a long poll at once
-        // when the queue is empty, and a count of polls then ran out before a chain's second Task
-        // had sent its message, leaving the execution waiting for good.
+        // Polls for a minute of time, whatever each poll takes.
         let until = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
         while tokio::time::Instant::now() < until {
             let Ok(got) = sqs.receive_message().queue_url(&queue).wait_time_seconds(1).send().await else {
@@ -688,6 +693,9 @@ fn token_consumer(case: &Case, services: &Services, input: &Value) -> Option<Inb
     });
     Some(rx)
 }
+
+/// How long one case may run (the slowest, with Wait states and retries, take a few seconds).
+const CASE_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(180);
 
 /// The queue subscribed to a case's SNS topic, where its consumer reads.
 const SNS_CONSUMER: &str = "sns-consumer";
