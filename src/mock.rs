@@ -5,6 +5,7 @@
 //! whose state the test case mocks gets its response, any other goes on to its connector.
 
 use crate::connectors::{self, Answer, AtOnce, Call, Connector, EventFamily, Registry};
+use crate::engine::frames::bytewise;
 use crate::error::Failure;
 use futures::future::BoxFuture;
 use futures::FutureExt;
@@ -116,7 +117,8 @@ impl TestCase {
     /// The mocked outcome of the next invocation of `state`, or `None` when the state
     /// is not mocked. Past the last listed invocation, the last response repeats.
     pub fn response(&self, execution_arn: &str, state: &str) -> Option<Result<Value, Failure>> {
-        let index = self.states.binary_search_by(|(name, _)| by_bytes(name, state)).ok()?;
+        let index =
+            self.states.binary_search_by(|(name, _)| bytewise(name.as_bytes(), state.as_bytes())).ok()?;
         let rows = &self.states[index].1;
         let n = {
             let mut executions = self.calls.lock().unwrap_or_else(|e| e.into_inner());
@@ -152,17 +154,6 @@ fn same_arn(a: &str, b: &str) -> bool {
     let (x, y) = (a.rchunks_exact(8), b.rchunks_exact(8));
     let word = |c: &[u8]| u64::from_ne_bytes(c.try_into().unwrap_or_default());
     x.remainder().iter().zip(y.remainder()).all(|(p, q)| p == q) && x.zip(y).all(|(p, q)| word(p) == word(q))
-}
-
-/// Orders state names as `str` does, byte by byte (see [`same_arn`] on libc).
-fn by_bytes(a: &str, b: &str) -> std::cmp::Ordering {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    for (x, y) in a.iter().zip(b) {
-        if x != y {
-            return x.cmp(y);
-        }
-    }
-    a.len().cmp(&b.len())
 }
 
 /// The connectors of `inner` with the states of a test case mocked.

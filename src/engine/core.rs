@@ -1063,10 +1063,11 @@ impl<'m> Core<'m> {
             && w.at_once < AT_ONCE_IN_A_STEP;
         if let (true, Kind::Task(task)) = (plain, &state.kind) {
             // An activity or a callback waits for a worker or a token: never at once.
-            let family = self.family.of(&task.resource);
-            let connector = (family != EventFamily::Activity && !waits_for_token(&task.resource, family))
-                .then(|| self.family.connector(&task.resource))
-                .flatten();
+            let connector = self.family.resolved(&task.resource, |(family, c)| {
+                (*family != EventFamily::Activity && !waits_for_token(&task.resource, *family))
+                    .then(|| c.clone())
+                    .flatten()
+            });
             let call = AtOnce {
                 resource: &task.resource,
                 params: &frame.input,

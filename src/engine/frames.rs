@@ -35,7 +35,8 @@ impl KeyStr {
     }
 }
 
-fn bytewise(a: &[u8], b: &[u8]) -> Ordering {
+/// Orders byte strings as `str` does, compared in Rust rather than through libc's `memcmp`.
+pub(crate) fn bytewise(a: &[u8], b: &[u8]) -> Ordering {
     for (x, y) in a.iter().zip(b) {
         match x.cmp(y) {
             Ordering::Equal => {}
