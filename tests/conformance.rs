@@ -137,17 +137,22 @@ fn main() {
         if calls_aws && services.is_none() {
             services = Some(Services::start());
         }
-        if std::env::var_os("VERBOSE").is_some() {
+        let verbose = std::env::var_os("VERBOSE").is_some();
+        if verbose {
             eprintln!("running {id}");
         }
+        let began = std::time::Instant::now();
         // A case that never ends fails with a message instead of holding the run (and CI) for
-        // good: one of the SQS callback cases was seen to wait for ever, rarely.
+        // good.
         let result = rt.block_on(async {
             let run = run_case(case, shim_dir.path(), services.as_ref().filter(|_| calls_aws));
             tokio::time::timeout(CASE_TIME_LIMIT, run)
                 .await
                 .unwrap_or_else(|_| Err(format!("did not end within {} s", CASE_TIME_LIMIT.as_secs())))
         });
+        if verbose {
+            eprintln!("  {:.2} s", began.elapsed().as_secs_f64());
+        }
         match (result, expected.contains_key(&id)) {
             (Ok(()), false) => t.passed += 1,
             (Ok(()), true) => {
@@ -156,7 +161,7 @@ fn main() {
             }
             (Err(why), true) => {
                 t.failed += 1;
-                if std::env::var_os("VERBOSE").is_some() {
+                if verbose {
                     println!("expected failure {id}: {why}");
                 }
             }
@@ -445,9 +450,14 @@ async fn run_case(case: &Case, shim_dir: &Path, services: Option<&Services>) -> 
     }
     let engine =
         Engine::new(registry, Arc::new(Clock::new(0.0)), Limits::default(), "us-east-1", "111111111111");
-    let inbox = match services {
-        Some(services) => token_consumer(case, services, &input),
-        None => activity_worker(case, &engine, &store, &activities, &name, &execution_name, &input).await,
+    let (inbox, consumer) = match services {
+        Some(services) => match token_consumer(case, services, &input) {
+            Some((inbox, consumer)) => (Some(inbox), Some(consumer)),
+            None => (None, None),
+        },
+        None => {
+            (activity_worker(case, &engine, &store, &activities, &name, &execution_name, &input).await, None)
+        }
     };
     let start = Start {
         state_machine_name: name,
@@ -459,6 +469,12 @@ async fn run_case(case: &Case, shim_dir: &Path, services: Option<&Services>) -> 
         ..Start::new(String::new(), String::new(), Value::Null)
     };
     let o = engine.run(&machine, start).await;
+    // The consumer ends with its case: left polling, it would take the next case's messages
+    // from the queue of the same name (moto is reset, the names are not), hiding each for the
+    // queue's 30 s visibility timeout.
+    if let Some(consumer) = consumer {
+        consumer.stop().await;
+    }
     compare(d, &masks, o.status.as_str(), o.output, o.error, o.cause)
 }
 
@@ -641,7 +657,7 @@ async fn activity_worker(
 /// consumer of the queue that answers each token as the recorded test's consumer did: with
 /// the message's `Message` (`..._call_chain`), with a failure that gives no error or cause
 /// (`..._no_error_field`), with `{}` (the SNS case); the timeout cases have none.
-fn token_consumer(case: &Case, services: &Services, input: &Value) -> Option<Inbox> {
+fn token_consumer(case: &Case, services: &Services, input: &Value) -> Option<(Inbox, Consumer)> {
     let needs = case.doc["needs"].as_array()?;
     if !needs.iter().any(|n| n == "taskToken") {
         return None;
@@ -662,11 +678,9 @@ fn token_consumer(case: &Case, services: &Services, input: &Value) -> Option<Inb
     };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let sdk = services.sdk.clone();
-    tokio::spawn(async move {
+    let consumer = tokio::spawn(async move {
         let sqs = aws_sdk_sqs::Client::new(sdk.config().await);
-        // Polls for a minute of time, whatever each poll takes.
-        let until = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
-        while tokio::time::Instant::now() < until {
+        loop {
             let Ok(got) = sqs.receive_message().queue_url(&queue).wait_time_seconds(1).send().await else {
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;
                 continue;
@@ -691,7 +705,23 @@ fn token_consumer(case: &Case, services: &Services, input: &Value) -> Option<Inb
             }
         }
     });
-    Some(rx)
+    Some((rx, Consumer(consumer)))
+}
+
+/// A case's token consumer, which ends with its case, also when the case is cut short.
+struct Consumer(tokio::task::JoinHandle<()>);
+
+impl Consumer {
+    async fn stop(mut self) {
+        self.0.abort();
+        let _ = (&mut self.0).await;
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// How long one case may run (the slowest, with Wait states and retries, take a few seconds).
