@@ -4,7 +4,7 @@
 //! service behind them. [`Mocked`] is a connector that wraps the configured ones: a Task
 //! whose state the test case mocks gets its response, any other goes on to its connector.
 
-use crate::connectors::{self, Answer, AtOnce, Call, Connector, EventFamily, Registry};
+use crate::connectors::{self, Answer, AnsweredNow, AtOnce, Call, Connector, EventFamily, Registry};
 use crate::engine::frames::bytewise;
 use crate::error::Failure;
 use futures::future::BoxFuture;
@@ -51,21 +51,47 @@ pub struct Throw {
 #[derive(Debug, Default)]
 pub struct TestCase {
     states: Vec<(String, Rows)>,
+    calls: Mutex<Counted>,
+}
+
+/// What a test case keeps of the calls made so far.
+#[derive(Debug, Default)]
+struct Counted {
     /// The calls of each state so far, by execution: as in Step Functions Local, a mocked
     /// response's numbers count a state's invocations within one execution, so each execution
     /// starts from 0. Only the executions that called last are kept (`stepgate run` runs its
     /// executions one after another; a parent and the children it runs interleave).
-    calls: Mutex<Vec<Calls>>,
+    executions: Vec<Calls>,
+    /// States called before, by the address of the name they were called by (a compiled
+    /// machine's), with their index in `states`: a machine calls the same few states over
+    /// and over.
+    seen: Vec<(usize, usize)>,
 }
 
-/// A state's responses: (first invocation, last invocation, response), in order.
-type Rows = Vec<(u32, u32, Response)>;
+/// A state's responses, in the order of their invocations.
+type Rows = Vec<Row>;
 
-/// An execution and its count of calls of each mocked state (as `states` orders them).
-type Calls = (Arc<str>, Vec<u32>);
+/// A response for invocations `lo` to `hi`, with the length of its `Return` as JSON text.
+#[derive(Debug)]
+struct Row {
+    lo: u32,
+    hi: u32,
+    response: Response,
+    size: usize,
+}
+
+/// An execution's calls of each mocked state (as `states` orders them).
+#[derive(Debug)]
+struct Calls {
+    execution: Arc<str>,
+    counts: Vec<u32>,
+}
 
 /// Executions whose call counts are kept, most recent first.
 const COUNTED_EXECUTIONS: usize = 16;
+
+/// State names whose address a test case remembers.
+const SEEN_NAMES: usize = 32;
 
 impl MockConfig {
     pub fn parse(text: &str) -> Result<MockConfig, String> {
@@ -103,9 +129,10 @@ impl MockConfig {
                         "mocked response '{response}' '{key}' needs exactly one of Return and Throw"
                     ));
                 }
-                rows.push((lo, hi, r.clone()));
+                let size = r.r#return.as_ref().map_or(0, |v| serde_json::to_vec(v).map_or(0, |t| t.len()));
+                rows.push(Row { lo, hi, response: r.clone(), size });
             }
-            rows.sort_by_key(|r| r.0);
+            rows.sort_by_key(|r| r.lo);
             out.push((state.clone(), rows));
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -116,29 +143,61 @@ impl MockConfig {
 impl TestCase {
     /// The mocked outcome of the next invocation of `state`, or `None` when the state
     /// is not mocked. Past the last listed invocation, the last response repeats.
-    pub fn response(&self, execution_arn: &str, state: &str) -> Option<Result<Value, Failure>> {
-        let index =
-            self.states.binary_search_by(|(name, _)| bytewise(name.as_bytes(), state.as_bytes())).ok()?;
-        let rows = &self.states[index].1;
-        let n = {
-            let mut executions = self.calls.lock().unwrap_or_else(|e| e.into_inner());
-            match executions.iter().position(|(e, _)| same_arn(e, execution_arn)) {
-                Some(i) => executions[..=i].rotate_right(1),
-                None => {
-                    executions.insert(0, (Arc::from(execution_arn), vec![0; self.states.len()]));
-                    executions.truncate(COUNTED_EXECUTIONS);
+    pub fn response(&self, execution_arn: &Arc<str>, state: &str) -> Option<Result<Value, Failure>> {
+        self.row(execution_arn, state).map(|r| AnsweredNow::from(r).into_result())
+    }
+
+    /// The response row of the next invocation of `state`, counted.
+    fn row(&self, execution_arn: &Arc<str>, state: &str) -> Option<&Row> {
+        let mut counted = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        let Counted { executions, seen } = &mut *counted;
+        let address = state.as_ptr() as usize;
+        // A name seen at this address is the same name only if it still reads the same (the
+        // machine that held it may be gone, its memory used again).
+        let known = seen
+            .iter()
+            .find(|(a, i)| *a == address && bytewise(self.states[*i].0.as_bytes(), state.as_bytes()).is_eq());
+        let index = match known {
+            Some((_, i)) => *i,
+            None => {
+                let found =
+                    self.states.binary_search_by(|(name, _)| bytewise(name.as_bytes(), state.as_bytes()));
+                let i = found.ok()?;
+                if seen.len() == SEEN_NAMES {
+                    seen.pop();
                 }
+                seen.insert(0, (address, i));
+                i
             }
-            let c = &mut executions[0].1[index];
-            *c += 1;
-            *c - 1
         };
-        let r = rows.iter().find(|(lo, hi, _)| (*lo..=*hi).contains(&n)).or(rows.last()).map(|r| &r.2)?;
-        Some(match (&r.r#return, &r.throw) {
-            (Some(v), _) => Ok(v.clone()),
-            (None, Some(t)) => Err(Failure::new(t.error.clone(), t.cause.clone())),
+        // The execution that called last, most often; known by its address first.
+        match executions
+            .iter()
+            .position(|c| Arc::ptr_eq(&c.execution, execution_arn))
+            .or_else(|| executions.iter().position(|c| same_arn(&c.execution, execution_arn)))
+        {
+            Some(i) => executions[..=i].rotate_right(1),
+            None => {
+                let counts = vec![0; self.states.len()];
+                executions.insert(0, Calls { execution: execution_arn.clone(), counts });
+                executions.truncate(COUNTED_EXECUTIONS);
+            }
+        }
+        let c = &mut executions[0].counts[index];
+        *c += 1;
+        let n = *c - 1;
+        let rows = &self.states[index].1;
+        rows.iter().find(|r| (r.lo..=r.hi).contains(&n)).or(rows.last())
+    }
+}
+
+impl<'a> From<&'a Row> for AnsweredNow<'a> {
+    fn from(r: &'a Row) -> Self {
+        match (&r.response.r#return, &r.response.throw) {
+            (Some(v), _) => AnsweredNow::Lent(v, r.size),
+            (None, Some(t)) => AnsweredNow::Made(Err(Failure::new(t.error.clone(), t.cause.clone()))),
             (None, None) => unreachable!("checked when the test case was selected"),
-        })
+        }
     }
 }
 
@@ -153,7 +212,8 @@ fn same_arn(a: &str, b: &str) -> bool {
     }
     let (x, y) = (a.rchunks_exact(8), b.rchunks_exact(8));
     let word = |c: &[u8]| u64::from_ne_bytes(c.try_into().unwrap_or_default());
-    x.remainder().iter().zip(y.remainder()).all(|(p, q)| p == q) && x.zip(y).all(|(p, q)| word(p) == word(q))
+    let (p, q) = (x.remainder(), y.remainder());
+    x.zip(y).all(|(p, q)| word(p) == word(q)) && p.iter().zip(q).all(|(p, q)| p == q)
 }
 
 /// The connectors of `inner` with the states of a test case mocked.
@@ -194,10 +254,14 @@ impl Connector for Mocked {
         }
     }
 
-    fn answer_now(&self, call: &AtOnce<'_>) -> Option<Result<Value, Failure>> {
-        match self.case.response(call.execution_arn, call.state_name) {
-            Some(r) => Some(r),
-            None => self.inner.resolve(call.resource)?.0.answer_now(call),
+    fn answer_now(&self, call: &AtOnce<'_>) -> Option<AnsweredNow<'_>> {
+        match self.case.row(call.execution_arn, call.state_name) {
+            Some(r) => Some(r.into()),
+            // What the connector below lends lives no longer than its handle here.
+            None => {
+                let below = self.inner.resolve(call.resource)?.0;
+                Some(AnsweredNow::Made(below.answer_now(call)?.into_result()))
+            }
         }
     }
 }
@@ -221,20 +285,44 @@ mod tests {
         )
         .unwrap();
         let case = cfg.test_case("M", "Retry").unwrap();
-        let (first, second) = ("arn:1", "arn:2");
+        let (first, second): (Arc<str>, Arc<str>) = ("arn:1".into(), "arn:2".into());
         assert_eq!(
-            case.response(first, "Call").unwrap().unwrap_err().error,
+            case.response(&first, "Call").unwrap().unwrap_err().error,
             "Lambda.TooManyRequestsException"
         );
-        assert!(case.response(first, "Call").unwrap().is_err());
-        assert_eq!(case.response(first, "Call").unwrap(), Ok(json!({"ok": true})));
-        assert!(case.response(first, "Other").is_none());
+        assert!(case.response(&first, "Call").unwrap().is_err());
+        assert_eq!(case.response(&first, "Call").unwrap(), Ok(json!({"ok": true})));
+        assert!(case.response(&first, "Other").is_none());
         // Another execution counts its own calls from 0, and the first goes on from where it
         // was (a parent and its child interleave).
-        assert!(case.response(second, "Call").unwrap().is_err());
-        assert_eq!(case.response(first, "Call").unwrap(), Ok(json!({"ok": true})));
-        assert!(case.response(second, "Call").unwrap().is_err());
-        assert_eq!(case.response(second, "Call").unwrap(), Ok(json!({"ok": true})));
+        assert!(case.response(&second, "Call").unwrap().is_err());
+        assert_eq!(case.response(&first, "Call").unwrap(), Ok(json!({"ok": true})));
+        assert!(case.response(&second, "Call").unwrap().is_err());
+        assert_eq!(case.response(&second, "Call").unwrap(), Ok(json!({"ok": true})));
         assert!(cfg.test_case("M", "Nope").is_err());
+    }
+
+    /// A state name is known by its address only while that address holds the same name: a
+    /// machine's memory used again for another name finds that name's responses, or none.
+    #[test]
+    fn a_name_at_an_address_seen_before_is_read_again() {
+        let cfg = MockConfig::parse(
+            &json!({
+                "StateMachines": {"M": {"TestCases": {"T": {"Call": "One", "Next": "Two"}}}},
+                "MockedResponses": {"One": {"0": {"Return": 1}}, "Two": {"0": {"Return": 2}}}
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let case = cfg.test_case("M", "T").unwrap();
+        let arn: Arc<str> = "arn:1".into();
+        let mut name = String::from("Call");
+        assert_eq!(case.response(&arn, &name).unwrap(), Ok(json!(1)));
+        name.replace_range(.., "Next");
+        assert_eq!(case.response(&arn, &name).unwrap(), Ok(json!(2)));
+        name.replace_range(.., "Nope");
+        assert!(case.response(&arn, &name).is_none());
+        // The same name at another address is the same state.
+        assert_eq!(case.response(&arn, "Call").unwrap(), Ok(json!(1)));
     }
 }

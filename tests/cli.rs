@@ -1687,6 +1687,70 @@ fn plain_tasks_answered_at_once_end_as_the_recorded_path_ends() {
     }
 }
 
+/// Plain Tasks in a row whose mocked answers change the document's shape (values, key order,
+/// arrays that shrink and grow, one type for another): each answer is the next Task's input
+/// and the last is the output, as on the recorded path; in every execution of a repeated run.
+#[test]
+fn plain_tasks_answered_at_once_hand_on_each_answer_whatever_its_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("shapes.asl.json");
+    let answers = [
+        json!({"hello": "a longer text than the input's", "n": 2.5}),
+        json!({"n": 3, "hello": "x"}),
+        json!([1, {"b": null}, "s"]),
+        json!([false]),
+        json!("text"),
+        json!({"hello": "world", "n": 1, "list": [true, {"c": 1}]}),
+        json!({"n": 1, "hello": "world", "list": [true]}),
+    ];
+    let mut states = serde_json::Map::new();
+    for (i, _) in answers.iter().enumerate() {
+        let mut state =
+            json!({"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:f"});
+        match i + 1 < answers.len() {
+            true => state["Next"] = json!(format!("T{}", i + 1)),
+            false => state["End"] = json!(true),
+        }
+        states.insert(format!("T{i}"), state);
+    }
+    std::fs::write(&file, json!({"StartAt": "T0", "States": states}).to_string()).unwrap();
+    let cases: serde_json::Map<String, Value> =
+        (0..answers.len()).map(|i| (format!("T{i}"), json!(format!("A{i}")))).collect();
+    let responses: serde_json::Map<String, Value> =
+        answers.iter().enumerate().map(|(i, a)| (format!("A{i}"), json!({"0": {"Return": a}}))).collect();
+    let mocks = dir.path().join("mocks.json");
+    let config =
+        json!({"StateMachines": {"shapes": {"TestCases": {"Shapes": cases}}}, "MockedResponses": responses});
+    std::fs::write(&mocks, config.to_string()).unwrap();
+    let input = json!({"hello": "world", "n": 1}).to_string();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", file.to_str().unwrap(), "--input", &input];
+        args.extend(["--mock-config", mocks.to_str().unwrap(), "--test-case", "Shapes", "--format", "json"]);
+        args.extend(extra);
+        let out = stepgate(&args);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        (v["status"].clone(), v["output"].clone(), v["history"].clone())
+    };
+    let last = answers.last().unwrap().clone();
+    for extra in [&[][..], &["--repeat", "3"][..]] {
+        let (status, output, _) = run(extra);
+        assert_eq!((status, &output), (json!("SUCCEEDED"), &last), "{extra:?}");
+        // Key order too: the output is the last answer as written, not the input's order.
+        assert_eq!(output.to_string(), last.to_string(), "{extra:?}");
+    }
+    // The recorded path shows each answer as the next state's input.
+    let (_, _, history) = run(&["--history"]);
+    let entered: Vec<Value> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "TaskStateEntered")
+        .map(|e| serde_json::from_str(e["stateEnteredEventDetails"]["input"].as_str().unwrap()).unwrap())
+        .collect();
+    assert_eq!(entered[1..], answers[..answers.len() - 1]);
+}
+
 /// A Map of many Tasks that a mock answers at once: past the answers an execution takes in a
 /// row before it lets the runtime's other tasks run, none is lost or taken twice.
 #[test]

@@ -237,9 +237,13 @@ pub fn compile(definition: &Value) -> Result<Machine, Vec<Diagnostic>> {
     let model: model::StateMachine =
         serde_json::from_value(definition.clone()).map_err(|e| vec![schema("", e.to_string())])?;
     let uses_context = reads_context(&definition.to_string());
-    Builder { language: model.query_language.unwrap_or_default(), uses_context }
-        .machine(&model, "")
-        .map_err(|d| vec![d])
+    Builder {
+        language: model.query_language.unwrap_or_default(),
+        uses_context,
+        resources: Default::default(),
+    }
+    .machine(&model, "")
+    .map_err(|d| vec![d])
 }
 
 /// Whether a definition's text can read the context object: `$$` in JSONPath, or in JSONata
@@ -272,9 +276,20 @@ fn schema(location: &str, message: String) -> Diagnostic {
 struct Builder {
     language: QueryLanguage,
     uses_context: bool,
+    /// Task resources, one copy of each: the engine keeps what it resolved a resource to by
+    /// the address of its text, so the states that call one resource share what was resolved.
+    resources: std::cell::RefCell<HashMap<String, Arc<str>>>,
 }
 
 impl Builder {
+    fn resource(&self, text: &str) -> Arc<str> {
+        let mut known = self.resources.borrow_mut();
+        match known.get(text) {
+            Some(r) => r.clone(),
+            None => known.entry(text.to_string()).or_insert_with(|| Arc::from(text)).clone(),
+        }
+    }
+
     fn machine(&self, m: &model::StateMachine, at: &str) -> Result<Machine, Diagnostic> {
         let index: HashMap<String, usize> =
             m.states.keys().enumerate().map(|(i, n)| (n.clone(), i)).collect();
@@ -368,13 +383,13 @@ impl Builder {
         let kind = match s {
             S::Pass(p) => Kind::Pass { result: p.result.clone() },
             S::Task(t) if jsonata => Kind::Task(Box::new(Task {
-                resource: Arc::from(t.resource.as_str().unwrap_or_default()),
+                resource: self.resource(t.resource.as_str().unwrap_or_default()),
                 timeout: seconds_expr("TimeoutSeconds", &t.timeout_seconds)?,
                 heartbeat: seconds_expr("HeartbeatSeconds", &t.heartbeat_seconds)?,
                 credentials: t.credentials.clone(),
             })),
             S::Task(t) => Kind::Task(Box::new(Task {
-                resource: Arc::from(t.resource.as_str().unwrap_or_default()),
+                resource: self.resource(t.resource.as_str().unwrap_or_default()),
                 timeout: seconds(
                     &t.timeout_seconds,
                     &t.timeout_seconds_path,

@@ -97,9 +97,29 @@ pub trait Connector: Send + Sync {
     /// response), without a future or a call in flight; `None`: the call goes through
     /// [`Connector::invoke`]. Only executions without a journal ask, so nothing is committed
     /// that the answer could run ahead of.
-    fn answer_now(&self, call: &AtOnce<'_>) -> Option<Result<Value, Failure>> {
+    fn answer_now(&self, call: &AtOnce<'_>) -> Option<AnsweredNow<'_>> {
         let _ = call;
         None
+    }
+}
+
+/// An answer given by [`Connector::answer_now`].
+#[derive(Debug)]
+pub enum AnsweredNow<'a> {
+    /// A result made for this call, or a failure.
+    Made(Result<Value, Failure>),
+    /// A result the connector keeps and gives every time (a mocked `Return`), lent with the
+    /// length of its JSON text: the state copies it into the document it already holds,
+    /// reusing that memory where the two have the same shape, and never measures it.
+    Lent(&'a Value, usize),
+}
+
+impl AnsweredNow<'_> {
+    pub fn into_result(self) -> Result<Value, Failure> {
+        match self {
+            AnsweredNow::Made(r) => r,
+            AnsweredNow::Lent(v, _) => Ok(v.clone()),
+        }
     }
 }
 
@@ -109,7 +129,7 @@ pub struct AtOnce<'a> {
     pub resource: &'a Arc<str>,
     pub params: &'a Value,
     pub state_name: &'a str,
-    pub execution_arn: &'a str,
+    pub execution_arn: &'a Arc<str>,
 }
 
 /// A resource resolved to its connector, and how its history events are named.

@@ -31,10 +31,10 @@
 use super::frames::Frames;
 use crate::asl::compile::{Kind, Machine, State, Transition};
 use crate::asl::Env;
-use crate::connectors::{AtOnce, Connector, EventFamily};
+use crate::connectors::{AnsweredNow, AtOnce, Connector, EventFamily};
 use crate::error::{names, Failure};
 use crate::interpreter::{
-    self, map_item_input, recover, Assigned, Ctx, Invoke, Limits, MapRun, Recovery, Step, WaitUntil,
+    self, io, map_item_input, recover, Assigned, Ctx, Invoke, Limits, MapRun, Recovery, Step, WaitUntil,
 };
 use crate::store::{Details, Event};
 use crate::time::iso;
@@ -76,6 +76,18 @@ pub struct Frame {
     #[serde(default)]
     pub attempts: Vec<u32>,
     pub status: FrameStatus,
+}
+
+impl Frame {
+    /// The frame enters state `next` (with `retriers` fresh Retry counts) at event `id`, with
+    /// the input it holds.
+    fn move_to(&mut self, next: usize, id: u64, retriers: usize) {
+        self.state = next;
+        self.entered_event_id = id;
+        self.last_event_id = id;
+        self.attempts.clear();
+        self.attempts.resize(retriers, 0);
+    }
 }
 
 /// What a frame waits for.
@@ -252,7 +264,9 @@ pub struct Tick {
 /// What identifies an execution to its states (the context object) and how it records.
 pub struct Execution<'m> {
     pub machine: &'m Machine,
-    pub arn: String,
+    /// Shared with the calls' contexts and [`AtOnce`], so a connector that keeps something per
+    /// execution (the mock's call counts) knows its execution by address before comparing.
+    pub arn: Arc<str>,
     pub name: String,
     pub state_machine_name: String,
     pub state_machine_arn: String,
@@ -646,7 +660,7 @@ impl StateEnv<'_> {
         Some(match key {
             "Execution" => {
                 let mut e = Map::new();
-                e.insert("Id".into(), json!(x.arn));
+                e.insert("Id".into(), json!(&*x.arn));
                 e.insert("Input".into(), x.input.clone());
                 e.insert("StartTime".into(), json!(iso(x.start_time)));
                 e.insert("Name".into(), json!(x.name));
@@ -999,13 +1013,9 @@ impl<'m> Core<'m> {
     ) {
         match (variables, self.state.frames.get_mut(path)) {
             (None, Some(f)) => {
-                f.state = index;
                 f.input = input;
-                f.entered_event_id = id;
-                f.last_event_id = id;
-                f.attempts.clear();
-                f.attempts.resize(retriers, 0);
                 f.status = FrameStatus::Ready;
+                f.move_to(index, id, retriers);
             }
             (variables, _) => {
                 let frame = Frame {
@@ -1030,83 +1040,97 @@ impl<'m> Core<'m> {
             return;
         }
         // An execution that records nothing (no history, no journal) moves through Pass states
-        // that change nothing in place, counting each one's transition and event ids as the
-        // full path does; the last one, and any state past the history limit, takes that path.
+        // that change nothing, and plain Tasks whose connector answers at once (a mock), in
+        // place, counting each one's transition and event ids as the full path does; the last
+        // state, a Task's failure or result over the size limit, and any state past the
+        // history limit take that path.
         if !self.x.record_history && !self.x.durable {
             let limited = !self.x.express;
             let limit = self.x.limits.history_events;
-            while let (true, Transition::Next(next)) =
-                (machine.states[frame.state].passes_through, machine.states[frame.state].transition)
-            {
-                // Its exited event, then the next state's entered event.
-                if limited && self.state.last_event_id + 1 >= limit {
-                    break;
+            loop {
+                let state = &machine.states[frame.state];
+                if state.passes_through {
+                    let Transition::Next(next) = state.transition else { break };
+                    // Its exited event, then the next state's entered event.
+                    if limited && self.state.last_event_id + 1 >= limit {
+                        break;
+                    }
+                    self.state.last_event_id += 2;
+                    self.state.transitions += 1;
+                    frame.move_to(next, self.state.last_event_id, machine.states[next].retry.len());
+                    continue;
                 }
-                self.state.last_event_id += 2;
-                self.state.transitions += 1;
-                frame.state = next;
-                frame.entered_event_id = self.state.last_event_id;
-                frame.last_event_id = self.state.last_event_id;
-                frame.attempts.clear();
-                frame.attempts.resize(machine.states[next].retry.len(), 0);
-            }
-        }
-        let index = frame.state;
-        let state = &machine.states[index];
-        // So does a plain Task whose connector answers at once (a mock): the answer is the
-        // state's output. Its three events' ids (scheduled, started, succeeded) are counted; a
-        // failure, or a result over the size limit, takes the Task's usual end.
-        let plain = state.plain_task
-            && self.x.answers_now
-            && !self.x.record_history
-            && !self.x.durable
-            && w.at_once < AT_ONCE_IN_A_STEP;
-        if let (true, Kind::Task(task)) = (plain, &state.kind) {
-            // An activity or a callback waits for a worker or a token: never at once.
-            let connector = self.family.resolved(&task.resource, |(family, c)| {
-                (*family != EventFamily::Activity && !waits_for_token(&task.resource, *family))
-                    .then(|| c.clone())
-                    .flatten()
-            });
-            let call = AtOnce {
-                resource: &task.resource,
-                params: &frame.input,
-                state_name: &state.name,
-                execution_arn: &self.x.arn,
-            };
-            if let Some(result) = connector.and_then(|c| c.answer_now(&call)) {
+                let (true, true, Kind::Task(task)) =
+                    (state.plain_task && self.x.answers_now, w.at_once < AT_ONCE_IN_A_STEP, &state.kind)
+                else {
+                    break;
+                };
+                // An activity or a callback waits for a worker or a token: never at once.
+                let connector = self.family.resolved(&task.resource, |(family, c)| {
+                    (*family != EventFamily::Activity && !waits_for_token(&task.resource, *family))
+                        .then(|| c.clone())
+                        .flatten()
+                });
+                let Some(connector) = connector else { break };
+                let call = AtOnce {
+                    resource: &task.resource,
+                    params: &frame.input,
+                    state_name: &state.name,
+                    execution_arn: &self.x.arn,
+                };
+                let Some(answer) = connector.answer_now(&call) else { break };
                 w.at_once += 1;
                 self.at_once += 1;
                 self.state.next_invocation += 1;
                 let invocation = self.state.next_invocation;
+                // Its scheduled and started events.
                 self.state.last_event_id += 2;
                 frame.last_event_id = self.state.last_event_id;
-                match result {
-                    Ok(v) if !too_large(&v, self.x.limits.payload_bytes) => {
-                        self.state.last_event_id += 1;
-                        frame.last_event_id = self.state.last_event_id;
-                        let next = match state.transition {
+                let bytes = self.x.limits.payload_bytes;
+                let fits = match &answer {
+                    AnsweredNow::Lent(_, size) => *size <= bytes,
+                    AnsweredNow::Made(Ok(v)) => !too_large(v, bytes),
+                    AnsweredNow::Made(Err(_)) => false,
+                };
+                if !fits {
+                    let raw = if state.jsonata { frame.input.clone() } else { Value::Null };
+                    frame.status = FrameStatus::Task(TaskWait {
+                        invocation,
+                        raw,
+                        deadline: None,
+                        heartbeat_seconds: None,
+                        heartbeat_deadline: None,
+                        token: None,
+                        submitted: false,
+                    });
+                    return self.task_settled(w, path, invocation, answer.into_result());
+                }
+                // Its succeeded event; the result is its output.
+                self.state.last_event_id += 1;
+                frame.last_event_id = self.state.last_event_id;
+                match answer {
+                    AnsweredNow::Lent(v, _) => io::replace_with_copy(&mut frame.input, v),
+                    made => frame.input = made.into_result().unwrap_or_default(),
+                }
+                match state.transition {
+                    Transition::Next(next) if !(limited && self.state.last_event_id + 1 >= limit) => {
+                        self.state.last_event_id += 2;
+                        self.state.transitions += 1;
+                        frame.move_to(next, self.state.last_event_id, machine.states[next].retry.len());
+                    }
+                    transition => {
+                        let next = match transition {
                             Transition::Next(n) => Some(n),
                             Transition::End => None,
                         };
-                        return self.leave(w, path, next, v, None);
-                    }
-                    result => {
-                        let raw = if state.jsonata { frame.input.clone() } else { Value::Null };
-                        frame.status = FrameStatus::Task(TaskWait {
-                            invocation,
-                            raw,
-                            deadline: None,
-                            heartbeat_seconds: None,
-                            heartbeat_deadline: None,
-                            token: None,
-                            submitted: false,
-                        });
-                        return self.task_settled(w, path, invocation, result);
+                        let output = std::mem::take(&mut frame.input);
+                        return self.leave(w, path, next, output, None);
                     }
                 }
             }
         }
+        let index = frame.state;
+        let state = &machine.states[index];
         // The frame keeps its input when Retry may run the state again or a journal may need
         // it after a restart; otherwise it moves on into the state.
         let keep = self.x.durable || !state.retry.is_empty() || !state.catch.is_empty();
@@ -1484,10 +1508,10 @@ impl<'m> Core<'m> {
                 state_name: &state.name,
                 execution_arn: &self.x.arn,
             };
-            if let Some(result) = c.answer_now(&call) {
+            if let Some(answer) = c.answer_now(&call) {
                 w.at_once += 1;
                 self.at_once += 1;
-                return self.task_settled(w, path, invocation, result);
+                return self.task_settled(w, path, invocation, answer.into_result());
             }
         }
         w.invokes.push(Action::Invoke(Box::new(Invocation {

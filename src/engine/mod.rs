@@ -361,7 +361,7 @@ impl Engine {
         let offload = |work: &mut dyn FnMut()| self.offload(work);
         let execution = Execution {
             machine,
-            arn: self.execution_arn(&state_machine_name, &execution_name, express_id),
+            arn: self.execution_arn(&state_machine_name, &execution_name, express_id).into(),
             state_machine_arn: self.state_machine_arn(&state_machine_name),
             name: execution_name,
             state_machine_name,
@@ -456,7 +456,7 @@ impl Engine {
                         let cancel = CancellationToken::new();
                         let key = (inv.path.clone(), inv.invocation);
                         let arns = arns.get_or_insert_with(|| {
-                            (core.x.arn.as_str().into(), core.x.state_machine_arn.as_str().into())
+                            (core.x.arn.clone(), core.x.state_machine_arn.as_str().into())
                         });
                         let mut call = self.call(arns, *inv, cancel.clone());
                         // A connector that answers at once (a mock, an in-process function)

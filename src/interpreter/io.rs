@@ -58,6 +58,31 @@ pub fn result_path(rp: &ResultPath, raw: Value, result: Value) -> Result<Value, 
     }
 }
 
+/// `*doc = result.clone()` (ResultPath `$` of a result the caller keeps), in the memory `doc`
+/// already holds wherever the two have the same shape: a Task that answers with a document
+/// like the one it was given (an echo, a mocked `Return`) allocates and frees nothing.
+pub fn replace_with_copy(doc: &mut Value, result: &Value) {
+    match (doc, result) {
+        (Value::Object(d), Value::Object(r)) if d.len() == r.len() && d.keys().eq(r.keys()) => {
+            for (dv, rv) in d.values_mut().zip(r.values()) {
+                replace_with_copy(dv, rv);
+            }
+        }
+        (Value::Array(d), Value::Array(r)) => {
+            d.truncate(r.len());
+            let kept = d.len();
+            for (dv, rv) in d.iter_mut().zip(r) {
+                replace_with_copy(dv, rv);
+            }
+            d.extend_from_slice(&r[kept..]);
+        }
+        (Value::String(d), Value::String(r)) => d.clone_from(r),
+        (Value::Number(d), Value::Number(r)) => d.clone_from(r),
+        (Value::Bool(d), Value::Bool(r)) => *d = *r,
+        (d, r) => *d = r.clone(),
+    }
+}
+
 /// Completes a state whose work produced `result`: ResultSelector, ResultPath and
 /// OutputPath, then the transition.
 pub fn finish(ctx: &Ctx<'_>, index: usize, raw: Value, result: Value) -> Step {
@@ -192,4 +217,38 @@ pub fn jsonata_integer(ctx: &Ctx<'_>, t: &JTemplate, doc: &Value, what: &str) ->
             format!("The {what} field cannot be parsed as an integer: {}", compact(&v)),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::replace_with_copy;
+    use serde_json::{json, Value};
+
+    /// Whatever the document held, it ends equal to the result, keys in the result's order.
+    #[test]
+    fn replace_with_copy_gives_the_result_whatever_the_document_held() {
+        let results = [
+            json!({"hello": "world", "n": 1}),
+            json!({"hello": "a longer text than before", "n": 2.5}),
+            json!({"n": 3, "hello": "x"}),
+            json!({"n": 3}),
+            json!({"n": {"deep": [1, 2, {"k": null}]}, "more": true}),
+            json!([1, {"b": null}, "s"]),
+            json!([false]),
+            json!([true, "t", {"c": 1}, [2]]),
+            json!("text"),
+            json!(7),
+            json!(null),
+            json!({}),
+        ];
+        for from in &results {
+            for to in &results {
+                let mut doc: Value = from.clone();
+                replace_with_copy(&mut doc, to);
+                assert_eq!(doc, *to, "from {from} to {to}");
+                let keys = |v: &Value| v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>());
+                assert_eq!(keys(&doc), keys(to), "key order, from {from} to {to}");
+            }
+        }
+    }
 }
