@@ -400,8 +400,9 @@ fn run(a: RunArgs) -> Result<ExitCode> {
         let mut succeeded = 0u64;
         let mut first_failure = None;
         let mut outcome = None;
-        // Repeated runs share one random prefix: names stay unique without a draw each.
-        let batch = uuid::Uuid::new_v4();
+        // Repeated runs share one random prefix: names stay unique without a draw (or a
+        // UUID's formatting) each.
+        let batch = uuid::Uuid::new_v4().to_string();
         for i in 0..repeat {
             let start = Start {
                 state_machine_name: name.clone(),
