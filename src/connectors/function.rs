@@ -6,7 +6,7 @@
 //! (benchmarks, embedders). Each has its concurrency (calls beyond it queue, and past the
 //! queue's length are refused as Lambda throttles), its timeout, and Lambda's error names.
 
-use super::{Answer, Call, Connector, EventFamily};
+use super::{Answer, AnsweredNow, AtOnce, Call, Connector, EventFamily};
 use crate::error::Failure;
 use futures::future::BoxFuture;
 use serde_json::{json, Map, Value};
@@ -196,6 +196,18 @@ impl Connector for Functions {
 
     fn handles(&self, resource: &str) -> bool {
         is_lambda_arn(resource) || resource == INVOKE || resource == INVOKE_WAIT
+    }
+
+    /// An in-process function called by its Lambda ARN, with no limit on its calls or its
+    /// time, answers within the step that calls it: no future, no call in flight.
+    fn answer_now(&self, call: &AtOnce<'_>) -> Option<AnsweredNow<'_>> {
+        let name = lambda_arn_name(call.resource)?;
+        match self.table.get(name)? {
+            Function::Native(f) if !self.gates.contains_key(name) && !self.timeouts.contains_key(name) => {
+                Some(AnsweredNow::Made(f(call.params.clone())))
+            }
+            _ => None,
+        }
     }
 
     fn family(&self, resource: &str) -> EventFamily {
@@ -465,5 +477,61 @@ mod tests {
         assert_eq!(function_name("Echo"), "Echo");
         assert!(is_lambda_arn("arn:aws:lambda:us-east-1:1:function:Echo"));
         assert!(!is_lambda_arn("arn:aws:states:::lambda:invoke"));
+    }
+
+    /// An in-process function answers within the step unless a limit on its calls or time
+    /// must hold (then it goes through `invoke`, which keeps them); either way each Task
+    /// calls it once and gets its answer.
+    #[tokio::test]
+    async fn in_process_functions_answer_at_once_unless_limited() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let calls = Arc::new(AtomicUsize::new(0));
+        let add_one = |calls: Arc<AtomicUsize>| -> NativeFn {
+            Arc::new(move |v: Value| {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Ok(json!({"n": v["n"].as_i64().unwrap_or(0) + 1}))
+            })
+        };
+        let mut functions = Functions::default();
+        functions.insert("free", Function::Native(add_one(calls.clone())));
+        functions.insert("limited", Function::Native(add_one(calls.clone())));
+        functions.limit_queue("limited", 1, 10);
+        functions.insert("timed", Function::Native(add_one(calls.clone())));
+        functions.timeout("timed", Duration::from_secs(5));
+        let arn = |name: &str| -> Arc<str> {
+            format!("arn:aws:lambda:us-east-1:123456789012:function:{name}").into()
+        };
+        let execution: Arc<str> = "arn:aws:states:us-east-1:123456789012:execution:m:e".into();
+        let params = json!({"n": 1});
+        let at_once = |resource: &Arc<str>| {
+            let call = AtOnce { resource, params: &params, state_name: "T", execution_arn: &execution };
+            functions.answer_now(&call).map(AnsweredNow::into_result)
+        };
+        assert_eq!(at_once(&arn("free")), Some(Ok(json!({"n": 2}))));
+        assert_eq!(at_once(&arn("limited")), None);
+        assert_eq!(at_once(&arn("timed")), None);
+        assert_eq!(at_once(&Arc::from(INVOKE)), None);
+        assert_eq!(calls.swap(0, Ordering::SeqCst), 1);
+
+        let mut states = serde_json::Map::new();
+        for (i, name) in ["free", "limited", "free", "timed", "free"].iter().enumerate() {
+            let mut state = json!({"Type": "Task", "Resource": &*arn(name)});
+            match i < 4 {
+                true => state["Next"] = json!(format!("T{}", i + 1)),
+                false => state["End"] = json!(true),
+            }
+            states.insert(format!("T{i}"), state);
+        }
+        let machine = crate::asl::compile::compile(&json!({"StartAt": "T0", "States": states})).unwrap();
+        let engine = crate::engine::Engine::new(
+            super::super::Registry::new(functions),
+            Arc::new(crate::time::Clock::new(0.0)),
+            Default::default(),
+            "us-east-1",
+            "123456789012",
+        );
+        let o = engine.run(&machine, crate::engine::Start::new("m", "e", json!({"n": 0}))).await;
+        assert_eq!((o.status.as_str(), o.output), ("SUCCEEDED", Some(json!({"n": 5}))));
+        assert_eq!(calls.load(Ordering::SeqCst), 5);
     }
 }
