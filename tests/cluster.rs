@@ -165,21 +165,23 @@ fn a_schedule_fires_once_per_tick_across_three_daemons() {
         .iter()
         .map(|d| d.metric("stepgate_trigger_duplicates_total{kind=\"schedule\",trigger=\"every\"}"))
         .sum();
-    // The database's record: one tick row per tick fired and one execution named after each.
-    // The newest tick may sit between its claim and its start while this looks.
-    let ticks: Vec<String> = schema
-        .sql("SELECT string_agg(tick::text, ',' ORDER BY tick) FROM schedule_ticks WHERE schedule = 'every'")
+    // The database's record: one tick row per tick fired and one execution named after each,
+    // read in one statement (one snapshot: read one after the other, a tick that fired
+    // between the two reads showed its execution without its row). The newest tick may sit
+    // between its claim and its start while this looks.
+    let record = schema.sql(
+        "SELECT coalesce((SELECT string_agg(tick::text, ',' ORDER BY tick) FROM schedule_ticks \
+         WHERE schedule = 'every'), '') || '|' || coalesce((SELECT string_agg(name, ',' ORDER BY name) FROM executions), '')",
+    );
+    let (ticks, names) = record.split_once('|').expect("ticks and executions");
+    let ticks: Vec<String> = ticks
         .split(',')
         .map(|t| {
             let t = chrono::DateTime::from_timestamp_nanos(t.parse().unwrap());
             format!("every-{}", t.format("%Y%m%dT%H%M%SZ"))
         })
         .collect();
-    let names: Vec<String> = schema
-        .sql("SELECT string_agg(name, ',' ORDER BY name) FROM executions")
-        .split(',')
-        .map(str::to_string)
-        .collect();
+    let names: Vec<String> = names.split(',').map(str::to_string).collect();
     eprintln!("{fired} ticks fired, {} tick rows, {} executions", ticks.len(), names.len());
     assert!((57.0..=62.0).contains(&fired), "{fired} ticks in a minute");
     assert_eq!(duplicates, 0.0, "a tick fired on two daemons");
