@@ -5,6 +5,7 @@
 //! whose state the test case mocks gets its response, any other goes on to its connector.
 
 use crate::connectors::{self, Answer, AnsweredNow, AtOnce, Call, Connector, EventFamily, Registry};
+use crate::engine::core::json_len;
 use crate::engine::frames::bytewise;
 use crate::error::Failure;
 use futures::future::BoxFuture;
@@ -129,7 +130,7 @@ impl MockConfig {
                         "mocked response '{response}' '{key}' needs exactly one of Return and Throw"
                     ));
                 }
-                let size = r.r#return.as_ref().map_or(0, |v| serde_json::to_vec(v).map_or(0, |t| t.len()));
+                let size = r.r#return.as_ref().map_or(0, json_len);
                 rows.push(Row { lo, hi, response: r.clone(), size });
             }
             rows.sort_by_key(|r| r.lo);
@@ -170,11 +171,10 @@ impl TestCase {
                 i
             }
         };
-        // The execution that called last, most often; known by its address first.
+        // The execution that called last, most often; known by its address before its text.
         match executions
             .iter()
-            .position(|c| Arc::ptr_eq(&c.execution, execution_arn))
-            .or_else(|| executions.iter().position(|c| same_arn(&c.execution, execution_arn)))
+            .position(|c| Arc::ptr_eq(&c.execution, execution_arn) || same_arn(&c.execution, execution_arn))
         {
             Some(i) => executions[..=i].rotate_right(1),
             None => {

@@ -451,10 +451,7 @@ async fn run_case(case: &Case, shim_dir: &Path, services: Option<&Services>) -> 
     let engine =
         Engine::new(registry, Arc::new(Clock::new(0.0)), Limits::default(), "us-east-1", "111111111111");
     let (inbox, consumer) = match services {
-        Some(services) => match token_consumer(case, services, &input) {
-            Some((inbox, consumer)) => (Some(inbox), Some(consumer)),
-            None => (None, None),
-        },
+        Some(services) => token_consumer(case, services, &input).unzip(),
         None => {
             (activity_worker(case, &engine, &store, &activities, &name, &execution_name, &input).await, None)
         }

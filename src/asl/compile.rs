@@ -284,10 +284,12 @@ struct Builder {
 impl Builder {
     fn resource(&self, text: &str) -> Arc<str> {
         let mut known = self.resources.borrow_mut();
-        match known.get(text) {
-            Some(r) => r.clone(),
-            None => known.entry(text.to_string()).or_insert_with(|| Arc::from(text)).clone(),
+        if let Some(r) = known.get(text) {
+            return r.clone();
         }
+        let r: Arc<str> = Arc::from(text);
+        known.insert(text.to_string(), r.clone());
+        r
     }
 
     fn machine(&self, m: &model::StateMachine, at: &str) -> Result<Machine, Diagnostic> {

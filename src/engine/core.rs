@@ -580,9 +580,11 @@ fn size_bound(v: &Value, limit: usize) -> usize {
 
 /// Whether `v` is larger than `limit` bytes of JSON.
 pub fn too_large(v: &Value, limit: usize) -> bool {
-    if size_bound(v, limit) <= limit {
-        return false;
-    }
+    size_bound(v, limit) > limit && json_len(v) > limit
+}
+
+/// The length of `v`'s JSON text, counted as it is serialized: no allocation.
+pub fn json_len(v: &Value) -> usize {
     struct Counter(usize);
     impl std::io::Write for Counter {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -594,9 +596,8 @@ pub fn too_large(v: &Value, limit: usize) -> bool {
         }
     }
     let mut counter = Counter(0);
-    // Serializing into a counter costs no allocation.
     let _ = serde_json::to_writer(&mut counter, v);
-    counter.0 > limit
+    counter.0
 }
 
 fn data_limit(limit: usize) -> Failure {
@@ -1086,32 +1087,28 @@ impl<'m> Core<'m> {
                 // Its scheduled and started events.
                 self.state.last_event_id += 2;
                 frame.last_event_id = self.state.last_event_id;
+                // The result is its output.
                 let bytes = self.x.limits.payload_bytes;
-                let fits = match &answer {
-                    AnsweredNow::Lent(_, size) => *size <= bytes,
-                    AnsweredNow::Made(Ok(v)) => !too_large(v, bytes),
-                    AnsweredNow::Made(Err(_)) => false,
-                };
-                if !fits {
-                    let raw = if state.jsonata { frame.input.clone() } else { Value::Null };
-                    frame.status = FrameStatus::Task(TaskWait {
-                        invocation,
-                        raw,
-                        deadline: None,
-                        heartbeat_seconds: None,
-                        heartbeat_deadline: None,
-                        token: None,
-                        submitted: false,
-                    });
-                    return self.task_settled(w, path, invocation, answer.into_result());
+                match answer {
+                    AnsweredNow::Lent(v, size) if size <= bytes => io::replace_with_copy(&mut frame.input, v),
+                    AnsweredNow::Made(Ok(v)) if !too_large(&v, bytes) => frame.input = v,
+                    failed_or_too_large => {
+                        let raw = if state.jsonata { frame.input.clone() } else { Value::Null };
+                        frame.status = FrameStatus::Task(TaskWait {
+                            invocation,
+                            raw,
+                            deadline: None,
+                            heartbeat_seconds: None,
+                            heartbeat_deadline: None,
+                            token: None,
+                            submitted: false,
+                        });
+                        return self.task_settled(w, path, invocation, failed_or_too_large.into_result());
+                    }
                 }
-                // Its succeeded event; the result is its output.
+                // Its succeeded event.
                 self.state.last_event_id += 1;
                 frame.last_event_id = self.state.last_event_id;
-                match answer {
-                    AnsweredNow::Lent(v, _) => io::replace_with_copy(&mut frame.input, v),
-                    made => frame.input = made.into_result().unwrap_or_default(),
-                }
                 match state.transition {
                     Transition::Next(next) if !(limited && self.state.last_event_id + 1 >= limit) => {
                         self.state.last_event_id += 2;
