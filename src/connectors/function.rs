@@ -270,11 +270,7 @@ impl Connector for Functions {
                     match &f {
                         Function::Native(f) => {
                             let v = f(payload)?;
-                            let n = if integration {
-                                serde_json::to_string(&v).map(|s| s.len()).unwrap_or(0)
-                            } else {
-                                0
-                            };
+                            let n = if integration { crate::engine::core::json_len(&v) } else { 0 };
                             Ok((v, n))
                         }
                         Function::Command { argv, env, cwd } => {
